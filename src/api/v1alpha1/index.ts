@@ -1,0 +1,4 @@
+export * from "./common.ts";
+export * from "./spec.ts";
+export * from "./status.ts";
+export * from "./healthpolicy.ts";
