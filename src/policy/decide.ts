@@ -1,0 +1,233 @@
+// decide: the pure middle of gather → decide → act. It runs every concern on
+// a target snapshot, merges their contributions, and computes the exact
+// bodies the writer sends — or nothing, when the live object already says it.
+import type { Deployment, DeploymentCondition } from "../api/k8s.ts";
+import {
+  ConditionType,
+  DEPLOYMENT_CONDITION_PREFIX,
+  type Condition,
+  type Finding,
+  type HealthPolicy,
+  type HealthPolicyStatus,
+  type TargetStatus,
+} from "../api/v1alpha1/index.ts";
+import { setDeploymentCondition, setPolicyCondition, worstIntent } from "./conditions.ts";
+import { DEFAULT_TERMINATION_GRACE_SECONDS, withProbeDefaults } from "./probes/defaults.ts";
+import type { Concern, ConditionIntent, EventIntent, OwnedObject, OwnedSpec, TargetSnapshot } from "./seam.ts";
+
+/** Everything the concerns decided for one target. */
+export interface TargetDecision {
+  deployment: string;
+  ownedSpec?: OwnedSpec;
+  conditions: ConditionIntent[];
+  findings: Finding[];
+  status: TargetStatus;
+  events: EventIntent[];
+  ownedObjects: OwnedObject[];
+  requeueAfterSeconds?: number;
+}
+
+export function decideTarget(snapshot: TargetSnapshot, concerns: readonly Concern[]): TargetDecision {
+  const contributions = concerns.map((concern) => concern(snapshot));
+  const conditions = contributions.flatMap((c) => c.conditions);
+  const findings = contributions.flatMap((c) => c.findings);
+  const figures = Object.assign({}, ...contributions.map((c) => c.figures)) as TargetDecision["status"];
+  const requeues = contributions.flatMap((c) => (c.requeueAfterSeconds === undefined ? [] : [c.requeueAfterSeconds]));
+  const ownedSpecs = contributions.flatMap((c) => (c.ownedSpec ? [c.ownedSpec] : []));
+  const name = snapshot.deployment.metadata.name;
+  return {
+    deployment: name,
+    ...(ownedSpecs.length > 0 ? { ownedSpec: mergeOwnedSpecs(ownedSpecs) } : {}),
+    conditions,
+    findings,
+    status: {
+      ...figures,
+      name,
+      governed: true,
+      ...(findings.length > 0 ? { findings } : {}),
+    },
+    events: contributions.flatMap((c) => c.events),
+    ownedObjects: contributions.flatMap((c) => c.ownedObjects ?? []),
+    ...(requeues.length > 0 ? { requeueAfterSeconds: Math.min(...requeues) } : {}),
+  };
+}
+
+/** Several concerns may own pod-template fields; ONE apply must carry all of them (SSA drops what is not sent). */
+export function mergeOwnedSpecs(specs: readonly OwnedSpec[]): OwnedSpec {
+  const containers = new Map<string, OwnedSpec["containers"][number]>();
+  let grace: number | undefined;
+  for (const spec of specs) {
+    if (spec.terminationGracePeriodSeconds !== undefined) {
+      grace = Math.max(grace ?? 0, spec.terminationGracePeriodSeconds);
+    }
+    for (const container of spec.containers) {
+      containers.set(container.name, { ...containers.get(container.name), ...container });
+    }
+  }
+  return { ...(grace !== undefined ? { terminationGracePeriodSeconds: grace } : {}), containers: [...containers.values()] };
+}
+
+/** The server-side apply body for the fields healthgate owns on a Deployment (field manager `healthgate`). */
+export function ownedSpecApplyBody(deployment: Deployment, owned: OwnedSpec): Deployment {
+  return {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: { name: deployment.metadata.name, namespace: deployment.metadata.namespace ?? "" },
+    spec: {
+      template: {
+        spec: {
+          ...(owned.terminationGracePeriodSeconds !== undefined
+            ? { terminationGracePeriodSeconds: owned.terminationGracePeriodSeconds }
+            : {}),
+          containers: owned.containers,
+        },
+      },
+    } as Deployment["spec"],
+  };
+}
+
+const isOurs = (c: DeploymentCondition) => c.type.startsWith(DEPLOYMENT_CONDITION_PREFIX);
+
+/**
+ * The `healthgate.io/…` conditions a Deployment should carry, and whether that
+ * differs from what it carries now. Conditions no concern reports any more are
+ * dropped (SSA removes the items the status manager stops sending).
+ */
+export function deploymentConditions(
+  deployment: Deployment,
+  intents: readonly ConditionIntent[],
+  now: Date,
+): { conditions: DeploymentCondition[]; changed: boolean } {
+  const live = (deployment.status?.conditions ?? []).filter(isOurs);
+  let next: DeploymentCondition[] = [];
+  for (const intent of intents) {
+    const type = DEPLOYMENT_CONDITION_PREFIX + intent.type;
+    next = setDeploymentCondition([...next, ...live.filter((c) => c.type === type)], type, intent, now);
+  }
+  return { conditions: next, changed: !sameJson(sortByType(live), next) };
+}
+
+/** Conditions whose status differs from (or is absent in) the previous set: the flips that deserve an Event. */
+export function flippedTypes(
+  previous: readonly { type: string; status: string }[],
+  next: readonly { type: string; status: string }[],
+): string[] {
+  return next.filter((c) => previous.find((p) => p.type === c.type)?.status !== c.status).map((c) => c.type);
+}
+
+export interface OverlapReport {
+  deployment: string;
+  governedBy: string;
+}
+
+/** The policy's whole status, computed on a copy from the per-target decisions. */
+export function policyStatus(
+  policy: HealthPolicy,
+  decisions: readonly TargetDecision[],
+  overlaps: readonly OverlapReport[],
+  now: Date,
+): HealthPolicyStatus {
+  const generation = policy.metadata.generation;
+  let conditions: Condition[] = [...(policy.status?.conditions ?? [])];
+  const set = (intent: ConditionIntent) => {
+    conditions = setPolicyCondition(conditions, intent, generation, now);
+  };
+
+  set(readyIntent(decisions, overlaps));
+  const reported = new Set<ConditionType>();
+  for (const decision of decisions) for (const c of decision.conditions) reported.add(c.type);
+  for (const type of Object.values(ConditionType)) {
+    if (type === ConditionType.Ready) continue;
+    const intents = decisions.flatMap((d) =>
+      d.conditions.filter((c) => c.type === type).map((c) => prefixMessage(c, d.deployment, decisions.length)),
+    );
+    const worst = worstIntent(intents);
+    if (worst) set(worst);
+    else conditions = conditions.filter((c) => c.type !== type);
+  }
+
+  const targets: TargetStatus[] = [
+    ...decisions.map((d) => d.status),
+    ...overlaps.map((o) => ({ name: o.deployment, governed: false })),
+  ].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const compliant = decisions.filter(
+    (d) => !d.conditions.some((c) => c.type === ConditionType.ProbesCompliant && c.status === "False"),
+  ).length;
+  const phases = decisions.flatMap((d) => (d.status.rollout ? [d.status.rollout.phase] : []));
+  return {
+    ...(generation !== undefined ? { observedGeneration: generation } : {}),
+    conditions,
+    targetCount: targets.length,
+    compliantCount: compliant,
+    ...(phases.length > 0 ? { rolloutPhase: phases.sort()[0] } : {}),
+    targets,
+  };
+}
+
+function readyIntent(decisions: readonly TargetDecision[], overlaps: readonly OverlapReport[]): ConditionIntent {
+  if (overlaps.length > 0) {
+    const list = overlaps.map((o) => `${o.deployment} (governed by ${o.governedBy})`).join(", ");
+    return {
+      type: ConditionType.Ready,
+      status: "False",
+      reason: "OverlappingPolicy",
+      message:
+        `an older HealthPolicy governs ${list}; the oldest policy selecting a Deployment wins. ` +
+        "Narrow this policy's selector or merge the policies.",
+    };
+  }
+  if (decisions.length === 0) {
+    return {
+      type: ConditionType.Ready,
+      status: "True",
+      reason: "NoTargets",
+      message: "the policy selects no Deployment in this namespace; check spec.selector or spec.targetRef",
+    };
+  }
+  return {
+    type: ConditionType.Ready,
+    status: "True",
+    reason: "Reconciled",
+    message: `governing ${decisions.length} Deployment${decisions.length === 1 ? "" : "s"}`,
+  };
+}
+
+function prefixMessage(intent: ConditionIntent, deployment: string, targets: number): ConditionIntent {
+  return targets > 1 ? { ...intent, message: `Deployment ${deployment}: ${intent.message}` } : intent;
+}
+
+const sortByType = <T extends { type: string }>(list: readonly T[]): T[] =>
+  [...list].sort((a, b) => (a.type < b.type ? -1 : a.type > b.type ? 1 : 0));
+
+/** Structural equality of JSON values, insensitive to key order. */
+export function sameJson(a: unknown, b: unknown): boolean {
+  return canonical(a) === canonical(b);
+}
+
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([x], [y]) => (x < y ? -1 : 1)))
+      : v,
+  );
+}
+
+/**
+ * Whether a live pod template already carries every field of `owned`, compared
+ * the way the API server stores them (probe defaults filled in). This is what
+ * makes a second reconcile send nothing.
+ */
+export function templateSatisfies(template: Deployment["spec"]["template"], owned: OwnedSpec): boolean {
+  const grace = template.spec.terminationGracePeriodSeconds ?? DEFAULT_TERMINATION_GRACE_SECONDS;
+  if (owned.terminationGracePeriodSeconds !== undefined && owned.terminationGracePeriodSeconds !== grace) return false;
+  return owned.containers.every((want) => {
+    const live = template.spec.containers.find((c) => c.name === want.name);
+    if (!live) return false;
+    for (const field of ["livenessProbe", "readinessProbe", "startupProbe"] as const) {
+      const desired = want[field];
+      if (desired && !sameJson(withProbeDefaults(desired), live[field] && withProbeDefaults(live[field]))) return false;
+    }
+    if (want.lifecycle?.preStop && !sameJson(want.lifecycle.preStop, live.lifecycle?.preStop)) return false;
+    return true;
+  });
+}
