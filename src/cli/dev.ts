@@ -1,0 +1,129 @@
+// `healthgate dev`: the README's first command. With no cluster configured it
+// starts a local control plane (built from source by hack/build-k8s.sh), then
+// installs the CRD, runs the operator, applies an example, and shows
+// `kubectl get hpol` with the conditions healthgate wrote.
+//
+//   healthgate dev [--once] [--example examples/web-api.yaml] [--namespace healthgate-demo] [--timeout 60]
+//
+// --once exits after showing the result (used by its test); without it the
+// operator keeps running until Ctrl-C.
+import { execFile } from "node:child_process";
+import { existsSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs, promisify } from "node:util";
+import { Operator } from "../controller/operator.ts";
+import { defaultBinDir, startControlPlane, type ControlPlane } from "../devcluster/controlPlane.ts";
+import { loadKubeConfig } from "../kube/client.ts";
+import { createLogger } from "../observability/logger.ts";
+
+const execFileAsync = promisify(execFile);
+const repoRoot = path.resolve(import.meta.dirname, "..", "..");
+
+interface Io {
+  out: (line: string) => void;
+  err: (line: string) => void;
+}
+
+const defaultIo: Io = {
+  out: (line) => process.stdout.write(line + "\n"),
+  err: (line) => process.stderr.write(line + "\n"),
+};
+
+/** Whether the user has a cluster configured (then we use it and start nothing). */
+function configuredKubeconfig(): string | undefined {
+  if (process.env.KUBECONFIG) return process.env.KUBECONFIG;
+  const home = path.join(os.homedir(), ".kube", "config");
+  return existsSync(home) ? home : undefined;
+}
+
+export async function runDev(argv: readonly string[], io: Io = defaultIo): Promise<number> {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      once: { type: "boolean", default: false },
+      example: { type: "string", default: path.join(repoRoot, "examples", "web-api.yaml") },
+      namespace: { type: "string", default: "healthgate-demo" },
+      timeout: { type: "string", default: "90" },
+      "log-level": { type: "string", default: "warn" },
+    },
+    strict: true,
+  });
+  const timeoutMs = Number(values.timeout) * 1000;
+  if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
+    io.err(`healthgate dev: --timeout must be a positive number of seconds, got "${values.timeout}"`);
+    return 2;
+  }
+  const ns = values.namespace;
+
+  let plane: ControlPlane | undefined;
+  let kubeconfigPath = configuredKubeconfig();
+  let kubectl = "kubectl";
+  if (!kubeconfigPath) {
+    const binDir = process.env.KUBEBUILDER_ASSETS ?? defaultBinDir();
+    io.out(`No cluster configured (KUBECONFIG, ~/.kube/config): starting a local control plane from ${path.basename(binDir)} binaries…`);
+    plane = await startControlPlane({ binDir });
+    kubeconfigPath = plane.kubeconfigPath;
+    if (existsSync(path.join(binDir, "kubectl"))) kubectl = path.join(binDir, "kubectl");
+    io.out(`Control plane ${plane.version} up in ${(plane.startupMs / 1000).toFixed(1)} s at ${plane.server}`);
+  } else {
+    io.out(`Using the configured cluster (${kubeconfigPath}).`);
+  }
+  const k = async (...args: string[]) =>
+    (await execFileAsync(kubectl, ["--kubeconfig", kubeconfigPath, ...args], { maxBuffer: 16 << 20 })).stdout;
+
+  const logger = createLogger(values["log-level"] as "warn");
+  let operator: Operator | undefined;
+  const stop = async () => {
+    await operator?.stop();
+    await plane?.stop();
+  };
+  try {
+    await k("apply", "--server-side", "--field-manager=healthgate-dev", "-f", path.join(repoRoot, "crds"));
+    await k("wait", "--for=condition=Established", "--timeout=60s", "crd/healthpolicies.healthgate.io");
+    io.out("Installed the HealthPolicy CRD.");
+
+    operator = new Operator({ kubeConfig: loadKubeConfig(kubeconfigPath), logger, port: 0, leaderElection: { enabled: false } });
+    await operator.start();
+    io.out(`Operator running (health and metrics on port ${operator.boundPort}).`);
+
+    await k("create", "namespace", ns).catch(() => undefined);
+    await k("apply", "-n", ns, "-f", values.example);
+    io.out(`Applied ${path.relative(repoRoot, values.example)} in namespace ${ns}.`);
+
+    const deadline = Date.now() + timeoutMs;
+    let status: { conditions?: { type: string; status: string; reason: string; message: string }[] } | undefined;
+    for (;;) {
+      const list = JSON.parse(await k("get", "hpol", "-n", ns, "-o", "json")) as {
+        items: { status?: typeof status }[];
+      };
+      status = list.items[0]?.status;
+      if (status?.conditions?.some((c) => c.type === "ProbesCompliant")) break;
+      if (Date.now() > deadline) throw new Error(`no conditions on the HealthPolicy in ${ns} after ${values.timeout} s`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    io.out("");
+    io.out(`$ kubectl get hpol -n ${ns}`);
+    io.out((await k("get", "hpol", "-n", ns)).trimEnd());
+    io.out("");
+    io.out("Policy conditions:");
+    for (const c of status.conditions ?? []) io.out(`  ${c.type}=${c.status} (${c.reason}): ${c.message}`);
+    const deployments = JSON.parse(await k("get", "deploy", "-n", ns, "-o", "json")) as {
+      items: { metadata: { name: string }; status?: { conditions?: { type: string; status: string; reason?: string }[] } }[];
+    };
+    for (const d of deployments.items) {
+      const ours = (d.status?.conditions ?? []).filter((c) => c.type.startsWith("healthgate.io/"));
+      io.out(`Deployment ${d.metadata.name}: ${ours.map((c) => `${c.type}=${c.status} (${c.reason ?? ""})`).join(", ")}`);
+    }
+    if (values.once) return 0;
+    io.out("");
+    io.out(`Running; try: ${kubectl === "kubectl" ? "kubectl" : "kubectl"} --kubeconfig ${kubeconfigPath} describe hpol -n ${ns}. Ctrl-C stops.`);
+    await new Promise<void>((resolve) => {
+      process.once("SIGINT", () => resolve());
+      process.once("SIGTERM", () => resolve());
+    });
+    return 0;
+  } finally {
+    await stop();
+  }
+}

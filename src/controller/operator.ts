@@ -1,0 +1,267 @@
+// Assembles the operator: informers (always warm), leader election (only the
+// leader reconciles), the reconcile loop, and the health/metrics server.
+import os from "node:os";
+import type { KubeConfig } from "@kubernetes/client-node";
+import type { Deployment, HorizontalPodAutoscaler, Pod, PodDisruptionBudget, ReplicaSet } from "../api/k8s.ts";
+import { KubeClient, type KubeObject } from "../kube/client.ts";
+import { systemClock, type Clock } from "../kube/clock.ts";
+import { LeaderElector } from "../kube/leaderElection.ts";
+import type { Logger } from "../observability/logger.ts";
+import { createMetrics, type HealthgateMetrics } from "../observability/metrics.ts";
+import { HealthServer } from "../observability/server.ts";
+import { governingPolicy, policySelects } from "../policy/governance.ts";
+import { headroomConcern } from "../policy/headroom/concern.ts";
+import { probesConcern } from "../policy/probes/concern.ts";
+import type { Concern } from "../policy/seam.ts";
+import { parseHealthPolicy } from "../api/v1alpha1/parse.ts";
+import type { HealthPolicy } from "../api/v1alpha1/index.ts";
+import { ReconcileLoop } from "./reconcileLoop.ts";
+import { deploymentKey, HealthgateReconciler, policyKey, type Key } from "./reconciler.ts";
+import { createWorld, type World } from "./world.ts";
+
+/** Every concern, in the order their contributions merge. Rollout gating and the guard plug in here. */
+export const CONCERNS: readonly Concern[] = [probesConcern, headroomConcern];
+
+export interface OperatorOptions {
+  kubeConfig: KubeConfig;
+  logger: Logger;
+  metrics?: HealthgateMetrics;
+  /** Namespaces to govern; empty or omitted for all. One namespace scopes the watches too. */
+  namespaces?: readonly string[];
+  /** Health/metrics port; 0 picks a free one; undefined serves nothing. */
+  port?: number | undefined;
+  concurrency?: number;
+  watchdogMs?: number;
+  leaderElection?:
+    | { enabled: false }
+    | { enabled: true; namespace: string; name: string; leaseDurationMs?: number; renewDeadlineMs?: number; retryPeriodMs?: number };
+  identity?: string;
+  clock?: Clock;
+}
+
+export class Operator {
+  readonly world: World;
+  readonly metrics: HealthgateMetrics;
+  readonly client: KubeClient;
+  private readonly options: OperatorOptions;
+  private readonly loop: ReconcileLoop;
+  private readonly server: HealthServer | undefined;
+  private elector: LeaderElector | undefined;
+  private leading: AbortController | undefined;
+  private running: Promise<void> | undefined;
+  readonly identity: string;
+  boundPort: number | undefined;
+
+  constructor(options: OperatorOptions) {
+    this.options = options;
+    const { logger } = options;
+    this.metrics = options.metrics ?? createMetrics({ processMetrics: true });
+    this.client = new KubeClient(options.kubeConfig, { metrics: this.metrics });
+    this.identity = options.identity ?? process.env.POD_NAME ?? `${os.hostname()}_${process.pid}`;
+    this.world = createWorld({
+      client: this.client,
+      metrics: this.metrics,
+      logger,
+      namespace: options.namespaces?.length === 1 ? options.namespaces[0] : undefined,
+      ...(options.watchdogMs !== undefined ? { watchdogMs: options.watchdogMs } : {}),
+    });
+    const reconciler = new HealthgateReconciler({
+      world: this.world,
+      client: this.client,
+      concerns: CONCERNS,
+      clock: options.clock ?? systemClock,
+      logger,
+      identity: this.identity,
+      enqueue: (key) => this.loop.enqueue(key),
+    });
+    this.loop = new ReconcileLoop(reconciler, {
+      name: "healthgate",
+      concurrency: options.concurrency ?? 4,
+      metrics: this.metrics,
+      logger,
+      ...(options.clock ? { clock: options.clock } : {}),
+    });
+    if (options.port !== undefined) {
+      this.server = new HealthServer({ port: options.port, metrics: this.metrics, logger });
+      this.server.addReadinessCheck("caches", () => this.world.hasSynced() || "informer caches not synced");
+    }
+    this.wireEvents();
+  }
+
+  /** Starts caches, the health server and (when elected) reconciling. */
+  async start(): Promise<void> {
+    this.boundPort = await this.server?.listen();
+    this.world.start();
+    await this.world.waitForSync();
+    this.options.logger.info({ identity: this.identity }, "caches synced");
+    const le = this.options.leaderElection ?? { enabled: false };
+    if (!le.enabled) {
+      void this.lead(new AbortController().signal);
+      return;
+    }
+    this.elector = new LeaderElector({
+      client: this.client,
+      namespace: le.namespace,
+      name: le.name,
+      identity: this.identity,
+      ...(le.leaseDurationMs !== undefined ? { leaseDurationMs: le.leaseDurationMs } : {}),
+      ...(le.renewDeadlineMs !== undefined ? { renewDeadlineMs: le.renewDeadlineMs } : {}),
+      ...(le.retryPeriodMs !== undefined ? { retryPeriodMs: le.retryPeriodMs } : {}),
+      onStartedLeading: (signal) => this.lead(signal),
+      onStoppedLeading: () => this.running,
+      metrics: this.metrics,
+      logger: this.options.logger,
+    });
+    this.elector.start();
+  }
+
+  isLeader(): boolean {
+    return this.leading !== undefined && !this.leading.signal.aborted;
+  }
+
+  private lead(signal: AbortSignal): Promise<void> {
+    const controller = new AbortController();
+    signal.addEventListener("abort", () => controller.abort(), { once: true });
+    this.leading = controller;
+    this.options.logger.info({ identity: this.identity }, "leading: reconciling");
+    this.running = this.loop.run(controller.signal, this.allKeys());
+    return this.running;
+  }
+
+  /** Graceful stop: fail /readyz, stop reconciling, release the lease, stop watches. */
+  async stop(): Promise<void> {
+    this.server?.markShuttingDown();
+    if (this.elector) await this.elector.release();
+    this.leading?.abort();
+    await this.running;
+    await this.world.stop();
+    await this.server?.close();
+  }
+
+  /** Whether a namespace is among those this operator governs. */
+  private governs(namespace: string): boolean {
+    const only = this.options.namespaces ?? [];
+    return only.length === 0 || only.includes(namespace);
+  }
+
+  /** Every key worth a first look: all policies and every Deployment some policy selects. */
+  private allKeys(): Key[] {
+    const keys: Key[] = [];
+    for (const p of this.world.policies.list()) keys.push(policyKey(p.metadata.namespace ?? "", p.metadata.name));
+    for (const d of this.world.deployments.list()) {
+      if (this.policiesSelecting(d).length > 0) keys.push(deploymentKey(d.metadata.namespace ?? "", d.metadata.name));
+      else if ((d.status?.conditions ?? []).some((c) => c.type.startsWith("healthgate.io/"))) {
+        keys.push(deploymentKey(d.metadata.namespace ?? "", d.metadata.name));
+      }
+    }
+    return keys.filter((key) => this.governs(key.split("/")[1] ?? ""));
+  }
+
+  private parsedPolicies(namespace: string): HealthPolicy[] {
+    return this.world.policies
+      .list()
+      .filter((p) => p.metadata.namespace === namespace)
+      .flatMap((raw) => {
+        const parsed = parseHealthPolicy(raw);
+        return parsed.ok ? [parsed.policy] : [];
+      });
+  }
+
+  private policiesSelecting(d: Deployment): HealthPolicy[] {
+    return this.parsedPolicies(d.metadata.namespace ?? "").filter((p) => policySelects(p, d));
+  }
+
+  /** Informer events → keys. The handlers only map; reconciles decide. */
+  private wireEvents(): void {
+    const { world } = this;
+    const enqueue = (key: Key) => {
+      if (this.governs(key.split("/")[1] ?? "")) this.loop.enqueue(key);
+    };
+    const deploymentChanged = (d: Deployment) => {
+      const ns = d.metadata.namespace ?? "";
+      enqueue(deploymentKey(ns, d.metadata.name));
+      for (const p of this.policiesSelecting(d)) enqueue(policyKey(ns, p.metadata.name));
+      // A policy that listed it before (labels changed, Deployment deleted) must drop it.
+      for (const raw of world.policies.list()) {
+        const targets = (raw as { status?: { targets?: { name: string }[] } }).status?.targets ?? [];
+        if (raw.metadata.namespace === ns && targets.some((t) => t.name === d.metadata.name)) {
+          enqueue(policyKey(ns, raw.metadata.name));
+        }
+      }
+    };
+    const byDeploymentName = (ns: string, name: string) => {
+      const d = world.deployments.get(`${ns}/${name}`);
+      if (d) deploymentChanged(d);
+    };
+    const policyChanged = (raw: KubeObject) => {
+      const ns = raw.metadata.namespace ?? "";
+      enqueue(policyKey(ns, raw.metadata.name));
+      const previous = (raw as { status?: { targets?: { name: string }[] } }).status?.targets ?? [];
+      for (const t of previous) enqueue(deploymentKey(ns, t.name));
+      const parsed = parseHealthPolicy(raw);
+      if (!parsed.ok) return;
+      for (const d of world.deployments.list()) {
+        if (policySelects(parsed.policy, d)) enqueue(deploymentKey(ns, d.metadata.name));
+      }
+    };
+    const policyDeleted = (raw: KubeObject) => {
+      const ns = raw.metadata.namespace ?? "";
+      // Deployments it governed: another policy may govern them now, or none.
+      for (const d of world.deployments.list()) if (d.metadata.namespace === ns) {
+        if ((d.status?.conditions ?? []).some((c) => c.type.startsWith("healthgate.io/"))) {
+          enqueue(deploymentKey(ns, d.metadata.name));
+        }
+      }
+      for (const p of this.parsedPolicies(ns)) enqueue(policyKey(ns, p.metadata.name));
+    };
+    const ownerDeployment = (rs: ReplicaSet | undefined) =>
+      rs?.metadata.ownerReferences?.find((r) => r.controller && r.kind === "Deployment")?.name;
+
+    world.policies.addHandlers({ add: policyChanged, update: (_o, n) => policyChanged(n), delete: policyDeleted });
+    world.deployments.addHandlers({
+      add: deploymentChanged,
+      update: (_o, n) => deploymentChanged(n),
+      delete: deploymentChanged,
+    });
+    const rsChanged = (rs: ReplicaSet) => {
+      const name = ownerDeployment(rs);
+      if (name) byDeploymentName(rs.metadata.namespace ?? "", name);
+    };
+    world.replicaSets.addHandlers({ add: rsChanged, update: (_o, n) => rsChanged(n), delete: rsChanged });
+    const podChanged = (pod: Pod) => {
+      const rsRef = pod.metadata.ownerReferences?.find((r) => r.controller && r.kind === "ReplicaSet");
+      if (!rsRef) return;
+      const ns = pod.metadata.namespace ?? "";
+      const name = ownerDeployment(world.replicaSets.get(`${ns}/${rsRef.name}`));
+      if (name) byDeploymentName(ns, name);
+    };
+    // Pod churn matters to headroom (zones) and later to rollout gating; status-only
+    // updates of pods that change nothing we cache are filtered by the informer's slim copy.
+    world.pods.addHandlers({
+      add: podChanged,
+      update: (o, n) => {
+        if (!sameIgnoringVersion(o, n)) podChanged(n);
+      },
+      delete: podChanged,
+    });
+    const hpaChanged = (hpa: HorizontalPodAutoscaler) => {
+      if (hpa.spec.scaleTargetRef.kind === "Deployment") {
+        byDeploymentName(hpa.metadata.namespace ?? "", hpa.spec.scaleTargetRef.name);
+      }
+    };
+    world.hpas.addHandlers({ add: hpaChanged, update: (_o, n) => hpaChanged(n), delete: hpaChanged });
+    const pdbChanged = (pdb: PodDisruptionBudget) => {
+      const ns = pdb.metadata.namespace ?? "";
+      for (const d of world.deployments.list()) {
+        if (d.metadata.namespace === ns && governingPolicy(this.parsedPolicies(ns), d)) deploymentChanged(d);
+      }
+    };
+    world.pdbs.addHandlers({ add: pdbChanged, update: (_o, n) => pdbChanged(n), delete: pdbChanged });
+  }
+}
+
+/** The slim cache copies differ in more than their resourceVersion. */
+function sameIgnoringVersion(a: KubeObject, b: KubeObject): boolean {
+  const strip = (o: KubeObject) => JSON.stringify({ ...o, metadata: { ...o.metadata, resourceVersion: undefined } });
+  return strip(a) === strip(b);
+}

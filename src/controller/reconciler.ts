@@ -1,0 +1,415 @@
+// gather → decide → act. A reconcile never branches on why it runs: it reads
+// the world from the caches, computes the whole desired state with pure
+// functions (src/policy), and makes only the writes whose result differs from
+// what is there (DESIGN.md, "The seam").
+//
+// Two kinds of keys share the one work queue:
+//   Deployment/<ns>/<name>    spec apply (Enforce), healthgate.io/ conditions, owned objects
+//   HealthPolicy/<ns>/<name>  the policy's status
+import type { Deployment, DeploymentCondition, PodDisruptionBudget } from "../api/k8s.ts";
+import {
+  ConditionType,
+  DEPLOYMENT_CONDITION_PREFIX,
+  type HealthPolicy,
+  type HealthPolicyStatus,
+} from "../api/v1alpha1/index.ts";
+import { parseHealthPolicy } from "../api/v1alpha1/parse.ts";
+import { setPolicyCondition } from "../policy/conditions.ts";
+import {
+  decideTarget,
+  deploymentConditions,
+  flippedTypes,
+  ownedSpecApplyBody,
+  policyStatus,
+  sameJson,
+  templateSatisfies,
+  type OverlapReport,
+  type TargetDecision,
+} from "../policy/decide.ts";
+import { emptyHistory, holding, otherProbeManager, recordFlip, type FlipHistory } from "../policy/enforceConflict.ts";
+import { governingPolicy, policySelects } from "../policy/governance.ts";
+import { pdbName } from "../policy/headroom/pdb.ts";
+import { selectorMatches } from "../policy/selector.ts";
+import type { Concern, ConditionIntent, OwnedObject, TargetSnapshot } from "../policy/seam.ts";
+import { apiErrorMessage, isNotFound, resources, type KubeClient, type KubeObject } from "../kube/client.ts";
+import type { Logger } from "../observability/logger.ts";
+import type { Clock } from "../kube/clock.ts";
+import type { World } from "./world.ts";
+import { ZONE_LABEL } from "./world.ts";
+import type { Action, Reconciler } from "./reconcileLoop.ts";
+
+export const FIELD_MANAGER = "healthgate";
+export const STATUS_FIELD_MANAGER = "healthgate-status";
+
+export type Key = `Deployment/${string}` | `HealthPolicy/${string}`;
+export const deploymentKey = (ns: string, name: string): Key => `Deployment/${ns}/${name}`;
+export const policyKey = (ns: string, name: string): Key => `HealthPolicy/${ns}/${name}`;
+
+export interface ReconcilerOptions {
+  world: World;
+  client: KubeClient;
+  concerns: readonly Concern[];
+  clock: Clock;
+  logger: Logger;
+  /** Who we are, for Events' reportingInstance. */
+  identity: string;
+  /** Requeue a key (the queue's add). */
+  enqueue: (key: Key) => void;
+}
+
+/** Enforce bookkeeping for one Deployment: the flips, and what we last applied. */
+interface EnforceState extends FlipHistory {
+  applied?: string;
+  manager?: string | undefined;
+}
+
+export class HealthgateReconciler implements Reconciler {
+  private readonly o: ReconcilerOptions;
+  /** Enforce-conflict bookkeeping per Deployment key (in memory: a new leader starts afresh). */
+  private readonly flips = new Map<string, EnforceState>();
+
+  constructor(options: ReconcilerOptions) {
+    this.o = options;
+  }
+
+  async reconcile(key: string, signal: AbortSignal): Promise<Action> {
+    const [kind, namespace, name] = key.split("/") as [string, string, string];
+    if (kind === "Deployment") return this.reconcileDeployment(namespace, name, signal);
+    if (kind === "HealthPolicy") return this.reconcilePolicy(namespace, name, signal);
+    this.o.logger.warn({ key }, "unknown work queue key");
+    return {};
+  }
+
+  // ---- gather -------------------------------------------------------------------------------
+
+  /** Valid policies of a namespace; invalid ones report themselves through their own status. */
+  private policiesIn(namespace: string): HealthPolicy[] {
+    return this.o.world.policies
+      .list()
+      .filter((p) => p.metadata.namespace === namespace && !p.metadata.deletionTimestamp)
+      .flatMap((raw) => {
+        const parsed = parseHealthPolicy(raw);
+        return parsed.ok ? [parsed.policy] : [];
+      });
+  }
+
+  private snapshot(policy: HealthPolicy, deployment: Deployment): TargetSnapshot {
+    const { world } = this.o;
+    const ns = deployment.metadata.namespace ?? "";
+    const replicaSets = world.replicaSets.byIndex("owner", deployment.metadata.uid ?? "");
+    const pods = replicaSets.flatMap((rs) => world.pods.byIndex("owner", rs.metadata.uid ?? ""));
+    const podLabels = deployment.spec.template.metadata?.labels ?? {};
+    const pdbs = world.pdbs
+      .list()
+      .filter((pdb) => pdb.metadata.namespace === ns && pdb.spec.selector && selectorMatches(pdb.spec.selector, podLabels));
+    const nodeZones: Record<string, string> = {};
+    for (const node of world.nodes.list()) {
+      const zone = node.metadata.labels?.[ZONE_LABEL];
+      if (zone) nodeZones[node.metadata.name] = zone;
+    }
+    const hpa = world.hpas.byIndex("target", `${ns}/${deployment.metadata.name}`)[0];
+    return {
+      policy,
+      deployment,
+      replicaSets,
+      pods,
+      ...(hpa ? { hpa } : {}),
+      pdbs,
+      nodeZones,
+      ...(policy.spec.headroom?.source === "Metrics" ? { usage: "unavailable" as const } : {}),
+      now: new Date(this.o.clock.now()),
+    };
+  }
+
+  // ---- Deployment: spec, conditions, owned objects ------------------------------------------
+
+  private async reconcileDeployment(namespace: string, name: string, signal: AbortSignal): Promise<Action> {
+    const deployment = this.o.world.deployments.get(`${namespace}/${name}`);
+    if (!deployment || deployment.metadata.deletionTimestamp) {
+      this.flips.delete(deploymentKey(namespace, name));
+      return {};
+    }
+    const now = new Date(this.o.clock.now());
+    const policy = governingPolicy(this.policiesIn(namespace), deployment);
+    if (!policy) {
+      // No longer governed: take our conditions off (SSA drops what the manager stops sending).
+      await this.writeDeploymentConditions(deployment, [], now, signal);
+      return {};
+    }
+    const decision = decideTarget(this.snapshot(policy, deployment), this.o.concerns);
+    await this.applyOwnedSpec(policy, deployment, decision, signal);
+    const decided = this.withConflict(deploymentKey(namespace, name), decision);
+    await this.writeDeploymentConditions(deployment, decided.conditions, now, signal);
+    await this.applyOwnedObjects(policy, deployment, decided.ownedObjects, signal);
+    this.o.enqueue(policyKey(namespace, policy.metadata.name));
+    const conflict = this.flips.get(deploymentKey(namespace, name));
+    const holdMs = conflict?.holdUntil !== undefined ? Math.max(0, conflict.holdUntil - this.o.clock.now()) : undefined;
+    const requeueMs = [decided.requeueAfterSeconds !== undefined ? decided.requeueAfterSeconds * 1000 : undefined, holdMs]
+      .filter((v): v is number => v !== undefined && v > 0);
+    return requeueMs.length > 0 ? { requeueAfterMs: Math.min(...requeueMs) } : {};
+  }
+
+  /** Enforce: ONE forced apply of every owned field, only when the live template lacks them. */
+  private async applyOwnedSpec(policy: HealthPolicy, deployment: Deployment, decision: TargetDecision, signal: AbortSignal): Promise<void> {
+    if (policy.spec.mode !== "Enforce" || !decision.ownedSpec) return;
+    if (templateSatisfies(deployment.spec.template, decision.ownedSpec)) return;
+    const key = deploymentKey(deployment.metadata.namespace ?? "", deployment.metadata.name);
+    const nowMs = this.o.clock.now();
+    let history: EnforceState = this.flips.get(key) ?? emptyHistory();
+    if (holding(history, nowMs)) return;
+    const body = ownedSpecApplyBody(deployment, decision.ownedSpec);
+    const bodyJson = JSON.stringify(body);
+    // The same fields we applied before are gone again: somebody took them back (a policy
+    // edit changes the body, and a change of ours is no flip).
+    if (history.applied === bodyJson) {
+      const { history: next, conflicted } = recordFlip(history, nowMs);
+      history = { ...history, ...next };
+      if (conflicted) {
+        const manager = await this.otherManager(deployment);
+        this.flips.set(key, { ...history, manager });
+        await this.event(deployment, "Warning", "EnforceConflict", conflictMessage(manager));
+        return;
+      }
+    }
+    await this.o.client.applyObject(body, { fieldManager: FIELD_MANAGER, force: true, signal });
+    this.flips.set(key, { ...history, applied: bodyJson });
+    this.o.logger.info(
+      { namespace: deployment.metadata.namespace, name: deployment.metadata.name, kind: "Deployment" },
+      "applied owned probe fields",
+    );
+  }
+
+  private async otherManager(deployment: Deployment): Promise<string | undefined> {
+    try {
+      const live = await this.o.client.get<Deployment>(resources.deployments, {
+        namespace: deployment.metadata.namespace,
+        name: deployment.metadata.name,
+      });
+      return otherProbeManager(live.metadata.managedFields ?? [], FIELD_MANAGER);
+    } catch (err) {
+      this.o.logger.warn({ err: apiErrorMessage(err) }, "could not read managedFields");
+      return undefined;
+    }
+  }
+
+  /** While a conflict holds, ProbesCompliant says so, whatever the audit found. */
+  private withConflict(key: string, decision: TargetDecision): TargetDecision {
+    const history = this.flips.get(key);
+    if (!history || !holding(history, this.o.clock.now())) return decision;
+    const conflict: ConditionIntent = {
+      type: ConditionType.ProbesCompliant,
+      status: "False",
+      reason: "EnforceConflict",
+      message: conflictMessage(history.manager),
+    };
+    return {
+      ...decision,
+      conditions: [...decision.conditions.filter((c) => c.type !== ConditionType.ProbesCompliant), conflict],
+    };
+  }
+
+  private async writeDeploymentConditions(deployment: Deployment, intents: readonly ConditionIntent[], now: Date, signal: AbortSignal) {
+    const { conditions, changed } = deploymentConditions(deployment, intents, now);
+    if (!changed) return;
+    await this.o.client.applyObject(
+      {
+        apiVersion: "apps/v1",
+        kind: "Deployment",
+        metadata: { name: deployment.metadata.name, namespace: deployment.metadata.namespace ?? "" },
+        status: { conditions },
+      } as KubeObject,
+      { fieldManager: STATUS_FIELD_MANAGER, force: true, subresource: "status", signal },
+    );
+    const previous = (deployment.status?.conditions ?? []).filter((c) => c.type.startsWith(DEPLOYMENT_CONDITION_PREFIX));
+    for (const type of flippedTypes(previous, conditions)) {
+      const c = conditions.find((x) => x.type === type) as DeploymentCondition;
+      await this.event(deployment, c.status === "True" ? "Normal" : "Warning", c.reason ?? "Changed", `${type}=${c.status}: ${c.message ?? ""}`);
+    }
+  }
+
+  /** One apply per owned object (the optional PodDisruptionBudget); stale ones the policy owns are deleted. */
+  private async applyOwnedObjects(policy: HealthPolicy, deployment: Deployment, objects: readonly OwnedObject[], signal: AbortSignal) {
+    const ns = deployment.metadata.namespace ?? "";
+    const ownerRef = {
+      apiVersion: "healthgate.io/v1alpha1",
+      kind: "HealthPolicy",
+      name: policy.metadata.name,
+      uid: policy.metadata.uid ?? "",
+      controller: true,
+      blockOwnerDeletion: true,
+    };
+    const wanted = new Set<string>();
+    for (const obj of objects) {
+      wanted.add(obj.metadata.name);
+      const body = {
+        ...obj,
+        metadata: { ...obj.metadata, namespace: ns, ownerReferences: [ownerRef] },
+      } as KubeObject & { spec: unknown };
+      const live = this.o.world.pdbs.get(`${ns}/${obj.metadata.name}`);
+      if (live && live.metadata.ownerReferences?.some((r) => r.uid === ownerRef.uid) && sameSubset(obj.spec, live.spec)) {
+        continue;
+      }
+      await this.o.client.applyObject(body, { fieldManager: FIELD_MANAGER, force: true, signal });
+    }
+    // PDBs this policy owns for this Deployment that it no longer wants.
+    const stale = this.o.world.pdbs
+      .list()
+      .filter(
+        (pdb: PodDisruptionBudget) =>
+          pdb.metadata.namespace === ns &&
+          !wanted.has(pdb.metadata.name) &&
+          pdb.metadata.ownerReferences?.some((r) => r.uid === ownerRef.uid) &&
+          pdb.metadata.name === pdbName(deployment.metadata.name),
+      );
+    for (const pdb of stale) {
+      try {
+        await this.o.client.delete(resources.podDisruptionBudgets, { namespace: ns, name: pdb.metadata.name }, signal);
+      } catch (err) {
+        if (!isNotFound(err)) throw err;
+      }
+    }
+  }
+
+  // ---- HealthPolicy: status -----------------------------------------------------------------
+
+  private async reconcilePolicy(namespace: string, name: string, signal: AbortSignal): Promise<Action> {
+    const raw = this.o.world.policies.get(`${namespace}/${name}`);
+    if (!raw || raw.metadata.deletionTimestamp) return {};
+    const now = new Date(this.o.clock.now());
+    const parsed = parseHealthPolicy(raw);
+    const previous = (raw as { status?: HealthPolicyStatus }).status;
+    if (!parsed.ok) {
+      // Permanent until the user edits the spec: say so in status, do not spin in backoff.
+      const conditions = setPolicyCondition(previous?.conditions ?? [], parsed.condition, raw.metadata.generation, now);
+      const generation = raw.metadata.generation;
+      await this.writePolicyStatus(raw, previous, signal, { ...previous, ...(generation !== undefined ? { observedGeneration: generation } : {}), conditions });
+      return {};
+    }
+    const policy = parsed.policy;
+    const all = this.policiesIn(namespace);
+    const decisions: TargetDecision[] = [];
+    const overlaps: OverlapReport[] = [];
+    for (const deployment of this.o.world.deployments.list()) {
+      if (deployment.metadata.namespace !== namespace || !policySelects(policy, deployment)) continue;
+      const governing = governingPolicy(all, deployment);
+      if (governing && governing.metadata.name !== policy.metadata.name) {
+        overlaps.push({ deployment: deployment.metadata.name, governedBy: governing.metadata.name });
+        continue;
+      }
+      const key = deploymentKey(namespace, deployment.metadata.name);
+      decisions.push(this.withConflict(key, decideTarget(this.snapshot(policy, deployment), this.o.concerns)));
+    }
+    const status = policyStatus(policy, decisions, overlaps, now);
+    const wrote = await this.writePolicyStatus(raw, previous, signal, status);
+    if (wrote) await this.policyEvents(raw, previous, status, decisions);
+    const requeues = decisions.flatMap((d) => (d.requeueAfterSeconds !== undefined ? [d.requeueAfterSeconds * 1000] : []));
+    return requeues.length > 0 ? { requeueAfterMs: Math.min(...requeues) } : {};
+  }
+
+  private async writePolicyStatus(
+    raw: KubeObject,
+    previous: HealthPolicyStatus | undefined,
+    signal: AbortSignal,
+    status: HealthPolicyStatus,
+  ) {
+    if (previous && sameJson(previous, status)) return false;
+    await this.o.client.applyObject(
+      {
+        apiVersion: "healthgate.io/v1alpha1",
+        kind: "HealthPolicy",
+        metadata: { name: raw.metadata.name, namespace: raw.metadata.namespace ?? "" },
+        status,
+      } as KubeObject,
+      { fieldManager: STATUS_FIELD_MANAGER, force: true, subresource: "status", signal },
+    );
+    return true;
+  }
+
+  private async policyEvents(
+    raw: KubeObject,
+    previous: HealthPolicyStatus | undefined,
+    status: HealthPolicyStatus,
+    decisions: readonly TargetDecision[],
+  ) {
+    for (const type of flippedTypes(previous?.conditions ?? [], status.conditions ?? [])) {
+      const c = status.conditions?.find((x) => x.type === type);
+      if (!c) continue;
+      await this.event(raw, c.status === "True" ? "Normal" : "Warning", c.reason, `${type}=${c.status}: ${c.message}`);
+    }
+    for (const decision of decisions) {
+      const before = previous?.targets?.find((t) => t.name === decision.deployment)?.findings ?? [];
+      const summary = (fs: readonly { rule: string; container?: string }[]) =>
+        fs.map((f) => `${f.rule}/${f.container ?? ""}`).sort().join(",");
+      if (summary(before) === summary(decision.findings)) continue;
+      const worst = decision.findings[0];
+      await this.event(
+        raw,
+        worst && (worst.severity === "error" || worst.severity === "critical") ? "Warning" : "Normal",
+        "FindingsChanged",
+        `Deployment ${decision.deployment}: ${decision.findings.length} finding(s)` +
+          (worst ? `; worst: ${worst.rule} (${worst.severity}) ${worst.message}` : ""),
+      );
+    }
+    for (const decision of decisions) {
+      for (const intent of decision.events.filter((e) => e.regarding === "Policy")) {
+        const cond = status.conditions?.find((c) => c.reason === intent.reason);
+        if (cond && flippedTypes(previous?.conditions ?? [], [cond]).length > 0) {
+          await this.event(raw, intent.type, intent.reason, intent.message);
+        }
+      }
+    }
+  }
+
+  // ---- events -------------------------------------------------------------------------------
+
+  /** Events are best effort: a failure is logged, never fails the reconcile. */
+  private async event(regarding: KubeObject, type: "Normal" | "Warning", reason: string, note: string) {
+    const now = new Date(this.o.clock.now());
+    const micro = now.toISOString().replace(/Z$/, "000Z");
+    try {
+      await this.o.client.create({
+        apiVersion: "events.k8s.io/v1",
+        kind: "Event",
+        metadata: {
+          name: `${regarding.metadata.name}.${now.getTime().toString(16)}${Math.floor(Math.random() * 0xffff).toString(16)}`,
+          namespace: regarding.metadata.namespace ?? "default",
+        },
+        eventTime: micro,
+        reportingController: "healthgate.io/healthgate",
+        reportingInstance: this.o.identity,
+        action: reason,
+        reason,
+        type,
+        note: note.slice(0, 1024),
+        regarding: {
+          apiVersion: regarding.apiVersion ?? (regarding.kind === "Deployment" ? "apps/v1" : "healthgate.io/v1alpha1"),
+          kind: regarding.kind ?? "Deployment",
+          name: regarding.metadata.name,
+          namespace: regarding.metadata.namespace,
+          uid: regarding.metadata.uid,
+        },
+      } as KubeObject);
+    } catch (err) {
+      this.o.logger.warn({ reason, err: apiErrorMessage(err) }, "could not record event");
+    }
+  }
+}
+
+function conflictMessage(manager: string | undefined): string {
+  const who = manager ? `field manager "${manager}"` : "another field manager";
+  return (
+    `${who} keeps reverting the probe fields healthgate enforces (3 flips within 10 minutes); healthgate stopped ` +
+    `applying and retries with backoff. Fix the probes at their source (e.g. the manifest in Git), or use ` +
+    `spec.deny.deepLiveness to refuse bad probes at admission.`
+  );
+}
+
+/** Whether every field of `want` has the same value in `have` (fields the server adds are ignored). */
+function sameSubset(want: unknown, have: unknown): boolean {
+  if (want === null || typeof want !== "object") return want === have;
+  if (have === null || typeof have !== "object") return false;
+  if (Array.isArray(want)) return sameJson(want, have);
+  return Object.entries(want as Record<string, unknown>).every(([k, v]) =>
+    sameSubset(v, (have as Record<string, unknown>)[k]),
+  );
+}
