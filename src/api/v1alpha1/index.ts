@@ -2,3 +2,5 @@ export * from "./common.ts";
 export * from "./spec.ts";
 export * from "./status.ts";
 export * from "./healthpolicy.ts";
+export * from "./parse.ts";
+export * from "./crd.ts";

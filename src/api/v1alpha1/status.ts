@@ -11,10 +11,17 @@ export const condition = z.object({
     .string()
     .min(1)
     .max(316)
-    .regex(/^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$/)
+    .regex(
+      /^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/)?(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])$/,
+    )
     .describe("Condition type in CamelCase, e.g. Ready, ProbesCompliant."),
   status: z.enum(["True", "False", "Unknown"]).describe("True, False or Unknown."),
-  observedGeneration: z.int().min(0).optional().describe("The .metadata.generation the condition was set from."),
+  observedGeneration: z
+    .int()
+    .min(0)
+    .meta({ format: "int64" })
+    .optional()
+    .describe("The .metadata.generation the condition was set from."),
   lastTransitionTime: dateTime().describe("When status last changed."),
   reason: z
     .string()
@@ -33,85 +40,170 @@ export const finding = z.object({
   rule: z.string().max(64).describe("Rule identifier in CamelCase, e.g. LivenessDeep (see docs/rules.md)."),
   severity: severity.describe("info < warning < error < critical."),
   container: z.string().max(63).optional().describe("Container the finding is about, if any."),
-  field: z.string().max(256).optional().describe("Field path the finding is about, e.g. livenessProbe.httpGet.path."),
+  field: z
+    .string()
+    .max(256)
+    .optional()
+    .describe("Field path the finding is about, e.g. livenessProbe.httpGet.path."),
   message: z.string().max(4096).describe("What is wrong, why it matters and how to fix it."),
 });
 export type Finding = z.infer<typeof finding>;
 
 export const detectionFigures = z.object({
-  container: z.string().max(63),
-  ejectSeconds: z.number().min(0).optional().describe("Worst case to remove from endpoints: readiness period × failureThreshold + timeout."),
-  readmitSeconds: z.number().min(0).optional().describe("Worst case to readmit: readiness period × successThreshold."),
+  container: z.string().max(63).describe("Container the figures are for."),
+  ejectSeconds: z
+    .number()
+    .min(0)
+    .optional()
+    .describe("Worst case to remove from endpoints: readiness period × failureThreshold + timeout."),
+  readmitSeconds: z
+    .number()
+    .min(0)
+    .optional()
+    .describe("Worst case to readmit: readiness period × successThreshold."),
   restartSeconds: z
     .number()
     .min(0)
     .optional()
-    .describe("Worst case to restart a hung container: liveness period × failureThreshold + timeout + termination grace."),
+    .describe(
+      "Worst case to restart a hung container: liveness period × failureThreshold + timeout + termination grace.",
+    ),
 });
 export type DetectionFigures = z.infer<typeof detectionFigures>;
 
 export const headroomFigures = z.object({
-  source: z.enum(["Static", "HPA", "Metrics"]),
+  source: z
+    .enum(["Static", "HPA", "Metrics"])
+    .describe("Where the peak utilization came from (spec.headroom.source)."),
   replicas: int32(0, 100000).describe("N: desired replicas (with an HPA, evaluated at minReplicas)."),
-  minReplicas: int32(0, 100000).optional(),
-  maxReplicas: int32(0, 100000).optional(),
+  minReplicas: int32(0, 100000)
+    .optional()
+    .describe("The HPA's minReplicas, when an HPA targets the Deployment."),
+  maxReplicas: int32(0, 100000)
+    .optional()
+    .describe("The HPA's maxReplicas, when an HPA targets the Deployment."),
   tolerate: int32(0, 100000).describe("k: replicas lost (the largest zone's pods when that is worse)."),
-  rolloutLoss: int32(0, 100000).describe("r: replicas a rolling update takes away (resolved maxUnavailable)."),
-  peakPercent: int32(0, 100000).describe("u: peak utilization per replica, percent of requests (HPA: its target)."),
-  afterLossPercent: int32(0, 1000000).optional().describe("Load per survivor after the loss, percent: u × N / (N − k − r)."),
-  ceilingPercent: int32(0, 100),
-  ok: z.boolean(),
-  requiredReplicas: int32(0, 1000000).optional().describe("Static/Metrics: the fewest replicas that stay under the ceiling."),
-  safeTargetPercent: int32(0, 100).optional().describe("HPA: the largest safe utilization target at minReplicas."),
-  safeMinReplicas: int32(0, 1000000).optional().describe("HPA: the smallest safe minReplicas at the current target."),
-  maxSafeMaxUnavailable: int32(0, 100000).optional().describe("The largest rolling-update maxUnavailable that stays safe."),
-  worstZone: z.string().max(63).optional().describe("The zone whose loss is worst, when the zone view decides."),
+  rolloutLoss: int32(0, 100000).describe(
+    "r: replicas a rolling update takes away (resolved maxUnavailable).",
+  ),
+  peakPercent: int32(0, 100000).describe(
+    "u: peak utilization per replica, percent of requests (HPA: its target).",
+  ),
+  afterLossPercent: int32(0, 1000000)
+    .optional()
+    .describe("Load per survivor after the loss, percent: u × N / (N − k − r)."),
+  ceilingPercent: int32(0, 100).describe(
+    "c: the highest utilization a survivor may run at, percent (spec.headroom.ceilingPercent).",
+  ),
+  ok: z.boolean().describe("True when the load per survivor after the loss stays at or below the ceiling."),
+  requiredReplicas: int32(0, 1000000)
+    .optional()
+    .describe("Static/Metrics: the fewest replicas that stay under the ceiling."),
+  safeTargetPercent: int32(0, 100)
+    .optional()
+    .describe("HPA: the largest safe utilization target at minReplicas."),
+  safeMinReplicas: int32(0, 1000000)
+    .optional()
+    .describe("HPA: the smallest safe minReplicas at the current target."),
+  maxSafeMaxUnavailable: int32(0, 100000)
+    .optional()
+    .describe("The largest rolling-update maxUnavailable that stays safe."),
+  worstZone: z
+    .string()
+    .max(63)
+    .optional()
+    .describe("The zone whose loss is worst, when the zone view decides."),
 });
 export type HeadroomFigures = z.infer<typeof headroomFigures>;
 
-export const rolloutPhase = z.enum(["Idle", "Progressing", "Baking", "Holding", "Inconclusive", "Aborted", "Completed"]);
+export const rolloutPhase = z.enum([
+  "Idle",
+  "Progressing",
+  "Baking",
+  "Holding",
+  "Inconclusive",
+  "Aborted",
+  "Completed",
+]);
 export type RolloutPhase = z.infer<typeof rolloutPhase>;
 
-const checkCounts = z.object({ pass: int32(0, 2147483647), fail: int32(0, 2147483647) });
+const checkCounts = (which: string) =>
+  z
+    .object({
+      pass: int32(0, 2147483647).describe(`Deep checks of ${which} pods that passed.`),
+      fail: int32(0, 2147483647).describe(`Deep checks of ${which} pods that failed.`),
+    })
+    .describe(`Deep-check counts for ${which} pods.`);
 
 export const rolloutFigures = z.object({
-  phase: rolloutPhase,
-  step: int32(0, 10).optional(),
-  weight: int32(0, 100).optional(),
-  stableRevision: z.string().max(64).optional(),
-  canaryRevision: z.string().max(64).optional(),
-  admittedCanaryPods: int32(0, 100000).optional(),
-  stepStartedAt: dateTime().optional(),
-  deepChecks: z.object({ canary: checkCounts, stable: checkCounts }).optional(),
+  phase: rolloutPhase.describe(
+    "Idle, Progressing (admitting new pods), Baking (holding at a step), Holding (stopped: failure or guard), " +
+      "Inconclusive (stable pods fail too: a shared dependency is down), Aborted or Completed.",
+  ),
+  step: int32(0, 10).optional().describe("Index of the current step in spec.rollout.steps, from 0."),
+  weight: int32(0, 100).optional().describe("Weight of the current step, percent."),
+  stableRevision: z
+    .string()
+    .max(64)
+    .optional()
+    .describe("pod-template-hash of the stable (last completed) revision."),
+  canaryRevision: z
+    .string()
+    .max(64)
+    .optional()
+    .describe("pod-template-hash of the revision being rolled out."),
+  admittedCanaryPods: int32(0, 100000)
+    .optional()
+    .describe("New pods whose healthgate.io/deep-check gate is True."),
+  stepStartedAt: dateTime().optional().describe("When the current step started baking."),
+  deepChecks: z
+    .object({ canary: checkCounts("new (canary)"), stable: checkCounts("stable") })
+    .optional()
+    .describe("Deep-check counts of the current rollout, new revision against stable."),
 });
 export type RolloutFigures = z.infer<typeof rolloutFigures>;
 
 export const targetStatus = z.object({
   name: z.string().max(253).describe("Deployment name."),
-  governed: z.boolean().describe("False when an older policy governs this Deployment (see the Ready condition)."),
-  detection: z.array(detectionFigures).max(32).optional(),
-  findings: z.array(finding).max(256).optional(),
-  headroom: headroomFigures.optional(),
-  rollout: rolloutFigures.optional(),
+  governed: z
+    .boolean()
+    .describe("False when an older policy governs this Deployment (see the Ready condition)."),
+  detection: z
+    .array(detectionFigures)
+    .max(32)
+    .optional()
+    .describe("Worst-case detection times per container, in seconds."),
+  findings: z.array(finding).max(256).optional().describe("What the probe rules found, most severe first."),
+  headroom: headroomFigures.optional().describe("N−k headroom figures (with spec.headroom)."),
+  rollout: rolloutFigures.optional().describe("Rollout gating state (with spec.rollout)."),
 });
 export type TargetStatus = z.infer<typeof targetStatus>;
 
-export const healthPolicyStatus = z.object({
-  observedGeneration: z.int().min(0).optional().describe("The .metadata.generation this status was computed from."),
-  conditions: z
-    .array(condition)
-    .max(16)
-    .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"] })
-    .optional()
-    .describe("Ready, ProbesCompliant, LivenessShallow, HeadroomSufficient, RolloutHealthy."),
-  targetCount: int32(0, 100000).optional().describe("Deployments this policy selects."),
-  compliantCount: int32(0, 100000).optional().describe("Selected Deployments with no finding at error or above."),
-  rolloutPhase: rolloutPhase.optional().describe("Phase of the most advanced rollout among the targets."),
-  targets: z
-    .array(targetStatus)
-    .max(1000)
-    .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"] })
-    .optional()
-    .describe("Per-Deployment figures and findings."),
-});
+export const healthPolicyStatus = z
+  .object({
+    observedGeneration: z
+      .int()
+      .min(0)
+      .meta({ format: "int64" })
+      .optional()
+      .describe("The .metadata.generation this status was computed from."),
+    conditions: z
+      .array(condition)
+      .max(16)
+      .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"] })
+      .optional()
+      .describe("Ready, ProbesCompliant, LivenessShallow, HeadroomSufficient, RolloutHealthy."),
+    targetCount: int32(0, 100000).optional().describe("Deployments this policy selects."),
+    compliantCount: int32(0, 100000)
+      .optional()
+      .describe("Selected Deployments with no finding at error or above."),
+    rolloutPhase: rolloutPhase.optional().describe("Phase of the most advanced rollout among the targets."),
+    targets: z
+      .array(targetStatus)
+      .max(1000)
+      .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"] })
+      .optional()
+      .describe("Per-Deployment figures and findings."),
+  })
+  .describe("Observed state, written by healthgate only (status subresource).");
 export type HealthPolicyStatus = z.infer<typeof healthPolicyStatus>;
