@@ -1,0 +1,278 @@
+import { parseArgs } from "node:util";
+import type { Deployment, PodSpec } from "../api/k8s.ts";
+import {
+  API_VERSION,
+  KIND,
+  healthPolicy,
+  parseHealthPolicy,
+  severity as severitySchema,
+  type Finding,
+  type HealthPolicy,
+  type Severity,
+} from "../api/v1alpha1/index.ts";
+import { governingPolicy } from "../policy/governance.ts";
+import {
+  POLICY_RULES,
+  atLeast,
+  auditPodSpec,
+  defaultPolicySpec,
+  type Workload,
+} from "../policy/probes/index.ts";
+import {
+  isObject,
+  parseSource,
+  readSources,
+  type InputError,
+  type ManifestObject,
+  type PathSegment,
+} from "./manifests.ts";
+import { formatJson, formatSarif, formatText } from "./lintReport.ts";
+
+// `healthgate lint`: the probe rules over manifests, offline. Exit codes:
+// 0 clean (nothing at or above --fail-on), 1 findings at or above it,
+// 2 input that cannot be read or parsed (the message names file and line).
+
+export interface LintIO {
+  stdout: (text: string) => void;
+  stderr: (text: string) => void;
+  readStdin: () => Promise<string>;
+}
+
+export type OutputFormat = "text" | "json" | "sarif";
+export type FailOn = Severity | "none";
+
+export interface LintFinding extends Finding {
+  file: string;
+  line: number;
+  workload: Workload;
+  /** The HealthPolicy whose spec was applied; absent when the CRD's defaults were. */
+  policy?: string;
+}
+
+export interface LintResult {
+  findings: LintFinding[];
+  errors: InputError[];
+  notes: string[];
+  workloads: number;
+  policies: number;
+  failOn: FailOn;
+  /** Findings at or above failOn. */
+  failing: number;
+}
+
+export const USAGE = `Usage: healthgate lint [options] <file|directory|->...
+
+Audits the probes of Deployments, StatefulSets and DaemonSets in YAML or JSON
+manifests (multi-document; directories are read recursively; - is stdin).
+HealthPolicies in the input govern the Deployments they select in their
+namespace; without one, the HealthPolicy CRD's defaults apply.
+
+Options:
+  -o, --output <text|json|sarif>   output format (default text; sarif is SARIF 2.1.0)
+      --fail-on <severity|none>    exit 1 when a finding is at or above it:
+                                   info, warning, error (default), critical, none
+  -h, --help                       show this help
+
+Exit codes: 0 no finding at or above --fail-on, 1 some, 2 unreadable input or bad usage.
+Rules: docs/rules.md.
+`;
+
+/** Kinds whose pod template is audited, with the path to the pod spec. */
+const WORKLOADS: Readonly<Record<string, readonly PathSegment[]>> = {
+  Deployment: ["spec", "template", "spec"],
+  StatefulSet: ["spec", "template", "spec"],
+  DaemonSet: ["spec", "template", "spec"],
+};
+/** Kinds read without a note: the HPA is an input of the headroom checks. */
+const KNOWN_UNAUDITED = new Set(["HorizontalPodAutoscaler"]);
+
+export async function runLint(argv: readonly string[], io: LintIO): Promise<number> {
+  let options: { output: OutputFormat; failOn: FailOn; inputs: string[] };
+  try {
+    const parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      options: {
+        output: { type: "string", short: "o", default: "text" },
+        "fail-on": { type: "string", default: "error" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
+    if (parsed.values.help) {
+      io.stdout(USAGE);
+      return 0;
+    }
+    const output = parsed.values.output;
+    const failOn = parsed.values["fail-on"];
+    if (output !== "text" && output !== "json" && output !== "sarif")
+      throw new Error(`--output must be text, json or sarif, not "${output}"`);
+    if (failOn !== "none" && !severitySchema.safeParse(failOn).success) {
+      throw new Error(`--fail-on must be info, warning, error, critical or none, not "${failOn}"`);
+    }
+    if (parsed.positionals.length === 0) throw new Error("no input: name files, directories, or - for stdin");
+    options = { output, failOn: failOn as FailOn, inputs: parsed.positionals };
+  } catch (error) {
+    io.stderr(`healthgate lint: ${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+
+  const result = await lint(options.inputs, options.failOn, io.readStdin);
+  const render = { text: formatText, json: formatJson, sarif: formatSarif }[options.output];
+  io.stdout(render(result));
+  for (const note of result.notes) io.stderr(`note: ${note}\n`);
+  for (const error of result.errors)
+    io.stderr(`error: ${error.file}${error.line ? `:${error.line}` : ""}: ${error.message}\n`);
+  if (result.errors.length > 0) return 2;
+  return result.failing > 0 ? 1 : 0;
+}
+
+interface PolicyInput {
+  policy: HealthPolicy;
+  source: ManifestObject;
+}
+
+interface WorkloadInput {
+  workload: Workload;
+  podSpec: PodSpec;
+  podSpecPath: readonly PathSegment[];
+  source: ManifestObject;
+}
+
+/** Reads, pairs and audits; pure apart from reading the inputs. */
+export async function lint(
+  inputs: readonly string[],
+  failOn: FailOn,
+  readStdin: () => Promise<string>,
+): Promise<LintResult> {
+  const { sources, errors } = await readSources(inputs, readStdin);
+  const policies: PolicyInput[] = [];
+  const workloads: WorkloadInput[] = [];
+  const ignored = new Map<string, number>();
+  let policyDocuments = 0;
+
+  for (const source of sources) {
+    const parsed = parseSource(source);
+    errors.push(...parsed.errors);
+    for (const manifest of parsed.objects) {
+      const kind = typeof manifest.object["kind"] === "string" ? manifest.object["kind"] : "(no kind)";
+      if (kind === KIND && manifest.object["apiVersion"] === API_VERSION) {
+        policyDocuments++;
+        const result = parseHealthPolicy(manifest.object);
+        if (result.ok) policies.push({ policy: result.policy, source: manifest });
+        else
+          errors.push({
+            file: manifest.file,
+            line: invalidPolicyLine(manifest),
+            message: result.condition.message,
+          });
+      } else if (WORKLOADS[kind]) {
+        const workload = readWorkload(manifest, kind, WORKLOADS[kind]);
+        if ("message" in workload) errors.push(workload);
+        else workloads.push(workload);
+      } else if (!KNOWN_UNAUDITED.has(kind)) {
+        ignored.set(kind, (ignored.get(kind) ?? 0) + 1);
+      }
+    }
+  }
+
+  const findings: LintFinding[] = [];
+  const defaults = defaultPolicySpec();
+  let governed = 0;
+  for (const input of workloads) {
+    const policy =
+      input.workload.kind === "Deployment"
+        ? governingPolicy(
+            policies.map((p) => p.policy),
+            { metadata: input.source.object["metadata"], spec: input.source.object["spec"] } as Deployment,
+          )
+        : undefined;
+    if (policy) governed++;
+    for (const finding of auditPodSpec(policy?.spec ?? defaults, input.podSpec, input.workload)) {
+      findings.push({
+        ...finding,
+        file: input.source.file,
+        line: input.source.lineOf(findingPath(finding, input)),
+        workload: input.workload,
+        ...(policy ? { policy: policy.metadata.name } : {}),
+      });
+    }
+  }
+
+  const notes: string[] = [];
+  if (ignored.size > 0) {
+    const total = [...ignored.values()].reduce((a, b) => a + b, 0);
+    const kinds = [...ignored.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, n]) => `${k} ×${n}`);
+    notes.push(`${total} object${total === 1 ? "" : "s"} of other kinds not audited: ${kinds.join(", ")}`);
+  }
+  if (workloads.length > 0 && policyDocuments === 0) {
+    notes.push(
+      "no HealthPolicy in the input: the CRD's defaults apply, and suspected-deep liveness paths are warnings",
+    );
+  } else if (workloads.length > governed && policies.length > 0) {
+    notes.push(
+      `${workloads.length - governed} workload(s) selected by no HealthPolicy in the input: the CRD's defaults apply to them`,
+    );
+  }
+
+  return {
+    findings,
+    errors,
+    notes,
+    workloads: workloads.length,
+    policies: policies.length,
+    failOn,
+    failing: failOn === "none" ? 0 : findings.filter((f) => atLeast(f.severity, failOn)).length,
+  };
+}
+
+/** The line of the first field the schema refuses, else the object's. */
+function invalidPolicyLine(manifest: ManifestObject): number {
+  const parsed = healthPolicy.safeParse(manifest.object);
+  const path = parsed.success ? undefined : parsed.error.issues[0]?.path;
+  return path
+    ? manifest.lineOf(path.filter((k) => typeof k === "string" || typeof k === "number"))
+    : manifest.line;
+}
+
+function readWorkload(
+  manifest: ManifestObject,
+  kind: string,
+  podSpecPath: readonly PathSegment[],
+): WorkloadInput | InputError {
+  const metadata = manifest.object["metadata"];
+  const name = isObject(metadata) && typeof metadata["name"] === "string" ? metadata["name"] : undefined;
+  const namespace =
+    isObject(metadata) && typeof metadata["namespace"] === "string" ? metadata["namespace"] : undefined;
+  const podSpec = podSpecPath.reduce<unknown>(
+    (node, key) => (isObject(node) ? node[key as string] : undefined),
+    manifest.object,
+  );
+  const invalid = (message: string): InputError => ({
+    file: manifest.file,
+    line: manifest.lineOf(podSpecPath),
+    message,
+  });
+  if (name === undefined)
+    return { file: manifest.file, line: manifest.line, message: `${kind} without metadata.name` };
+  const label = `${kind} ${namespace ? `${namespace}/` : ""}${name}`;
+  if (!isObject(podSpec) || !Array.isArray(podSpec["containers"]))
+    return invalid(`${label}: ${podSpecPath.join(".")}.containers must be a list`);
+  const unnamed = podSpec["containers"].findIndex((c) => !isObject(c) || typeof c["name"] !== "string");
+  if (unnamed >= 0) return invalid(`${label}: container ${unnamed} has no name`);
+  return {
+    workload: { kind, name, ...(namespace !== undefined ? { namespace } : {}) },
+    podSpec: podSpec as unknown as PodSpec,
+    podSpecPath,
+    source: manifest,
+  };
+}
+
+/** Where in the object a finding points: a container field, a pod field, or the containers list. */
+function findingPath(finding: Finding, input: WorkloadInput): PathSegment[] {
+  const pod = [...input.podSpecPath];
+  if (finding.rule === POLICY_RULES.governedContainerMissing.rule) return [...pod, "containers"];
+  const field = (finding.field ?? "").split(".").filter(Boolean);
+  if (field[0] === "spec") return [...pod, ...field.slice(1)];
+  const index = input.podSpec.containers.findIndex((c) => c.name === finding.container);
+  return index < 0 ? pod : [...pod, "containers", index, ...field];
+}
