@@ -22,15 +22,15 @@ import {
   ownedSpecApplyBody,
   policyStatus,
   sameJson,
-  templateSatisfies,
   type OverlapReport,
   type TargetDecision,
 } from "../policy/decide.ts";
 import { emptyHistory, holding, otherProbeManager, recordFlip, type FlipHistory } from "../policy/enforceConflict.ts";
 import { governingPolicy, policySelects } from "../policy/governance.ts";
 import { pdbName } from "../policy/headroom/pdb.ts";
+import { conflictingHandlers, ownedFieldsDiffer } from "../policy/probes/concern.ts";
 import { selectorMatches } from "../policy/selector.ts";
-import type { Concern, ConditionIntent, OwnedObject, TargetSnapshot } from "../policy/seam.ts";
+import type { Concern, ConditionIntent, OwnedObject, OwnedSpec, TargetSnapshot } from "../policy/seam.ts";
 import { apiErrorMessage, isNotFound, resources, type KubeClient, type KubeObject } from "../kube/client.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Clock } from "../kube/clock.ts";
@@ -60,6 +60,8 @@ export interface ReconcilerOptions {
 /** Enforce bookkeeping for one Deployment: the flips, and what we last applied. */
 interface EnforceState extends FlipHistory {
   applied?: string;
+  /** metadata.generation our last apply produced: a cached copy at or below it predates that apply. */
+  appliedGeneration?: number;
   manager?: string | undefined;
 }
 
@@ -152,13 +154,23 @@ export class HealthgateReconciler implements Reconciler {
   /** Enforce: ONE forced apply of every owned field, only when the live template lacks them. */
   private async applyOwnedSpec(policy: HealthPolicy, deployment: Deployment, decision: TargetDecision, signal: AbortSignal): Promise<void> {
     if (policy.spec.mode !== "Enforce" || !decision.ownedSpec) return;
-    if (templateSatisfies(deployment.spec.template, decision.ownedSpec)) return;
+    if (!ownedFieldsDiffer(deployment.spec.template, decision.ownedSpec)) return;
     const key = deploymentKey(deployment.metadata.namespace ?? "", deployment.metadata.name);
     const nowMs = this.o.clock.now();
     let history: EnforceState = this.flips.get(key) ?? emptyHistory();
     if (holding(history, nowMs)) return;
     const body = ownedSpecApplyBody(deployment, decision.ownedSpec);
     const bodyJson = JSON.stringify(body);
+    // The cache has not caught up with our own apply yet (a ReplicaSet or status event arrived
+    // first): that copy shows the template as it was before the apply, which is no flip. The
+    // watch event of the apply requeues the key.
+    if (
+      history.applied === bodyJson &&
+      history.appliedGeneration !== undefined &&
+      (deployment.metadata.generation ?? 0) <= history.appliedGeneration
+    ) {
+      return;
+    }
     // The same fields we applied before are gone again: somebody took them back (a policy
     // edit changes the body, and a change of ours is no flip).
     if (history.applied === bodyJson) {
@@ -171,11 +183,37 @@ export class HealthgateReconciler implements Reconciler {
         return;
       }
     }
-    await this.o.client.applyObject(body, { fieldManager: FIELD_MANAGER, force: true, signal });
-    this.flips.set(key, { ...history, applied: bodyJson });
+    const stored = await this.o.client.applyObject(body, { fieldManager: FIELD_MANAGER, force: true, signal });
+    const appliedGeneration = stored.metadata.generation;
+    this.flips.set(key, { ...history, applied: bodyJson, ...(appliedGeneration !== undefined ? { appliedGeneration } : {}) });
     this.o.logger.info(
       { namespace: deployment.metadata.namespace, name: deployment.metadata.name, kind: "Deployment" },
       "applied owned probe fields",
+    );
+  }
+
+  /**
+   * A probe has exactly one handler: applying httpGet where the live probe has exec would be
+   * refused (422), and SSA cannot drop a field another manager owns. Remove those handlers
+   * first, guarded by "test" so a template that moved on meanwhile fails the patch instead.
+   */
+  private async removeConflictingHandlers(deployment: Deployment, owned: OwnedSpec, signal: AbortSignal) {
+    const conflicts = conflictingHandlers(deployment.spec.template, owned);
+    if (conflicts.length === 0) return;
+    const containers = deployment.spec.template.spec.containers;
+    const operations = conflicts.flatMap(({ container, field }) => {
+      const index = containers.findIndex((c) => c.name === container);
+      const base = `/spec/template/spec/containers/${index}`;
+      return [
+        { op: "test" as const, path: `${base}/name`, value: container },
+        { op: "remove" as const, path: `${base}/${field.replaceAll(".", "/")}` },
+      ];
+    });
+    await this.o.client.jsonPatch(
+      resources.deployments,
+      { namespace: deployment.metadata.namespace, name: deployment.metadata.name },
+      operations,
+      { fieldManager: FIELD_MANAGER, signal },
     );
   }
 

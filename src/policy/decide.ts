@@ -12,7 +12,6 @@ import {
   type TargetStatus,
 } from "../api/v1alpha1/index.ts";
 import { setDeploymentCondition, setPolicyCondition, worstIntent } from "./conditions.ts";
-import { DEFAULT_TERMINATION_GRACE_SECONDS, withProbeDefaults } from "./probes/defaults.ts";
 import type { Concern, ConditionIntent, EventIntent, OwnedObject, OwnedSpec, TargetSnapshot } from "./seam.ts";
 
 /** Everything the concerns decided for one target. */
@@ -212,22 +211,3 @@ function canonical(value: unknown): string {
   );
 }
 
-/**
- * Whether a live pod template already carries every field of `owned`, compared
- * the way the API server stores them (probe defaults filled in). This is what
- * makes a second reconcile send nothing.
- */
-export function templateSatisfies(template: Deployment["spec"]["template"], owned: OwnedSpec): boolean {
-  const grace = template.spec.terminationGracePeriodSeconds ?? DEFAULT_TERMINATION_GRACE_SECONDS;
-  if (owned.terminationGracePeriodSeconds !== undefined && owned.terminationGracePeriodSeconds !== grace) return false;
-  return owned.containers.every((want) => {
-    const live = template.spec.containers.find((c) => c.name === want.name);
-    if (!live) return false;
-    for (const field of ["livenessProbe", "readinessProbe", "startupProbe"] as const) {
-      const desired = want[field];
-      if (desired && !sameJson(withProbeDefaults(desired), live[field] && withProbeDefaults(live[field]))) return false;
-    }
-    if (want.lifecycle?.preStop && !sameJson(want.lifecycle.preStop, live.lifecycle?.preStop)) return false;
-    return true;
-  });
-}
