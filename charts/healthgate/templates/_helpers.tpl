@@ -1,0 +1,173 @@
+{{/*
+Chart name, truncated to 63 characters (the DNS label limit).
+*/}}
+{{- define "healthgate.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Fully qualified name used as the prefix of every object. When the release name
+already contains the chart name it is used alone ("healthgate", not
+"healthgate-healthgate").
+*/}}
+{{- define "healthgate.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+Chart name and version, as used by the helm.sh/chart label.
+*/}}
+{{- define "healthgate.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels that select the operator pods. Never change these between releases: a
+Deployment's selector is immutable.
+*/}}
+{{- define "healthgate.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "healthgate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{/*
+Labels on every object the chart creates.
+*/}}
+{{- define "healthgate.labels" -}}
+helm.sh/chart: {{ include "healthgate.chart" . }}
+app.kubernetes.io/name: {{ include "healthgate.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: healthgate
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Name of the ServiceAccount the operator runs as.
+*/}}
+{{- define "healthgate.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "healthgate.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+Operator image: repository@digest when a digest is set, else repository:tag
+with the tag defaulting to the chart's appVersion.
+*/}}
+{{- define "healthgate.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Namespace of the leader-election Lease.
+*/}}
+{{- define "healthgate.leaseNamespace" -}}
+{{- default .Release.Namespace .Values.leaderElection.namespace }}
+{{- end }}
+
+{{/*
+terminationGracePeriodSeconds: the preStop drain runs inside the grace period,
+so the process still gets maxInFlightSeconds after SIGTERM.
+*/}}
+{{- define "healthgate.terminationGracePeriodSeconds" -}}
+{{- add .Values.shutdown.drainSeconds .Values.shutdown.maxInFlightSeconds }}
+{{- end }}
+
+{{/*
+Refuse values that the schema cannot express: probe timeouts must be shorter
+than their periods (a check that may take longer than its interval overlaps the
+next one and hides slowness); the webhook is not part of this chart yet;
+namespaced RBAC fits the operator only when it watches a single namespace; and
+several replicas need leader election.
+*/}}
+{{- define "healthgate.validate" -}}
+{{- range $name := list "liveness" "readiness" "startup" }}
+{{- $p := index $.Values.probes $name }}
+{{- if ge (int $p.timeoutSeconds) (int $p.periodSeconds) }}
+{{- fail (printf "probes.%s.timeoutSeconds (%d) must be shorter than probes.%s.periodSeconds (%d)" $name (int $p.timeoutSeconds) $name (int $p.periodSeconds)) }}
+{{- end }}
+{{- end }}
+{{- if .Values.webhook.enabled }}
+{{- fail "webhook.enabled: the pod readiness-gate webhook is not part of this chart version yet; set webhook.enabled=false" }}
+{{- end }}
+{{- if gt (len .Values.watchNamespaces) 1 }}
+{{- fail (printf "watchNamespaces lists %d namespaces: healthgate run scopes its watches to a namespace only when it is given exactly one (with several it watches cluster-wide and filters), so namespaced RBAC supports one namespace; set watchNamespaces to one namespace, or to [] for cluster-wide RBAC" (len .Values.watchNamespaces)) }}
+{{- end }}
+{{- if and (gt (int .Values.replicas) 1) (not .Values.leaderElection.enabled) }}
+{{- fail (printf "leaderElection.enabled=false with replicas=%d: several operators would write the same objects; enable leader election or set replicas=1" (int .Values.replicas)) }}
+{{- end }}
+{{- end }}
+
+{{/*
+RBAC rules for namespaced resources. Bound cluster-wide (ClusterRoleBinding)
+or per watched namespace (RoleBinding), see rbac.yaml. Explicit verbs and
+resources only: no wildcards.
+*/}}
+{{- define "healthgate.namespacedRules" -}}
+# HealthPolicies: read the spec, write the status.
+- apiGroups: ["healthgate.io"]
+  resources: ["healthpolicies"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["healthgate.io"]
+  resources: ["healthpolicies/status"]
+  verbs: ["get", "patch", "update"]
+# Deployments: server-side apply of the probe fields (Enforce), rollback, and
+# the healthgate.io/ conditions on the status subresource.
+- apiGroups: ["apps"]
+  resources: ["deployments"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["apps"]
+  resources: ["deployments/status"]
+  verbs: ["get", "patch"]
+- apiGroups: ["apps"]
+  resources: ["replicasets"]
+  verbs: ["get", "list", "watch"]
+# Pods: readiness across a target; pods/status for the per-pod
+# healthgate.io/deep-check readiness-gate condition of gated rollouts.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["pods/status"]
+  verbs: ["patch"]
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["get", "list", "watch"]
+# Headroom: HPA targets, measured usage, and the optional PodDisruptionBudget.
+- apiGroups: ["autoscaling"]
+  resources: ["horizontalpodautoscalers"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: ["metrics.k8s.io"]
+  resources: ["pods"]
+  verbs: ["get", "list"]
+- apiGroups: ["policy"]
+  resources: ["poddisruptionbudgets"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Events, through either API.
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}
