@@ -237,12 +237,17 @@ export class KubeClient {
     ref: ResourceRef,
     target: PathOptions & { name: string },
     signal?: AbortSignal,
-  ) {
+  ): Promise<T> {
     return this.json<T>({ verb: "get", ref, path: target, method: HttpMethod.GET, signal });
   }
 
   /** One page of a list; items carry apiVersion and kind like watch events do. */
-  async list(ref: ResourceRef, namespace: string | undefined, query: ListQuery, signal?: AbortSignal) {
+  async list(
+    ref: ResourceRef,
+    namespace: string | undefined,
+    query: ListQuery,
+    signal?: AbortSignal,
+  ): Promise<ObjectList> {
     const list = await this.json<ObjectList>({
       verb: "list",
       ref,
@@ -399,7 +404,8 @@ export class KubeClient {
     const context = new RequestContext(url.toString(), spec.method);
     await this.kubeConfig.applySecurityAuthentication(context);
     // client-node 2.0.1 builds a new undici Agent (a new connection pool, so a new TLS
-    // handshake) for every request; keep the first so connections are reused.
+    // handshake) for every request; keep the first so connections are reused. Tokens are
+    // headers and stay fresh; TLS client certificates are read once per KubeClient.
     this.dispatcher ??= context.getDispatcher();
     if (this.dispatcher) context.setDispatcher(this.dispatcher);
     context.setHeaderParam("Accept", "application/json");

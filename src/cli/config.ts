@@ -1,0 +1,221 @@
+// `healthgate run` settings: each from a flag, else an environment variable, else a default.
+// One zod schema validates them; every error names the flag and the variable it came from and
+// shows a value that works.
+import os from "node:os";
+import { parseArgs } from "node:util";
+import { z } from "zod";
+import { logLevels } from "../observability/logger.ts";
+
+interface Setting {
+  flag: string;
+  /** Environment variables, first match wins. */
+  env: readonly string[];
+  expected: string;
+  example: string;
+}
+
+const settings = {
+  kubeconfig: {
+    flag: "--kubeconfig",
+    env: [],
+    expected: "a file path",
+    example: "--kubeconfig=/etc/kube/config",
+  },
+  namespaces: {
+    flag: "--namespaces",
+    env: ["HEALTHGATE_NAMESPACES"],
+    expected: "comma-separated namespace names (lowercase letters, digits and '-'; empty means all)",
+    example: "--namespaces=shop,payments",
+  },
+  httpPort: {
+    flag: "--http-port",
+    env: ["HEALTHGATE_HTTP_PORT"],
+    expected: "an integer from 1 to 65535",
+    example: "--http-port=8080",
+  },
+  leaderElect: {
+    flag: "--leader-elect",
+    env: ["HEALTHGATE_LEADER_ELECT"],
+    expected: "true or false",
+    example: "--no-leader-elect, or HEALTHGATE_LEADER_ELECT=false",
+  },
+  leaderElectionId: {
+    flag: "--leader-election-id",
+    env: ["HEALTHGATE_LEADER_ELECTION_ID"],
+    expected: "a Lease name (lowercase letters, digits, '-' and '.')",
+    example: "--leader-election-id=healthgate",
+  },
+  leaderElectionNamespace: {
+    flag: "--leader-election-namespace",
+    env: ["HEALTHGATE_LEADER_ELECTION_NAMESPACE", "POD_NAMESPACE"],
+    expected: "the namespace of the leader Lease",
+    example: "--leader-election-namespace=healthgate-system (the chart sets POD_NAMESPACE)",
+  },
+  leaderElectionIdentity: {
+    flag: "--leader-election-identity",
+    env: ["POD_NAME"],
+    expected: "a name unique to this replica",
+    example: "--leader-election-identity=healthgate-7d9f-abcde",
+  },
+  logLevel: {
+    flag: "--log-level",
+    env: ["HEALTHGATE_LOG_LEVEL"],
+    expected: `one of ${logLevels.join(", ")}`,
+    example: "--log-level=info",
+  },
+  concurrency: {
+    flag: "--concurrency",
+    env: ["HEALTHGATE_CONCURRENCY"],
+    expected: "an integer from 1 to 64 (reconciles at once)",
+    example: "--concurrency=4",
+  },
+  watchdogSeconds: {
+    flag: "--watchdog-seconds",
+    env: ["HEALTHGATE_WATCHDOG_SECONDS"],
+    expected: "an integer from 10 to 3600 (seconds a watch may stay silent before a relist)",
+    example: "--watchdog-seconds=300",
+  },
+  resyncSeconds: {
+    flag: "--resync-seconds",
+    env: ["HEALTHGATE_RESYNC_SECONDS"],
+    expected: "0 (off) or an integer from 60 to 86400",
+    example: "--resync-seconds=3600",
+  },
+} as const satisfies Record<string, Setting>;
+
+type SettingName = keyof typeof settings;
+
+const dnsLabel = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const dnsSubdomain = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+
+const integer = (min: number, max: number) =>
+  z.string().trim().regex(/^\d+$/).transform(Number).pipe(z.number().int().min(min).max(max));
+
+export const runConfigSchema = z
+  .object({
+    kubeconfig: z.string().min(1).optional(),
+    namespaces: z
+      .string()
+      .transform((list) =>
+        list
+          .split(",")
+          .map((ns) => ns.trim())
+          .filter(Boolean),
+      )
+      .pipe(z.array(z.string().regex(dnsLabel)))
+      .default([]),
+    httpPort: integer(1, 65535).default(8080),
+    leaderElect: z
+      .enum(["true", "false"])
+      .transform((value) => value === "true")
+      .default(true),
+    leaderElectionId: z.string().regex(dnsSubdomain).default("healthgate"),
+    leaderElectionNamespace: z.string().regex(dnsLabel).optional(),
+    leaderElectionIdentity: z.string().min(1),
+    logLevel: z.enum(logLevels).default("info"),
+    concurrency: integer(1, 64).default(4),
+    watchdogSeconds: integer(10, 3600).default(300),
+    resyncSeconds: integer(0, 86_400)
+      .pipe(z.union([z.literal(0), z.number().min(60)]))
+      .default(0),
+  })
+  .superRefine((config, ctx) => {
+    if (config.leaderElect && !config.leaderElectionNamespace) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["leaderElectionNamespace"],
+        message: "is required while leader election is on (or turn it off with --no-leader-elect)",
+      });
+    }
+  });
+
+export type RunConfig = z.output<typeof runConfigSchema>;
+
+export class ConfigError extends Error {
+  readonly problems: readonly string[];
+  constructor(problems: string[]) {
+    super(`invalid healthgate run configuration:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "ConfigError";
+    this.problems = problems;
+  }
+}
+
+/**
+ * Parses `healthgate run`'s arguments (after `run`) and environment. Throws ConfigError listing
+ * every problem. `host` supplies the default leader identity (hostname_pid) outside a pod.
+ */
+export function parseRunConfig(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+  host: { hostname: string; pid: number } = { hostname: os.hostname(), pid: process.pid },
+): RunConfig {
+  const flags = parseFlags(argv);
+  const raw: Partial<Record<SettingName, string>> = {};
+  const origin: Partial<Record<SettingName, string>> = {};
+  for (const [name, setting] of Object.entries(settings) as [SettingName, Setting][]) {
+    const fromFlag = flags[name];
+    const fromEnv = setting.env.find((variable) => env[variable] !== undefined && env[variable] !== "");
+    if (fromFlag !== undefined) {
+      raw[name] = fromFlag;
+      origin[name] = setting.flag;
+    } else if (fromEnv) {
+      raw[name] = env[fromEnv];
+      origin[name] = fromEnv;
+    }
+  }
+  raw.leaderElectionIdentity ??= `${host.hostname}_${host.pid}`;
+
+  const result = runConfigSchema.safeParse(raw);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => {
+    const name = issue.path[0] as SettingName;
+    const setting: Setting = settings[name];
+    const where = [setting.flag, ...setting.env].join(" / ");
+    if (issue.code === "custom" && issue.message) return `${where} ${issue.message}. Fix: ${setting.example}`;
+    const given = origin[name] ? ` (from ${origin[name]}: ${JSON.stringify(raw[name])})` : "";
+    return `${where}: expected ${setting.expected}${given}. Fix: ${setting.example}`;
+  });
+  throw new ConfigError(problems);
+}
+
+/** Flags as strings keyed by setting name; `--namespaces` may repeat. */
+function parseFlags(argv: readonly string[]): Partial<Record<SettingName, string>> {
+  const options = {
+    kubeconfig: { type: "string" },
+    namespaces: { type: "string", multiple: true },
+    "http-port": { type: "string" },
+    "leader-elect": { type: "boolean" },
+    "leader-election-id": { type: "string" },
+    "leader-election-namespace": { type: "string" },
+    "leader-election-identity": { type: "string" },
+    "log-level": { type: "string" },
+    concurrency: { type: "string" },
+    "watchdog-seconds": { type: "string" },
+    "resync-seconds": { type: "string" },
+  } as const;
+  let values;
+  try {
+    ({ values } = parseArgs({ args: [...argv], options, allowNegative: true, strict: true }));
+  } catch (err) {
+    const known = Object.values(settings)
+      .map((setting) => setting.flag)
+      .join(", ");
+    throw new ConfigError([
+      `${err instanceof Error ? err.message : String(err)}. Known flags: ${known}; ` +
+        "turn a boolean off with --no-<flag> (e.g. --no-leader-elect)",
+    ]);
+  }
+  return {
+    kubeconfig: values.kubeconfig,
+    namespaces: values.namespaces?.join(","),
+    httpPort: values["http-port"],
+    leaderElect: values["leader-elect"] === undefined ? undefined : String(values["leader-elect"]),
+    leaderElectionId: values["leader-election-id"],
+    leaderElectionNamespace: values["leader-election-namespace"],
+    leaderElectionIdentity: values["leader-election-identity"],
+    logLevel: values["log-level"],
+    concurrency: values.concurrency,
+    watchdogSeconds: values["watchdog-seconds"],
+    resyncSeconds: values["resync-seconds"],
+  };
+}
