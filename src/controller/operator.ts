@@ -17,6 +17,7 @@ import { parseHealthPolicy } from "../api/v1alpha1/parse.ts";
 import type { HealthPolicy } from "../api/v1alpha1/index.ts";
 import { ReconcileLoop } from "./reconcileLoop.ts";
 import { deploymentKey, HealthgateReconciler, policyKey, type Key } from "./reconciler.ts";
+import { registerStatusGauges } from "./statusMetrics.ts";
 import { createWorld, type World } from "./world.ts";
 
 /** Every concern, in the order their contributions merge. Rollout gating and the guard plug in here. */
@@ -85,6 +86,7 @@ export class Operator {
       this.server = new HealthServer({ port: options.port, metrics: this.metrics, logger });
       this.server.addReadinessCheck("caches", () => this.world.hasSynced() || "informer caches not synced");
     }
+    registerStatusGauges(this.metrics, this.world);
     this.wireEvents();
   }
 

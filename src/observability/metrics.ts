@@ -18,7 +18,6 @@ export interface HealthgateMetrics {
   /** Objects a watchdog or resync relist found changed: events the watch never delivered. */
   readonly watchSilentChanges: Counter<"resource">;
   readonly leader: Gauge<"lease">;
-  readonly findings: Gauge<"rule" | "severity">;
   /**
    * Reports, at scrape time, the seconds since a watch last showed life (an event or a
    * bookmark). Several informers of one resource (one per namespace) report their oldest.
@@ -121,12 +120,6 @@ export function createMetrics({ processMetrics = false }: MetricsOptions = {}): 
       name: "healthgate_leader",
       help: "1 while this replica holds the leader lease, else 0.",
       labelNames: ["lease"],
-      registers,
-    }),
-    findings: new Gauge({
-      name: "healthgate_findings",
-      help: "Current findings across all targets, by rule and severity.",
-      labelNames: ["rule", "severity"],
       registers,
     }),
     trackWatchActivity(resource, secondsSinceActivity) {
