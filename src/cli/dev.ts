@@ -12,6 +12,7 @@ import { existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs, promisify } from "node:util";
+import { DEPLOYMENT_CONDITION_PREFIX } from "../api/v1alpha1/index.ts";
 import { Operator } from "../controller/operator.ts";
 import { defaultBinDir, startControlPlane, type ControlPlane } from "../devcluster/controlPlane.ts";
 import { loadKubeConfig } from "../kube/client.ts";
@@ -61,11 +62,15 @@ export async function runDev(argv: readonly string[], io: Io = defaultIo): Promi
   let kubectl = "kubectl";
   if (!kubeconfigPath) {
     const binDir = process.env.KUBEBUILDER_ASSETS ?? defaultBinDir();
-    io.out(`No cluster configured (KUBECONFIG, ~/.kube/config): starting a local control plane from ${path.basename(binDir)} binaries…`);
+    io.out(
+      `No cluster configured (KUBECONFIG, ~/.kube/config): starting a local control plane from ${path.basename(binDir)} binaries…`,
+    );
     plane = await startControlPlane({ binDir });
     kubeconfigPath = plane.kubeconfigPath;
     if (existsSync(path.join(binDir, "kubectl"))) kubectl = path.join(binDir, "kubectl");
-    io.out(`Control plane ${plane.version} up in ${(plane.startupMs / 1000).toFixed(1)} s at ${plane.server}`);
+    io.out(
+      `Control plane ${plane.version} up in ${(plane.startupMs / 1000).toFixed(1)} s at ${plane.server}`,
+    );
   } else {
     io.out(`Using the configured cluster (${kubeconfigPath}).`);
   }
@@ -83,7 +88,12 @@ export async function runDev(argv: readonly string[], io: Io = defaultIo): Promi
     await k("wait", "--for=condition=Established", "--timeout=60s", "crd/healthpolicies.healthgate.io");
     io.out("Installed the HealthPolicy CRD.");
 
-    operator = new Operator({ kubeConfig: loadKubeConfig(kubeconfigPath), logger, port: 0, leaderElection: { enabled: false } });
+    operator = new Operator({
+      kubeConfig: loadKubeConfig(kubeconfigPath),
+      logger,
+      port: 0,
+      leaderElection: { enabled: false },
+    });
     await operator.start();
     io.out(`Operator running (health and metrics on port ${operator.boundPort}).`);
 
@@ -91,33 +101,48 @@ export async function runDev(argv: readonly string[], io: Io = defaultIo): Promi
     await k("apply", "-n", ns, "-f", values.example);
     io.out(`Applied ${path.relative(repoRoot, values.example)} in namespace ${ns}.`);
 
+    // Wait until what is printed is settled: the policy's status is for its current generation
+    // and every Deployment it governs carries the same verdicts (the Deployment's conditions are
+    // written by another reconcile than the policy's, and Enforce starts a rollout that the
+    // operator looks at again).
     const deadline = Date.now() + timeoutMs;
-    let status: { conditions?: { type: string; status: string; reason: string; message: string }[] } | undefined;
-    for (;;) {
-      const list = JSON.parse(await k("get", "hpol", "-n", ns, "-o", "json")) as {
-        items: { status?: typeof status }[];
-      };
-      status = list.items[0]?.status;
-      if (status?.conditions?.some((c) => c.type === "ProbesCompliant")) break;
-      if (Date.now() > deadline) throw new Error(`no conditions on the HealthPolicy in ${ns} after ${values.timeout} s`);
+    const snapshot = async () => ({
+      policies: (JSON.parse(await k("get", "hpol", "-n", ns, "-o", "json")) as { items: PolicyView[] }).items,
+      deployments: (
+        JSON.parse(await k("get", "deploy", "-n", ns, "-o", "json")) as { items: DeploymentView[] }
+      ).items,
+    });
+    while (!settled(await snapshot())) {
+      if (Date.now() > deadline) {
+        throw new Error(
+          `the HealthPolicy status in ${ns} did not settle within ${values.timeout} s (observedGeneration, ` +
+            `conditions on the policy and on its Deployments); see kubectl describe hpol -n ${ns}`,
+        );
+      }
       await new Promise((r) => setTimeout(r, 250));
     }
     io.out("");
     io.out(`$ kubectl get hpol -n ${ns}`);
     io.out((await k("get", "hpol", "-n", ns)).trimEnd());
+    const { policies, deployments } = await snapshot();
     io.out("");
     io.out("Policy conditions:");
-    for (const c of status.conditions ?? []) io.out(`  ${c.type}=${c.status} (${c.reason}): ${c.message}`);
-    const deployments = JSON.parse(await k("get", "deploy", "-n", ns, "-o", "json")) as {
-      items: { metadata: { name: string }; status?: { conditions?: { type: string; status: string; reason?: string }[] } }[];
-    };
-    for (const d of deployments.items) {
-      const ours = (d.status?.conditions ?? []).filter((c) => c.type.startsWith("healthgate.io/"));
-      io.out(`Deployment ${d.metadata.name}: ${ours.map((c) => `${c.type}=${c.status} (${c.reason ?? ""})`).join(", ")}`);
+    for (const p of policies) {
+      if (policies.length > 1) io.out(` ${p.metadata.name}:`);
+      for (const c of p.status?.conditions ?? [])
+        io.out(`  ${c.type}=${c.status} (${c.reason}): ${c.message}`);
+    }
+    for (const d of deployments) {
+      const ours = (d.status?.conditions ?? []).filter((c) => c.type.startsWith(DEPLOYMENT_CONDITION_PREFIX));
+      io.out(
+        `Deployment ${d.metadata.name}: ${ours.map((c) => `${c.type}=${c.status} (${c.reason ?? ""})`).join(", ")}`,
+      );
     }
     if (values.once) return 0;
     io.out("");
-    io.out(`Running; try: ${kubectl === "kubectl" ? "kubectl" : "kubectl"} --kubeconfig ${kubeconfigPath} describe hpol -n ${ns}. Ctrl-C stops.`);
+    io.out(
+      `Running; try: ${kubectl === "kubectl" ? "kubectl" : "kubectl"} --kubeconfig ${kubeconfigPath} describe hpol -n ${ns}. Ctrl-C stops.`,
+    );
     await new Promise<void>((resolve) => {
       process.once("SIGINT", () => resolve());
       process.once("SIGTERM", () => resolve());
@@ -126,4 +151,66 @@ export async function runDev(argv: readonly string[], io: Io = defaultIo): Promi
   } finally {
     await stop();
   }
+}
+
+interface ConditionView {
+  type: string;
+  status: string;
+  reason?: string;
+  message?: string;
+}
+interface PolicyView {
+  metadata: { name: string; generation?: number };
+  status?: {
+    observedGeneration?: number;
+    conditions?: ConditionView[];
+    targets?: { name: string; governed?: boolean }[];
+  };
+}
+interface DeploymentView {
+  metadata: { name: string };
+  status?: { conditions?: ConditionView[] };
+}
+
+const STATUS_RANK: Record<string, number> = { False: 0, Unknown: 1, True: 2 };
+
+/**
+ * Whether every policy's status is current (observedGeneration), reports ProbesCompliant, and
+ * agrees with the `healthgate.io/…` conditions of the Deployments it governs: for each type,
+ * the policy shows the worst status among them.
+ */
+export function settled({
+  policies,
+  deployments,
+}: {
+  policies: PolicyView[];
+  deployments: DeploymentView[];
+}): boolean {
+  return (
+    policies.length > 0 &&
+    policies.every((policy) => {
+      const status = policy.status;
+      if (!status || status.observedGeneration !== policy.metadata.generation) return false;
+      const conditions = status.conditions ?? [];
+      if (!conditions.some((c) => c.type === "ProbesCompliant")) return false;
+      const governed = (status.targets ?? [])
+        .filter((t) => t.governed)
+        .map((t) => deployments.find((d) => d.metadata.name === t.name));
+      if (governed.some((d) => d === undefined)) return false;
+      return conditions
+        .filter((c) => c.type !== "Ready")
+        .every((c) => {
+          const statuses = governed.map(
+            (d) =>
+              d?.status?.conditions?.find((x) => x.type === DEPLOYMENT_CONDITION_PREFIX + c.type)?.status,
+          );
+          if (statuses.some((x) => x === undefined)) return false;
+          const worst = statuses.reduce<string>(
+            (w, x) => ((STATUS_RANK[x!] ?? 1) < (STATUS_RANK[w] ?? 1) ? x! : w),
+            "True",
+          );
+          return worst === c.status;
+        });
+    })
+  );
 }

@@ -21,8 +21,15 @@ export async function runOperator(argv: readonly string[]): Promise<number> {
     throw err;
   }
   const logger = createLogger(config.logLevel);
+  let kubeConfig;
+  try {
+    kubeConfig = loadKubeConfig(config.kubeconfig);
+  } catch (err) {
+    process.stderr.write(`healthgate run: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 2;
+  }
   const operator = new Operator({
-    kubeConfig: loadKubeConfig(config.kubeconfig),
+    kubeConfig,
     logger,
     namespaces: config.namespaces,
     port: config.httpPort,
@@ -30,7 +37,11 @@ export async function runOperator(argv: readonly string[]): Promise<number> {
     watchdogMs: config.watchdogSeconds * 1000,
     identity: config.leaderElectionIdentity,
     leaderElection: config.leaderElect
-      ? { enabled: true, namespace: config.leaderElectionNamespace ?? "default", name: config.leaderElectionId }
+      ? {
+          enabled: true,
+          namespace: config.leaderElectionNamespace ?? "default",
+          name: config.leaderElectionId,
+        }
       : { enabled: false },
   });
 

@@ -1,0 +1,105 @@
+// Small network helpers for starting and probing local components.
+import { readFileSync } from "node:fs";
+import { readlink } from "node:fs/promises";
+import http from "node:http";
+import https from "node:https";
+import net from "node:net";
+import { setTimeout as delay } from "node:timers/promises";
+
+/** A TCP port that was free on `host` a moment ago (the kernel picks it). */
+export function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.unref();
+    server.once("error", reject);
+    server.listen(0, host, () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+export interface TlsClient {
+  caFile: string;
+  /** Client certificate and key; without them the request is anonymous. */
+  certFile?: string;
+  keyFile?: string;
+}
+
+export interface HttpResult {
+  status: number;
+  body: string;
+}
+
+/** GET `url` (http or https with client certificate), never following redirects. */
+export function httpGet(url: string, tls?: TlsClient, timeoutMs = 5_000): Promise<HttpResult> {
+  return new Promise((resolve, reject) => {
+    const onResponse = (res: http.IncomingMessage) => {
+      let body = "";
+      res.setEncoding("utf8");
+      res.on("data", (chunk: string) => (body += chunk));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on("error", reject);
+    };
+    const req = url.startsWith("https:")
+      ? https.get(
+          url,
+          tls
+            ? {
+                ca: readFileSync(tls.caFile),
+                ...(tls.certFile && tls.keyFile
+                  ? { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) }
+                  : {}),
+              }
+            : {},
+          onResponse,
+        )
+      : http.get(url, onResponse);
+    req.setTimeout(timeoutMs, () => req.destroy(new Error(`GET ${url} timed out after ${timeoutMs} ms`)));
+    req.on("error", reject);
+  });
+}
+
+export interface PollOptions {
+  timeoutMs: number;
+  intervalMs?: number;
+  /** What is awaited, for the error message: "kube-apiserver /readyz". */
+  what: string;
+  /** Settles when waiting is pointless (a component died); its rejection is rethrown. */
+  abort?: Promise<never>;
+}
+
+/**
+ * Calls `check` until it returns a value other than undefined. Errors thrown by
+ * `check` count as "not yet"; the last one is reported on timeout.
+ */
+export async function pollUntil<T>(check: () => Promise<T | undefined>, options: PollOptions): Promise<T> {
+  const deadline = Date.now() + options.timeoutMs;
+  let last: string;
+  let aborted: unknown;
+  let abortedSet = false;
+  options.abort?.catch((err: unknown) => {
+    aborted = err;
+    abortedSet = true;
+  });
+  for (;;) {
+    if (abortedSet) throw aborted;
+    try {
+      const value = await check();
+      if (value !== undefined) return value;
+      last = "not ready yet";
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    if (abortedSet) throw aborted;
+    if (Date.now() >= deadline) {
+      throw new Error(`timed out after ${options.timeoutMs} ms waiting for ${options.what} (last: ${last})`);
+    }
+    await delay(options.intervalMs ?? 100);
+  }
+}
+
+/** The identity of this process's network namespace, e.g. "net:[4026531840]". */
+export function currentNetns(): Promise<string> {
+  return readlink("/proc/self/ns/net");
+}

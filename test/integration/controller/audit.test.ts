@@ -1,0 +1,154 @@
+// Audit mode: healthgate reports and never changes a Deployment's spec. What it finds lands in
+// the policy's status and, as `healthgate.io/…` conditions, in the Deployment's status, where
+// `kubectl describe deploy` shows them and `kubectl wait --for=condition=…` waits on them.
+import { beforeAll, describe, expect, it } from "vitest";
+import { makeDeployment, withProbe, withReplicas } from "../../support/builders.ts";
+import { waitFor } from "../../support/waitFor.ts";
+import {
+  apiRequests,
+  deploymentCondition,
+  installCrd,
+  kubectl,
+  makePolicy,
+  readDeployment,
+  readPolicy,
+  useControllerHarness,
+  waitForDeploymentCondition,
+  waitForEvent,
+  waitForPolicyCondition,
+  waitForRolloutComplete,
+  waitUntilIdle,
+  withDeepPaths,
+} from "./support.ts";
+
+beforeAll(() => installCrd());
+
+describe("Audit", () => {
+  const hg = useControllerHarness();
+
+  it("reports findings in status and conditions and never touches the Deployment's spec", async () => {
+    // Given a Deployment without probes and an Audit policy selecting it
+    await hg.apply(makeDeployment("web", withReplicas(2)));
+    const before = await waitForRolloutComplete(hg.namespace, "web");
+    await hg.createPolicy(makePolicy("web"));
+
+    // When healthgate runs
+    await hg.startOperator();
+
+    // Then `kubectl wait --for=condition=healthgate.io/ProbesCompliant=False` returns (the README's claim)
+    await kubectl([
+      "wait",
+      "-n",
+      hg.namespace,
+      "--for=condition=healthgate.io/ProbesCompliant=False",
+      "--timeout=60s",
+      "deploy/web",
+    ]);
+    // and `kubectl describe deploy` shows healthgate's conditions beside the controller's
+    const described = await kubectl(["describe", "deploy", "-n", hg.namespace, "web"]);
+    expect(described).toMatch(/healthgate\.io\/ProbesCompliant\s+False\s+FindingsAtError/);
+    expect(described).toMatch(/healthgate\.io\/LivenessShallow\s+/);
+    expect(described).toMatch(/Available\s+True/);
+
+    // and the policy's status lists the findings for the Deployment
+    const policy = await waitForPolicyCondition(hg.namespace, "web", "ProbesCompliant", {
+      status: "False",
+      reason: "FindingsAtError",
+    });
+    const target = policy.status?.targets?.find((t) => t.name === "web");
+    expect(target?.governed).toBe(true);
+    const rules = (target?.findings ?? []).map((f) => `${f.rule}/${f.container}`);
+    expect(rules.length, JSON.stringify(target?.findings, null, 2)).toBeGreaterThan(0);
+    expect(target?.findings?.every((f) => f.message.length > 0)).toBe(true);
+    expect(policy.status?.compliantCount).toBe(0);
+    expect(policy.status?.targetCount).toBe(1);
+    await waitForPolicyCondition(hg.namespace, "web", "Ready", { status: "True" });
+
+    // and the Deployment's spec is exactly as the user wrote it: same generation, same template
+    await waitUntilIdle(hg.operator, 2);
+    const after = await readDeployment(hg.namespace, "web");
+    expect(after.metadata!.generation).toBe(before.metadata!.generation);
+    expect(after.spec!.template).toEqual(before.spec!.template);
+    expect(await apiRequests(hg.operator, { verb: "apply", resource: "deployments" })).toBe(0);
+    // and healthgate owns only status conditions, under its status field manager
+    const managers = (after.metadata!.managedFields ?? []).filter((m) => m.manager?.startsWith("healthgate"));
+    expect(managers.map((m) => `${m.manager} ${m.operation} ${m.subresource ?? ""}`.trim())).toEqual([
+      "healthgate-status Apply status",
+    ]);
+    await hg.expectSecondReconcileWritesNothing();
+  });
+
+  it("flags a liveness probe that reaches a declared deep path, on both objects, with an Event", async () => {
+    // Given a Deployment whose liveness probe calls the deep endpoint the policy declares
+    await hg.apply(
+      makeDeployment(
+        "web",
+        withProbe("web", "liveness", { httpGet: { path: "/health/deep", port: "http" }, periodSeconds: 10 }),
+        withProbe("web", "readiness", { httpGet: { path: "/readyz", port: "http" }, successThreshold: 2 }),
+      ),
+    );
+    await hg.createPolicy(makePolicy("web", withDeepPaths("/health/deep")));
+
+    // When healthgate runs
+    await hg.startOperator();
+
+    // Then LivenessShallow=False with reason LivenessDeep, on the Deployment and on the policy
+    const deep = {
+      status: "False",
+      reason: "LivenessDeep",
+      message: ["/health/deep", "container web"],
+    } as const;
+    await waitForDeploymentCondition(hg.namespace, "web", "LivenessShallow", deep);
+    await waitForPolicyCondition(hg.namespace, "web", "LivenessShallow", deep);
+    const policy = await readPolicy(hg.namespace, "web");
+    const finding = policy.status?.targets?.[0]?.findings?.find((f) => f.rule === "LivenessDeep");
+    expect(finding).toMatchObject({ severity: "critical", container: "web" });
+
+    // and the flip is recorded as a Warning Event (events.k8s.io) about the Deployment
+    const event = await waitForEvent(hg.namespace, {
+      type: "Warning",
+      reason: "LivenessDeep",
+      regardingKind: "Deployment",
+      regardingName: "web",
+      noteContains: "healthgate.io/LivenessShallow=False",
+    });
+    expect(event.reportingController).toBe("healthgate.io/healthgate");
+
+    // When the user points liveness at the shallow endpoint
+    const firstFlip = deploymentCondition(await readDeployment(hg.namespace, "web"), "LivenessShallow");
+    await hg.apply(
+      makeDeployment(
+        "web",
+        withProbe("web", "liveness", { httpGet: { path: "/healthz", port: "http" }, periodSeconds: 10 }),
+        withProbe("web", "readiness", { httpGet: { path: "/readyz", port: "http" }, successThreshold: 2 }),
+      ),
+    );
+
+    // Then the condition flips back, with a Normal Event
+    const fixed = await waitForDeploymentCondition(hg.namespace, "web", "LivenessShallow", {
+      status: "True",
+      reason: "Shallow",
+    });
+    await waitForPolicyCondition(hg.namespace, "web", "LivenessShallow", {
+      status: "True",
+      reason: "Shallow",
+    });
+    await waitForEvent(hg.namespace, {
+      type: "Normal",
+      regardingKind: "Deployment",
+      regardingName: "web",
+      noteContains: "healthgate.io/LivenessShallow=True",
+    });
+    expect(
+      deploymentCondition(fixed, "LivenessShallow")!.lastTransitionTime!.getTime(),
+    ).toBeGreaterThanOrEqual(firstFlip!.lastTransitionTime!.getTime());
+    await waitFor(
+      async () => {
+        const findings = (await readPolicy(hg.namespace, "web")).status?.targets?.[0]?.findings ?? [];
+        return findings.every((f) => f.rule !== "LivenessDeep");
+      },
+      { what: "the LivenessDeep finding to leave the policy's status" },
+    );
+    await hg.expectSecondReconcileWritesNothing();
+  });
+});

@@ -1,0 +1,119 @@
+// The README's first command, `npm run dev` (hack/dev.sh), run the way a new user runs it: no
+// KUBECONFIG and no ~/.kube/config, so it starts its own control plane from the cached
+// binaries, installs the CRD, runs the operator, applies examples/web-api.yaml and prints
+// `kubectl get hpol` with the conditions healthgate wrote. `--once` makes it exit by itself.
+import { spawn } from "node:child_process";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { expect, inject, it } from "vitest";
+import { KUBERNETES_VERSION } from "../../src/devcluster/binaries.ts";
+
+const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
+/** How long the command may take before the test gives up on it (a plane starts in seconds). */
+const BOUND_MS = 180_000;
+
+/** The environment of a user with no cluster configured, whose build cache holds the plane's binaries. */
+function newUserEnv(home: string): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, HOME: home };
+  for (const name of Object.keys(env)) {
+    if (
+      name === "KUBECONFIG" ||
+      name === "KUBEBUILDER_ASSETS" ||
+      name.startsWith("HEALTHGATE_") ||
+      name === "XDG_CACHE_HOME"
+    ) {
+      delete env[name];
+    }
+  }
+  // hack/build-k8s.sh and src/devcluster/binaries.ts look in $HEALTHGATE_CACHE/k8s/<version>.
+  const binDir = inject("k8sBinDir");
+  const cache = path.dirname(path.dirname(binDir));
+  if (path.basename(binDir) === KUBERNETES_VERSION && path.basename(path.dirname(binDir)) === "k8s") {
+    env.HEALTHGATE_CACHE = cache;
+  } else {
+    env.KUBEBUILDER_ASSETS = binDir; // binaries from elsewhere (envtest): the documented override
+  }
+  return env;
+}
+
+function run(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { cwd: repoRoot, env, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    const bound = setTimeout(() => {
+      child.kill("SIGTERM");
+      setTimeout(() => child.kill("SIGKILL"), 10_000).unref();
+      reject(
+        new Error(
+          `${command} ${args.join(" ")} still running after ${BOUND_MS / 1000} s\nstdout:\n${stdout}\nstderr:\n${stderr}`,
+        ),
+      );
+    }, BOUND_MS);
+    child.on("error", (err) => {
+      clearTimeout(bound);
+      reject(err);
+    });
+    child.on("close", (code) => {
+      clearTimeout(bound);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+it(
+  "`npm run dev -- --once` starts a plane, enforces the example and shows a compliant, Ready policy",
+  { timeout: BOUND_MS + 20_000 },
+  async () => {
+    // Given a user with no cluster configured (fresh HOME, no KUBECONFIG) and the binaries in the build cache
+    const home = await mkdtemp(path.join(tmpdir(), "healthgate-readme-home-"));
+    try {
+      // When they run the README's first command (npm run dev → bash hack/dev.sh), in its self-exiting mode
+      const { code, stdout, stderr } = await run("bash", ["hack/dev.sh", "--once"], newUserEnv(home));
+
+      // Then it succeeds, having started its own control plane
+      expect(code, `stdout:\n${stdout}\nstderr:\n${stderr}`).toBe(0);
+      expect(stdout).toContain("No cluster configured");
+      expect(stdout).toContain(`Control plane ${KUBERNETES_VERSION} up`);
+      // and it shows `kubectl get hpol`: the example in Enforce mode, 1 target, compliant, headroom sufficient, Ready
+      const lines = stdout.split("\n");
+      const header = lines.findIndex((l) => l.startsWith("$ kubectl get hpol -n healthgate-demo"));
+      expect(header, stdout).toBeGreaterThanOrEqual(0);
+      expect(lines[header + 1]).toMatch(
+        /^NAME\s+MODE\s+TARGETS\s+COMPLIANT\s+HEADROOM\s+ROLLOUT\s+READY\s+AGE\s*$/,
+      );
+      expect(lines[header + 2], stdout).toMatch(/^web-api\s+Enforce\s+1\s+1\s+True\s+True\s+\d+s\s*$/);
+      // and the policy's conditions as the README prints them
+      const conditions = lines
+        .slice(lines.indexOf("Policy conditions:") + 1)
+        .filter((l) => l.startsWith("  "));
+      expect(conditions.find((l) => l.startsWith("  ProbesCompliant="))).toMatch(
+        /^ {2}ProbesCompliant=True \(Compliant\): /,
+      );
+      expect(conditions.find((l) => l.startsWith("  LivenessShallow="))).toMatch(
+        /^ {2}LivenessShallow=True \(Shallow\): /,
+      );
+      expect(conditions.find((l) => l.startsWith("  Ready="))).toMatch(
+        /^ {2}Ready=True \(Reconciled\): governing 1 Deployment/,
+      );
+      expect(conditions.find((l) => l.startsWith("  HeadroomSufficient="))).toMatch(
+        /^ {2}HeadroomSufficient=True \(Sufficient\): HPA target 60% at minReplicas 4: losing 1 leaves 3 at 80%/,
+      );
+      // and the same verdicts, prefixed, on the Deployment
+      const deployment = lines.find((l) => l.startsWith("Deployment web-api: "));
+      expect(deployment, stdout).toContain("healthgate.io/ProbesCompliant=True");
+      expect(deployment).toContain("healthgate.io/LivenessShallow=True");
+      expect(deployment).toContain("healthgate.io/HeadroomSufficient=True");
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
+  },
+);

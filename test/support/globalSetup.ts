@@ -1,0 +1,98 @@
+// One control plane per integration run: started here, or reused when
+// hack/cluster.ts recorded one that lives in this network namespace and
+// answers. Tests read its kubeconfig with inject("kubeconfigPath") (see
+// kube.ts); child processes get HEALTHGATE_TEST_KUBECONFIG.
+import { mkdtemp, rm } from "node:fs/promises";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
+import type { TestProject } from "vitest/node";
+import { defaultBinDir, startControlPlane, type ControlPlane } from "../../src/devcluster/controlPlane.ts";
+import { currentNetns } from "../../src/devcluster/net.ts";
+import {
+  isPlaneReachable,
+  isPlaneRunning,
+  readPlaneState,
+  type PlaneState,
+} from "../../src/devcluster/state.ts";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    /** Admin kubeconfig of the run's plane. */
+    kubeconfigPath: string;
+    /** Directory of the plane's binaries (kubectl included when built by hack/build-k8s.sh). */
+    k8sBinDir: string;
+    /** Pod IPs of the run come from here; simulators claim disjoint blocks of it. */
+    podCidr: string;
+    /** Whether pod IPs are routable on loopback outside 127/8, so EndpointSlices accept them. */
+    podIpsPublishable: boolean;
+    /** Scratch directory of this run (pod IP block claims). */
+    runDir: string;
+  }
+}
+
+/** The range used inside the test network namespace (hack/test.sh routes it to loopback). */
+const NETNS_POD_CIDR = "198.18.0.0/15";
+/** Outside it: any 127.x address can be bound, but EndpointSlices refuse loopback addresses. */
+const LOOPBACK_POD_CIDR = "127.18.0.0/16";
+
+function canBind(address: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.once("error", () => resolve(false));
+    server.listen(0, address, () => server.close(() => resolve(true)));
+  });
+}
+
+const say = (message: string) => process.stderr.write(`[globalSetup] ${message}\n`);
+
+async function reusablePlane(): Promise<PlaneState | undefined> {
+  if (process.env.HEALTHGATE_FRESH_PLANE) return undefined;
+  const state = await readPlaneState();
+  if (!state || state.netns !== (await currentNetns())) return undefined;
+  if (!(await isPlaneRunning(state)) || !(await isPlaneReachable(state))) return undefined;
+  say(`reusing the plane recorded by hack/cluster.ts: ${state.server} (${state.version})`);
+  return state;
+}
+
+export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const runDir = await mkdtemp(path.join(os.tmpdir(), "healthgate-test-run-"));
+  const podCidr =
+    process.env.HEALTHGATE_TEST_POD_CIDR ??
+    ((await canBind("198.18.0.1")) ? NETNS_POD_CIDR : LOOPBACK_POD_CIDR);
+  const podIpsPublishable = !podCidr.startsWith("127.");
+  if (!podIpsPublishable) {
+    say(
+      `198.18.0.0/15 is not local here: pod IPs come from ${podCidr}, which EndpointSlices refuse; run through npm test`,
+    );
+  }
+
+  let plane: ControlPlane | undefined;
+  let kubeconfigPath: string;
+  let k8sBinDir: string;
+  const reused = await reusablePlane();
+  if (reused) {
+    ({ kubeconfigPath, binDir: k8sBinDir } = reused);
+  } else {
+    plane = await startControlPlane({ binDir: defaultBinDir(), log: say });
+    ({ kubeconfigPath, binDir: k8sBinDir } = plane);
+  }
+
+  process.env.HEALTHGATE_TEST_KUBECONFIG = kubeconfigPath;
+  process.env.HEALTHGATE_TEST_RUN_DIR = runDir;
+  process.env.HEALTHGATE_TEST_POD_CIDR = podCidr;
+  project.provide("kubeconfigPath", kubeconfigPath);
+  project.provide("k8sBinDir", k8sBinDir);
+  project.provide("podCidr", podCidr);
+  project.provide("podIpsPublishable", podIpsPublishable);
+  project.provide("runDir", runDir);
+
+  return async () => {
+    if (plane) {
+      const started = Date.now();
+      await plane.stop();
+      say(`control plane stopped in ${Date.now() - started} ms`);
+    }
+    await rm(runDir, { recursive: true, force: true });
+  };
+}
