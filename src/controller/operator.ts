@@ -2,7 +2,13 @@
 // leader reconciles), the reconcile loop, and the health/metrics server.
 import os from "node:os";
 import type { KubeConfig } from "@kubernetes/client-node";
-import type { Deployment, HorizontalPodAutoscaler, Pod, PodDisruptionBudget, ReplicaSet } from "../api/k8s.ts";
+import type {
+  Deployment,
+  HorizontalPodAutoscaler,
+  Pod,
+  PodDisruptionBudget,
+  ReplicaSet,
+} from "../api/k8s.ts";
 import { KubeClient, type KubeObject } from "../kube/client.ts";
 import { systemClock, type Clock } from "../kube/clock.ts";
 import { LeaderElector } from "../kube/leaderElection.ts";
@@ -35,7 +41,14 @@ export interface OperatorOptions {
   watchdogMs?: number;
   leaderElection?:
     | { enabled: false }
-    | { enabled: true; namespace: string; name: string; leaseDurationMs?: number; renewDeadlineMs?: number; retryPeriodMs?: number };
+    | {
+        enabled: true;
+        namespace: string;
+        name: string;
+        leaseDurationMs?: number;
+        renewDeadlineMs?: number;
+        retryPeriodMs?: number;
+      };
   identity?: string;
   clock?: Clock;
 }
@@ -149,9 +162,11 @@ export class Operator {
   /** Every key worth a first look: all policies and every Deployment some policy selects. */
   private allKeys(): Key[] {
     const keys: Key[] = [];
-    for (const p of this.world.policies.list()) keys.push(policyKey(p.metadata.namespace ?? "", p.metadata.name));
+    for (const p of this.world.policies.list())
+      keys.push(policyKey(p.metadata.namespace ?? "", p.metadata.name));
     for (const d of this.world.deployments.list()) {
-      if (this.policiesSelecting(d).length > 0) keys.push(deploymentKey(d.metadata.namespace ?? "", d.metadata.name));
+      if (this.policiesSelecting(d).length > 0)
+        keys.push(deploymentKey(d.metadata.namespace ?? "", d.metadata.name));
       else if ((d.status?.conditions ?? []).some((c) => c.type.startsWith("healthgate.io/"))) {
         keys.push(deploymentKey(d.metadata.namespace ?? "", d.metadata.name));
       }
@@ -209,17 +224,22 @@ export class Operator {
     const policyDeleted = (raw: KubeObject) => {
       const ns = raw.metadata.namespace ?? "";
       // Deployments it governed: another policy may govern them now, or none.
-      for (const d of world.deployments.list()) if (d.metadata.namespace === ns) {
-        if ((d.status?.conditions ?? []).some((c) => c.type.startsWith("healthgate.io/"))) {
-          enqueue(deploymentKey(ns, d.metadata.name));
+      for (const d of world.deployments.list())
+        if (d.metadata.namespace === ns) {
+          if ((d.status?.conditions ?? []).some((c) => c.type.startsWith("healthgate.io/"))) {
+            enqueue(deploymentKey(ns, d.metadata.name));
+          }
         }
-      }
       for (const p of this.parsedPolicies(ns)) enqueue(policyKey(ns, p.metadata.name));
     };
     const ownerDeployment = (rs: ReplicaSet | undefined) =>
       rs?.metadata.ownerReferences?.find((r) => r.controller && r.kind === "Deployment")?.name;
 
-    world.policies.addHandlers({ add: policyChanged, update: (_o, n) => policyChanged(n), delete: policyDeleted });
+    world.policies.addHandlers({
+      add: policyChanged,
+      update: (_o, n) => policyChanged(n),
+      delete: policyDeleted,
+    });
     world.deployments.addHandlers({
       add: deploymentChanged,
       update: (_o, n) => deploymentChanged(n),
@@ -264,6 +284,7 @@ export class Operator {
 
 /** The slim cache copies differ in more than their resourceVersion. */
 function sameIgnoringVersion(a: KubeObject, b: KubeObject): boolean {
-  const strip = (o: KubeObject) => JSON.stringify({ ...o, metadata: { ...o.metadata, resourceVersion: undefined } });
+  const strip = (o: KubeObject) =>
+    JSON.stringify({ ...o, metadata: { ...o.metadata, resourceVersion: undefined } });
   return strip(a) === strip(b);
 }

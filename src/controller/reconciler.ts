@@ -25,7 +25,13 @@ import {
   type OverlapReport,
   type TargetDecision,
 } from "../policy/decide.ts";
-import { emptyHistory, holding, otherProbeManager, recordFlip, type FlipHistory } from "../policy/enforceConflict.ts";
+import {
+  emptyHistory,
+  holding,
+  otherProbeManager,
+  recordFlip,
+  type FlipHistory,
+} from "../policy/enforceConflict.ts";
 import { governingPolicy, policySelects } from "../policy/governance.ts";
 import { pdbName } from "../policy/headroom/pdb.ts";
 import { conflictingHandlers, ownedFieldsDiffer } from "../policy/probes/concern.ts";
@@ -103,7 +109,10 @@ export class HealthgateReconciler implements Reconciler {
     const podLabels = deployment.spec.template.metadata?.labels ?? {};
     const pdbs = world.pdbs
       .list()
-      .filter((pdb) => pdb.metadata.namespace === ns && pdb.spec.selector && selectorMatches(pdb.spec.selector, podLabels));
+      .filter(
+        (pdb) =>
+          pdb.metadata.namespace === ns && pdb.spec.selector && selectorMatches(pdb.spec.selector, podLabels),
+      );
     const nodeZones: Record<string, string> = {};
     for (const node of world.nodes.list()) {
       const zone = node.metadata.labels?.[ZONE_LABEL];
@@ -145,14 +154,22 @@ export class HealthgateReconciler implements Reconciler {
     await this.applyOwnedObjects(policy, deployment, decided.ownedObjects, signal);
     this.o.enqueue(policyKey(namespace, policy.metadata.name));
     const conflict = this.flips.get(deploymentKey(namespace, name));
-    const holdMs = conflict?.holdUntil !== undefined ? Math.max(0, conflict.holdUntil - this.o.clock.now()) : undefined;
-    const requeueMs = [decided.requeueAfterSeconds !== undefined ? decided.requeueAfterSeconds * 1000 : undefined, holdMs]
-      .filter((v): v is number => v !== undefined && v > 0);
+    const holdMs =
+      conflict?.holdUntil !== undefined ? Math.max(0, conflict.holdUntil - this.o.clock.now()) : undefined;
+    const requeueMs = [
+      decided.requeueAfterSeconds !== undefined ? decided.requeueAfterSeconds * 1000 : undefined,
+      holdMs,
+    ].filter((v): v is number => v !== undefined && v > 0);
     return requeueMs.length > 0 ? { requeueAfterMs: Math.min(...requeueMs) } : {};
   }
 
   /** Enforce: ONE forced apply of every owned field, only when the live template lacks them. */
-  private async applyOwnedSpec(policy: HealthPolicy, deployment: Deployment, decision: TargetDecision, signal: AbortSignal): Promise<void> {
+  private async applyOwnedSpec(
+    policy: HealthPolicy,
+    deployment: Deployment,
+    decision: TargetDecision,
+    signal: AbortSignal,
+  ): Promise<void> {
     if (policy.spec.mode !== "Enforce" || !decision.ownedSpec) return;
     if (!ownedFieldsDiffer(deployment.spec.template, decision.ownedSpec)) return;
     const key = deploymentKey(deployment.metadata.namespace ?? "", deployment.metadata.name);
@@ -183,9 +200,17 @@ export class HealthgateReconciler implements Reconciler {
         return;
       }
     }
-    const stored = await this.o.client.applyObject(body, { fieldManager: FIELD_MANAGER, force: true, signal });
+    const stored = await this.o.client.applyObject(body, {
+      fieldManager: FIELD_MANAGER,
+      force: true,
+      signal,
+    });
     const appliedGeneration = stored.metadata.generation;
-    this.flips.set(key, { ...history, applied: bodyJson, ...(appliedGeneration !== undefined ? { appliedGeneration } : {}) });
+    this.flips.set(key, {
+      ...history,
+      applied: bodyJson,
+      ...(appliedGeneration !== undefined ? { appliedGeneration } : {}),
+    });
     this.o.logger.info(
       { namespace: deployment.metadata.namespace, name: deployment.metadata.name, kind: "Deployment" },
       "applied owned probe fields",
@@ -246,7 +271,12 @@ export class HealthgateReconciler implements Reconciler {
     };
   }
 
-  private async writeDeploymentConditions(deployment: Deployment, intents: readonly ConditionIntent[], now: Date, signal: AbortSignal) {
+  private async writeDeploymentConditions(
+    deployment: Deployment,
+    intents: readonly ConditionIntent[],
+    now: Date,
+    signal: AbortSignal,
+  ) {
     const { conditions, changed } = deploymentConditions(deployment, intents, now);
     if (!changed) return;
     await this.o.client.applyObject(
@@ -258,15 +288,27 @@ export class HealthgateReconciler implements Reconciler {
       } as KubeObject,
       { fieldManager: STATUS_FIELD_MANAGER, force: true, subresource: "status", signal },
     );
-    const previous = (deployment.status?.conditions ?? []).filter((c) => c.type.startsWith(DEPLOYMENT_CONDITION_PREFIX));
+    const previous = (deployment.status?.conditions ?? []).filter((c) =>
+      c.type.startsWith(DEPLOYMENT_CONDITION_PREFIX),
+    );
     for (const type of flippedTypes(previous, conditions)) {
       const c = conditions.find((x) => x.type === type) as DeploymentCondition;
-      await this.event(deployment, c.status === "True" ? "Normal" : "Warning", c.reason ?? "Changed", `${type}=${c.status}: ${c.message ?? ""}`);
+      await this.event(
+        deployment,
+        c.status === "True" ? "Normal" : "Warning",
+        c.reason ?? "Changed",
+        `${type}=${c.status}: ${c.message ?? ""}`,
+      );
     }
   }
 
   /** One apply per owned object (the optional PodDisruptionBudget); stale ones the policy owns are deleted. */
-  private async applyOwnedObjects(policy: HealthPolicy, deployment: Deployment, objects: readonly OwnedObject[], signal: AbortSignal) {
+  private async applyOwnedObjects(
+    policy: HealthPolicy,
+    deployment: Deployment,
+    objects: readonly OwnedObject[],
+    signal: AbortSignal,
+  ) {
     const ns = deployment.metadata.namespace ?? "";
     const ownerRef = {
       apiVersion: "healthgate.io/v1alpha1",
@@ -284,7 +326,11 @@ export class HealthgateReconciler implements Reconciler {
         metadata: { ...obj.metadata, namespace: ns, ownerReferences: [ownerRef] },
       } as KubeObject & { spec: unknown };
       const live = this.o.world.pdbs.get(`${ns}/${obj.metadata.name}`);
-      if (live && live.metadata.ownerReferences?.some((r) => r.uid === ownerRef.uid) && sameSubset(obj.spec, live.spec)) {
+      if (
+        live &&
+        live.metadata.ownerReferences?.some((r) => r.uid === ownerRef.uid) &&
+        sameSubset(obj.spec, live.spec)
+      ) {
         continue;
       }
       await this.o.client.applyObject(body, { fieldManager: FIELD_MANAGER, force: true, signal });
@@ -301,7 +347,11 @@ export class HealthgateReconciler implements Reconciler {
       );
     for (const pdb of stale) {
       try {
-        await this.o.client.delete(resources.podDisruptionBudgets, { namespace: ns, name: pdb.metadata.name }, signal);
+        await this.o.client.delete(
+          resources.podDisruptionBudgets,
+          { namespace: ns, name: pdb.metadata.name },
+          signal,
+        );
       } catch (err) {
         if (!isNotFound(err)) throw err;
       }
@@ -318,9 +368,18 @@ export class HealthgateReconciler implements Reconciler {
     const previous = (raw as { status?: HealthPolicyStatus }).status;
     if (!parsed.ok) {
       // Permanent until the user edits the spec: say so in status, do not spin in backoff.
-      const conditions = setPolicyCondition(previous?.conditions ?? [], parsed.condition, raw.metadata.generation, now);
+      const conditions = setPolicyCondition(
+        previous?.conditions ?? [],
+        parsed.condition,
+        raw.metadata.generation,
+        now,
+      );
       const generation = raw.metadata.generation;
-      await this.writePolicyStatus(raw, previous, signal, { ...previous, ...(generation !== undefined ? { observedGeneration: generation } : {}), conditions });
+      await this.writePolicyStatus(raw, previous, signal, {
+        ...previous,
+        ...(generation !== undefined ? { observedGeneration: generation } : {}),
+        conditions,
+      });
       return {};
     }
     const policy = parsed.policy;
@@ -335,12 +394,16 @@ export class HealthgateReconciler implements Reconciler {
         continue;
       }
       const key = deploymentKey(namespace, deployment.metadata.name);
-      decisions.push(this.withConflict(key, decideTarget(this.snapshot(policy, deployment), this.o.concerns)));
+      decisions.push(
+        this.withConflict(key, decideTarget(this.snapshot(policy, deployment), this.o.concerns)),
+      );
     }
     const status = policyStatus(policy, decisions, overlaps, now);
     const wrote = await this.writePolicyStatus(raw, previous, signal, status);
     if (wrote) await this.policyEvents(raw, previous, status, decisions);
-    const requeues = decisions.flatMap((d) => (d.requeueAfterSeconds !== undefined ? [d.requeueAfterSeconds * 1000] : []));
+    const requeues = decisions.flatMap((d) =>
+      d.requeueAfterSeconds !== undefined ? [d.requeueAfterSeconds * 1000] : [],
+    );
     return requeues.length > 0 ? { requeueAfterMs: Math.min(...requeues) } : {};
   }
 
@@ -372,12 +435,20 @@ export class HealthgateReconciler implements Reconciler {
     for (const type of flippedTypes(previous?.conditions ?? [], status.conditions ?? [])) {
       const c = status.conditions?.find((x) => x.type === type);
       if (!c) continue;
-      await this.event(raw, c.status === "True" ? "Normal" : "Warning", c.reason, `${type}=${c.status}: ${c.message}`);
+      await this.event(
+        raw,
+        c.status === "True" ? "Normal" : "Warning",
+        c.reason,
+        `${type}=${c.status}: ${c.message}`,
+      );
     }
     for (const decision of decisions) {
       const before = previous?.targets?.find((t) => t.name === decision.deployment)?.findings ?? [];
       const summary = (fs: readonly { rule: string; container?: string }[]) =>
-        fs.map((f) => `${f.rule}/${f.container ?? ""}`).sort().join(",");
+        fs
+          .map((f) => `${f.rule}/${f.container ?? ""}`)
+          .sort()
+          .join(",");
       if (summary(before) === summary(decision.findings)) continue;
       const worst = decision.findings[0];
       await this.event(
@@ -420,7 +491,8 @@ export class HealthgateReconciler implements Reconciler {
         type,
         note: note.slice(0, 1024),
         regarding: {
-          apiVersion: regarding.apiVersion ?? (regarding.kind === "Deployment" ? "apps/v1" : "healthgate.io/v1alpha1"),
+          apiVersion:
+            regarding.apiVersion ?? (regarding.kind === "Deployment" ? "apps/v1" : "healthgate.io/v1alpha1"),
           kind: regarding.kind ?? "Deployment",
           name: regarding.metadata.name,
           namespace: regarding.metadata.namespace,

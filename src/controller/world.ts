@@ -18,7 +18,10 @@ export const ZONE_LABEL = "topology.kubernetes.io/zone";
 
 type Raw = KubeObject & Record<string, unknown>;
 
-const meta = (obj: Raw, extra: Partial<Record<"labels" | "annotations" | "ownerReferences", boolean>> = {}) => {
+const meta = (
+  obj: Raw,
+  extra: Partial<Record<"labels" | "annotations" | "ownerReferences", boolean>> = {},
+) => {
   const m = obj.metadata;
   return {
     name: m.name,
@@ -40,7 +43,13 @@ const meta = (obj: Raw, extra: Partial<Record<"labels" | "annotations" | "ownerR
 export const slim = {
   deployment: (obj: Raw): Deployment => {
     const d = obj as unknown as Deployment;
-    return { apiVersion: "apps/v1", kind: "Deployment", metadata: meta(obj, { labels: true }), spec: d.spec, status: d.status ?? {} };
+    return {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: meta(obj, { labels: true }),
+      spec: d.spec,
+      status: d.status ?? {},
+    };
   },
   replicaSet: (obj: Raw): ReplicaSet => {
     const rs = obj as unknown as ReplicaSet;

@@ -20,7 +20,9 @@ export function setPolicyCondition(
     reason: intent.reason,
     message: intent.message,
     lastTransitionTime:
-      previous && previous.status === intent.status ? previous.lastTransitionTime : now.toISOString().replace(/\.\d{3}Z$/, "Z"),
+      previous && previous.status === intent.status
+        ? previous.lastTransitionTime
+        : now.toISOString().replace(/\.\d{3}Z$/, "Z"),
     ...(observedGeneration !== undefined ? { observedGeneration } : {}),
   };
   return [...existing.filter((c) => c.type !== intent.type), next].sort(byType);

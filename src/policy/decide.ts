@@ -12,7 +12,14 @@ import {
   type TargetStatus,
 } from "../api/v1alpha1/index.ts";
 import { setDeploymentCondition, setPolicyCondition, worstIntent } from "./conditions.ts";
-import type { Concern, ConditionIntent, EventIntent, OwnedObject, OwnedSpec, TargetSnapshot } from "./seam.ts";
+import type {
+  Concern,
+  ConditionIntent,
+  EventIntent,
+  OwnedObject,
+  OwnedSpec,
+  TargetSnapshot,
+} from "./seam.ts";
 
 /** Everything the concerns decided for one target. */
 export interface TargetDecision {
@@ -31,7 +38,9 @@ export function decideTarget(snapshot: TargetSnapshot, concerns: readonly Concer
   const conditions = contributions.flatMap((c) => c.conditions);
   const findings = contributions.flatMap((c) => c.findings);
   const figures = Object.assign({}, ...contributions.map((c) => c.figures)) as TargetDecision["status"];
-  const requeues = contributions.flatMap((c) => (c.requeueAfterSeconds === undefined ? [] : [c.requeueAfterSeconds]));
+  const requeues = contributions.flatMap((c) =>
+    c.requeueAfterSeconds === undefined ? [] : [c.requeueAfterSeconds],
+  );
   const ownedSpecs = contributions.flatMap((c) => (c.ownedSpec ? [c.ownedSpec] : []));
   const name = snapshot.deployment.metadata.name;
   return {
@@ -63,7 +72,10 @@ export function mergeOwnedSpecs(specs: readonly OwnedSpec[]): OwnedSpec {
       containers.set(container.name, { ...containers.get(container.name), ...container });
     }
   }
-  return { ...(grace !== undefined ? { terminationGracePeriodSeconds: grace } : {}), containers: [...containers.values()] };
+  return {
+    ...(grace !== undefined ? { terminationGracePeriodSeconds: grace } : {}),
+    containers: [...containers.values()],
+  };
 }
 
 /** The server-side apply body for the fields healthgate owns on a Deployment (field manager `healthgate`). */
@@ -138,7 +150,9 @@ export function policyStatus(
   for (const type of Object.values(ConditionType)) {
     if (type === ConditionType.Ready) continue;
     const intents = decisions.flatMap((d) =>
-      d.conditions.filter((c) => c.type === type).map((c) => prefixMessage(c, d.deployment, decisions.length)),
+      d.conditions
+        .filter((c) => c.type === type)
+        .map((c) => prefixMessage(c, d.deployment, decisions.length)),
     );
     const worst = worstIntent(intents);
     if (worst) set(worst);
@@ -163,7 +177,10 @@ export function policyStatus(
   };
 }
 
-function readyIntent(decisions: readonly TargetDecision[], overlaps: readonly OverlapReport[]): ConditionIntent {
+function readyIntent(
+  decisions: readonly TargetDecision[],
+  overlaps: readonly OverlapReport[],
+): ConditionIntent {
   if (overlaps.length > 0) {
     const list = overlaps.map((o) => `${o.deployment} (governed by ${o.governedBy})`).join(", ");
     return {
@@ -210,4 +227,3 @@ function canonical(value: unknown): string {
       : v,
   );
 }
-

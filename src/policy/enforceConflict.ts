@@ -21,7 +21,10 @@ export interface FlipHistory {
 export const emptyHistory = (): FlipHistory => ({ flips: [], episodes: 0 });
 
 /** Records a re-apply at `nowMs`; returns the new history and whether it is now a conflict. */
-export function recordFlip(history: FlipHistory, nowMs: number): { history: FlipHistory; conflicted: boolean } {
+export function recordFlip(
+  history: FlipHistory,
+  nowMs: number,
+): { history: FlipHistory; conflicted: boolean } {
   const flips = [...history.flips.filter((t) => nowMs - t < WINDOW_MS), nowMs];
   if (flips.length < MAX_FLIPS) return { history: { ...history, flips }, conflicted: false };
   const episodes = history.episodes + 1;
@@ -51,14 +54,16 @@ export function otherProbeManager(
 }
 
 function ownsContainerProbeFields(fields: unknown): boolean {
-  const containers = (fields as Record<string, Record<string, Record<string, Record<string, unknown>>>> | undefined)?.[
-    "f:spec"
-  ]?.["f:template"]?.["f:spec"]?.["f:containers"];
+  const containers = (
+    fields as Record<string, Record<string, Record<string, Record<string, unknown>>>> | undefined
+  )?.["f:spec"]?.["f:template"]?.["f:spec"]?.["f:containers"];
   if (!containers || typeof containers !== "object") return false;
   return Object.values(containers).some(
     (c) =>
       c &&
       typeof c === "object" &&
-      ["f:livenessProbe", "f:readinessProbe", "f:startupProbe", "f:lifecycle"].some((k) => k in (c as object)),
+      ["f:livenessProbe", "f:readinessProbe", "f:startupProbe", "f:lifecycle"].some(
+        (k) => k in (c as object),
+      ),
   );
 }

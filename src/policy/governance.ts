@@ -21,6 +21,9 @@ export function comparePolicyAge(a: HealthPolicy, b: HealthPolicy): number {
 }
 
 /** The policy that governs a Deployment among those that select it, or undefined. */
-export function governingPolicy(policies: readonly HealthPolicy[], deployment: Deployment): HealthPolicy | undefined {
+export function governingPolicy(
+  policies: readonly HealthPolicy[],
+  deployment: Deployment,
+): HealthPolicy | undefined {
   return policies.filter((p) => policySelects(p, deployment)).sort(comparePolicyAge)[0];
 }

@@ -6,7 +6,10 @@ import type { LabelSelector } from "../api/k8s.ts";
  * An empty selector matches everything (callers that must not select
  * everything reject it first — the CRD does for HealthPolicy.spec.selector).
  */
-export function selectorMatches(selector: LabelSelector, labels: Readonly<Record<string, string>> = {}): boolean {
+export function selectorMatches(
+  selector: LabelSelector,
+  labels: Readonly<Record<string, string>> = {},
+): boolean {
   for (const [key, value] of Object.entries(selector.matchLabels ?? {})) {
     if (labels[key] !== value) return false;
   }
