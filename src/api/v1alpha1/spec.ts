@@ -280,6 +280,13 @@ export const headroomSpec = withRules(
     peakUtilizationPercent: int32(1, 1000)
       .optional()
       .describe("Peak utilization per replica in percent of requests; required with source Static."),
+    peakReplicas: int32(1, 100000)
+      .optional()
+      .describe(
+        "Replica count at which peakUtilizationPercent was observed. The total peak load (peak × peakReplicas) " +
+          "stays fixed as replicas change, so scaling out lowers each replica's share. Only with source Static. " +
+          "Default: the Deployment's current replicas.",
+      ),
     window: duration()
       .optional()
       .describe(
@@ -312,6 +319,13 @@ export const headroomSpec = withRules(
     fieldPath: ".peakUtilizationPercent",
     reason: "FieldValueForbidden",
     holds: (h) => h.source === "Static" || h.peakUtilizationPercent === undefined,
+  },
+  {
+    rule: "self.source == 'Static' || !has(self.peakReplicas)",
+    message: "peakReplicas applies only to source Static; remove it or set source: Static",
+    fieldPath: ".peakReplicas",
+    reason: "FieldValueForbidden",
+    holds: (h) => h.source === "Static" || h.peakReplicas === undefined,
   },
   {
     rule: "self.source == 'Metrics' || !has(self.window)",

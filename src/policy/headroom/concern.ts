@@ -286,12 +286,15 @@ function resolveSource(snapshot: TargetSnapshot, spec: HeadroomSpec): Evaluation
           "source Static needs spec.headroom.peakUtilizationPercent (e.g. 70); set it, or use source HPA or Metrics",
         );
       }
+      // The total peak load is fixed at u × peakReplicas; at n replicas each carries its share.
+      const observedAt = spec.peakReplicas ?? n;
+      const share = n > 0 ? Math.ceil((u * observedAt) / n) : u;
       return {
         source: "Static",
-        subject: `${plural(n, "replica")} at ${u}% peak`,
-        load: staticLoad(u, n),
+        subject: `${plural(n, "replica")} at ${share}% peak`,
+        load: staticLoad(u, observedAt),
         replicas: n,
-        peakPercent: u,
+        peakPercent: share,
       };
     }
     case "Metrics": {

@@ -50,6 +50,7 @@ describe("Headroom", () => {
         withHeadroom({
           source: "Static",
           peakUtilizationPercent: 80,
+          peakReplicas: 4,
           tolerate: 1,
           ceilingPercent: 90,
           zones: false,
@@ -97,7 +98,8 @@ describe("Headroom", () => {
     const stillShort = await waitForPolicyCondition(hg.namespace, "web", "HeadroomSufficient", {
       status: "False",
       reason: "TooFewReplicas",
-      message: "3 replicas at 80% peak: losing 1 leaves 2 at 120%",
+      // the same total load (4 × 80%) over 3 replicas: 107% each
+      message: "3 replicas at 107% peak: losing 1 leaves 2 at 160%",
     });
     // Then lastTransitionTime stays where the status last flipped
     expect(policyCondition(stillShort, "HeadroomSufficient")!.lastTransitionTime).toBe(flippedFalseAt);
@@ -109,13 +111,12 @@ describe("Headroom", () => {
       deploymentFlippedFalseAt,
     );
 
-    // When the same total load (4 × 80%) is spread over 5 replicas: 64% each. The Static peak is
-    // per replica at the current count, so the user scales to 5 and updates the peak with it.
+    // When the user follows the advice and runs 5: the same total load is 64% each
+    // (peakReplicas keeps the total fixed)
     await testClients().apps.patchNamespacedDeploymentScale(
       { name: "web", namespace: hg.namespace, body: { spec: { replicas: 5 } } },
       mergePatch,
     );
-    await patchPolicySpec(hg.namespace, "web", { headroom: { peakUtilizationPercent: 64 } });
 
     // Then it flips to True, and only now does lastTransitionTime move
     const sufficient = await waitForPolicyCondition(hg.namespace, "web", "HeadroomSufficient", {

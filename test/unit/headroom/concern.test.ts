@@ -53,6 +53,26 @@ describe("headroomConcern: Static", () => {
     ]);
   });
 
+  it.each([
+    // peak observed at 4 replicas: 80% × 4 = 320% of one replica's requests in total
+    { name: "at the observed count, 4 × 80%: too few", replicas: 4, status: "False", share: 80 },
+    {
+      name: "scaled to the advised 5: each carries 64%, losing 1 leaves 4 at 80%",
+      replicas: 5,
+      status: "True",
+      share: 64,
+    },
+    { name: "scaled in to 3: each carries 107%", replicas: 3, status: "False", share: 107 },
+  ])("peakReplicas keeps the total load fixed as replicas change — $name", ({ replicas, status, share }) => {
+    const out = headroomConcern(
+      snapshotOf(makeDeployment("web", withReplicas(replicas)), {
+        headroom: { ...staticPeak(80), peakReplicas: 4 },
+      }),
+    );
+    expect(out.conditions[0]?.status).toBe(status);
+    expect(out.figures.headroom?.peakPercent).toBe(share);
+  });
+
   it("5 × 70% can: True, the rolling-update room, and no Event", () => {
     const out = headroomConcern(
       snapshotOf(makeDeployment("web", withReplicas(5), withRollingUpdate(1, 0)), {
