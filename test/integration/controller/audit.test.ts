@@ -114,6 +114,16 @@ describe("Audit", () => {
     });
     expect(event.reportingController).toBe("healthgate.io/healthgate");
 
+    // and /metrics counts the finding by rule (computed from the cached policy status)
+    await waitFor(
+      async () => {
+        const text = await hg.operator.metrics.registry.metrics();
+        expect(text).toContain('healthgate_findings{rule="LivenessDeep",severity="critical"} 1');
+        return true;
+      },
+      { what: "healthgate_findings to count the LivenessDeep finding" },
+    );
+
     // When the user points liveness at the shallow endpoint
     const firstFlip = deploymentCondition(await readDeployment(hg.namespace, "web"), "LivenessShallow");
     await hg.apply(

@@ -83,6 +83,14 @@ describe("Headroom", () => {
       ok: false,
       requiredReplicas: 5,
     });
+    // and the per-target gauges say the same
+    const gauges = await hg.operator.metrics.registry.metrics();
+    expect(gauges).toContain(
+      `healthgate_headroom_sufficient{namespace="${hg.namespace}",policy="web",deployment="web"} 0`,
+    );
+    expect(gauges).toContain(
+      `healthgate_headroom_after_loss_ratio{namespace="${hg.namespace}",policy="web",deployment="web"} 1.07`,
+    );
     const flippedFalseAt = policyCondition(policy, "HeadroomSufficient")!.lastTransitionTime;
     const deploymentFlippedFalseAt = deploymentCondition(
       deployment,
