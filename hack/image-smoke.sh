@@ -112,7 +112,7 @@ echo "\$ healthgate run   $note, no cluster: must exit non-zero saying why"
 if out=$(hg -e POD_NAME=smoke -e POD_NAMESPACE=smoke "$image" run 2>&1); then
   echo "$out"; log "healthgate run exited 0 without a cluster"; exit 1
 fi
-echo "$out" | grep -m1 -E "^Error: .*(no Kubernetes configuration found|kubeconfig)" ||
+echo "$out" | grep -m1 -E "^(Error|healthgate run): .*(no Kubernetes configuration found|kubeconfig)" ||
   { echo "$out" | tail -n 20; log "healthgate run failed for an unexpected reason"; exit 1; }
 
 echo "image: $image  user: $(podman image inspect --format '{{.Config.User}}' "$image")" \
