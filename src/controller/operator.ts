@@ -12,6 +12,7 @@ import type {
 import { KubeClient, type KubeObject } from "../kube/client.ts";
 import { systemClock, type Clock } from "../kube/clock.ts";
 import { LeaderElector } from "../kube/leaderElection.ts";
+import { metricsWindowSeconds, PodMetricsHistory } from "../kube/podMetrics.ts";
 import type { Logger } from "../observability/logger.ts";
 import { createMetrics, type HealthgateMetrics } from "../observability/metrics.ts";
 import { HealthServer } from "../observability/server.ts";
@@ -51,6 +52,8 @@ export interface OperatorOptions {
       };
   identity?: string;
   clock?: Clock;
+  /** How often metrics.k8s.io is polled for namespaces with a Metrics-source policy. Default 30 s. */
+  podMetricsIntervalMs?: number;
 }
 
 export class Operator {
@@ -60,6 +63,7 @@ export class Operator {
   private readonly options: OperatorOptions;
   private readonly loop: ReconcileLoop;
   private readonly server: HealthServer | undefined;
+  private readonly podMetrics: PodMetricsHistory;
   private elector: LeaderElector | undefined;
   private leading: AbortController | undefined;
   private running: Promise<void> | undefined;
@@ -79,6 +83,14 @@ export class Operator {
       namespace: options.namespaces?.length === 1 ? options.namespaces[0] : undefined,
       ...(options.watchdogMs !== undefined ? { watchdogMs: options.watchdogMs } : {}),
     });
+    this.podMetrics = new PodMetricsHistory({
+      client: this.client,
+      targets: () => this.metricsWindows(),
+      clock: options.clock ?? systemClock,
+      logger,
+      onChange: (namespace) => this.metricsChanged(namespace),
+      ...(options.podMetricsIntervalMs !== undefined ? { intervalMs: options.podMetricsIntervalMs } : {}),
+    });
     const reconciler = new HealthgateReconciler({
       world: this.world,
       client: this.client,
@@ -87,6 +99,7 @@ export class Operator {
       logger,
       identity: this.identity,
       enqueue: (key) => this.loop.enqueue(key),
+      podMetrics: this.podMetrics,
     });
     this.loop = new ReconcileLoop(reconciler, {
       name: "healthgate",
@@ -139,7 +152,10 @@ export class Operator {
     signal.addEventListener("abort", () => controller.abort(), { once: true });
     this.leading = controller;
     this.options.logger.info({ identity: this.identity }, "leading: reconciling");
-    this.running = this.loop.run(controller.signal, this.allKeys());
+    // Only the leader reconciles, so only it spends requests on metrics.k8s.io; a new leader
+    // starts with an empty history (it is in memory either way).
+    this.podMetrics.start(controller.signal);
+    this.running = this.loop.run(controller.signal, this.allKeys()).finally(() => this.podMetrics.stop());
     return this.running;
   }
 
@@ -182,6 +198,29 @@ export class Operator {
         const parsed = parseHealthPolicy(raw);
         return parsed.ok ? [parsed.policy] : [];
       });
+  }
+
+  /** Namespace → longest window of its Metrics-source policies: what the metrics history polls. */
+  private metricsWindows(): Map<string, number> {
+    const windows = new Map<string, number>();
+    for (const raw of this.world.policies.list()) {
+      const ns = raw.metadata.namespace ?? "";
+      const parsed = parseHealthPolicy(raw);
+      if (!this.governs(ns) || !parsed.ok || parsed.policy.spec.headroom?.source !== "Metrics") continue;
+      windows.set(ns, Math.max(windows.get(ns) ?? 0, metricsWindowSeconds(parsed.policy)));
+    }
+    return windows;
+  }
+
+  /** New usage samples: Deployments governed by a Metrics-source policy there look again. */
+  private metricsChanged(namespace: string): void {
+    const policies = this.parsedPolicies(namespace);
+    for (const d of this.world.deployments.list()) {
+      if (d.metadata.namespace !== namespace) continue;
+      if (governingPolicy(policies, d)?.spec.headroom?.source === "Metrics") {
+        this.loop.enqueue(deploymentKey(namespace, d.metadata.name));
+      }
+    }
   }
 
   private policiesSelecting(d: Deployment): HealthPolicy[] {

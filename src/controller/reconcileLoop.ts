@@ -108,10 +108,17 @@ export class ReconcileLoop {
     // A reconcile cut short by losing leadership is not worth an error line.
     if (!signal.aborted) {
       this.options.logger.warn(
-        { ...splitKey(key), err, retryInMs: action.requeueAfterMs },
+        { ...describeKey(key), err, retryInMs: action.requeueAfterMs },
         "reconcile failed",
       );
     }
     return action;
   }
+}
+
+/** Log keys for a work-queue key: `namespace/name`, or `Kind/namespace/name` as the operator's keys are. */
+function describeKey(key: string): { kind?: string; namespace?: string; name: string } {
+  const parts = key.split("/");
+  if (parts.length === 3) return { kind: parts[0]!, namespace: parts[1]!, name: parts[2]! };
+  return splitKey(key);
 }

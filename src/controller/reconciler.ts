@@ -6,7 +6,7 @@
 // Two kinds of keys share the one work queue:
 //   Deployment/<ns>/<name>    spec apply (Enforce), healthgate.io/ conditions, owned objects
 //   HealthPolicy/<ns>/<name>  the policy's status
-import type { Deployment, DeploymentCondition, PodDisruptionBudget } from "../api/k8s.ts";
+import type { Deployment, DeploymentCondition, Pod, PodDisruptionBudget } from "../api/k8s.ts";
 import {
   ConditionType,
   DEPLOYMENT_CONDITION_PREFIX,
@@ -37,9 +37,17 @@ import { pdbName } from "../policy/headroom/pdb.ts";
 import { conflictingHandlers, ownedFieldsDiffer } from "../policy/probes/concern.ts";
 import { selectorMatches } from "../policy/selector.ts";
 import type { Concern, ConditionIntent, OwnedObject, OwnedSpec, TargetSnapshot } from "../policy/seam.ts";
-import { apiErrorMessage, isNotFound, resources, type KubeClient, type KubeObject } from "../kube/client.ts";
+import {
+  apiErrorMessage,
+  isNotFound,
+  resources,
+  retryAfterMs,
+  type KubeClient,
+  type KubeObject,
+} from "../kube/client.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { Clock } from "../kube/clock.ts";
+import { metricsWindowSeconds, type PodMetricsHistory } from "../kube/podMetrics.ts";
 import type { World } from "./world.ts";
 import { ZONE_LABEL } from "./world.ts";
 import type { Action, Reconciler } from "./reconcileLoop.ts";
@@ -61,6 +69,8 @@ export interface ReconcilerOptions {
   identity: string;
   /** Requeue a key (the queue's add). */
   enqueue: (key: Key) => void;
+  /** Usage history for Metrics-source headroom; without it that source is always unavailable. */
+  podMetrics?: Pick<PodMetricsHistory, "samples">;
 }
 
 /** Enforce bookkeeping for one Deployment: the flips, and what we last applied. */
@@ -86,6 +96,15 @@ export class HealthgateReconciler implements Reconciler {
     if (kind === "HealthPolicy") return this.reconcilePolicy(namespace, name, signal);
     this.o.logger.warn({ key }, "unknown work queue key");
     return {};
+  }
+
+  /**
+   * A failed reconcile retries after the queue's per-key backoff, but never sooner than the API
+   * server asked with Retry-After (a 429 from priority and fairness, some 5xx): client-go's REST
+   * client waits that long by itself, ours leaves it to this policy.
+   */
+  errorPolicy(_key: string, err: unknown, backoffMs: number): Action {
+    return { requeueAfterMs: Math.max(backoffMs, retryAfterMs(err, this.o.clock.now()) ?? 0) };
   }
 
   // ---- gather -------------------------------------------------------------------------------
@@ -119,6 +138,7 @@ export class HealthgateReconciler implements Reconciler {
       if (zone) nodeZones[node.metadata.name] = zone;
     }
     const hpa = world.hpas.byIndex("target", `${ns}/${deployment.metadata.name}`)[0];
+    const now = new Date(this.o.clock.now());
     return {
       policy,
       deployment,
@@ -127,9 +147,16 @@ export class HealthgateReconciler implements Reconciler {
       ...(hpa ? { hpa } : {}),
       pdbs,
       nodeZones,
-      ...(policy.spec.headroom?.source === "Metrics" ? { usage: "unavailable" as const } : {}),
-      now: new Date(this.o.clock.now()),
+      ...(policy.spec.headroom?.source === "Metrics" ? { usage: this.usage(policy, ns, pods, now) } : {}),
+      now,
     };
+  }
+
+  /** The pods' metrics.k8s.io samples over the policy's window. */
+  private usage(policy: HealthPolicy, ns: string, pods: readonly Pod[], now: Date) {
+    const names = pods.map((p) => p.metadata.name);
+    const windowSeconds = metricsWindowSeconds(policy);
+    return this.o.podMetrics?.samples(ns, names, windowSeconds, now) ?? ("unavailable" as const);
   }
 
   // ---- Deployment: spec, conditions, owned objects ------------------------------------------

@@ -216,6 +216,9 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       // watches (the controller manager's), well past a 10 s grace; with it,
       // watches are closed after 2 s and stopApiServer() takes about a second.
       "--shutdown-watch-termination-grace-period=2s",
+      // Aggregated APIs (an APIService backed by a Service) are dialled at the Service's
+      // endpoint rather than its ClusterIP: nothing routes ClusterIPs here (no kube-proxy).
+      "--enable-aggregator-routing=true",
       ...(options.extraApiServerArgs ?? []),
     ],
     file("kube-apiserver.log"),

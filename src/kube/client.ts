@@ -65,6 +65,14 @@ export const resources = {
   },
   leases: { group: "coordination.k8s.io", version: "v1", kind: "Lease", plural: "leases", namespaced: true },
   events: { group: "events.k8s.io", version: "v1", kind: "Event", plural: "events", namespaced: true },
+  /** metrics.k8s.io (metrics-server): each pod's latest usage sample; read-only, list only. */
+  podMetrics: {
+    group: "metrics.k8s.io",
+    version: "v1beta1",
+    kind: "PodMetrics",
+    plural: "pods",
+    namespaced: true,
+  },
 } as const satisfies Record<string, ResourceRef>;
 
 export function apiVersionOf(ref: ResourceRef): string {
