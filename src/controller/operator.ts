@@ -20,10 +20,9 @@ import { governingPolicy, policySelects } from "../policy/governance.ts";
 import { headroomConcern } from "../policy/headroom/concern.ts";
 import { probesConcern } from "../policy/probes/concern.ts";
 import type { Concern } from "../policy/seam.ts";
-import { parseHealthPolicy } from "../api/v1alpha1/parse.ts";
 import type { HealthPolicy } from "../api/v1alpha1/index.ts";
 import { ReconcileLoop } from "./reconcileLoop.ts";
-import { deploymentKey, HealthgateReconciler, policyKey, type Key } from "./reconciler.ts";
+import { deploymentKey, HealthgateReconciler, parseCachedPolicy, policyKey, type Key } from "./reconciler.ts";
 import { registerStatusGauges } from "./statusMetrics.ts";
 import { createWorld, type World } from "./world.ts";
 
@@ -195,7 +194,7 @@ export class Operator {
       .list()
       .filter((p) => p.metadata.namespace === namespace)
       .flatMap((raw) => {
-        const parsed = parseHealthPolicy(raw);
+        const parsed = parseCachedPolicy(raw);
         return parsed.ok ? [parsed.policy] : [];
       });
   }
@@ -205,7 +204,7 @@ export class Operator {
     const windows = new Map<string, number>();
     for (const raw of this.world.policies.list()) {
       const ns = raw.metadata.namespace ?? "";
-      const parsed = parseHealthPolicy(raw);
+      const parsed = parseCachedPolicy(raw);
       if (!this.governs(ns) || !parsed.ok || parsed.policy.spec.headroom?.source !== "Metrics") continue;
       windows.set(ns, Math.max(windows.get(ns) ?? 0, metricsWindowSeconds(parsed.policy)));
     }
@@ -254,7 +253,7 @@ export class Operator {
       enqueue(policyKey(ns, raw.metadata.name));
       const previous = (raw as { status?: { targets?: { name: string }[] } }).status?.targets ?? [];
       for (const t of previous) enqueue(deploymentKey(ns, t.name));
-      const parsed = parseHealthPolicy(raw);
+      const parsed = parseCachedPolicy(raw);
       if (!parsed.ok) return;
       for (const d of world.deployments.list()) {
         if (policySelects(parsed.policy, d)) enqueue(deploymentKey(ns, d.metadata.name));
@@ -276,7 +275,13 @@ export class Operator {
 
     world.policies.addHandlers({
       add: policyChanged,
-      update: (_o, n) => policyChanged(n),
+      // Most updates are healthgate's own status writes coming back. Status says what the policy
+      // found, not what governs a Deployment: requeue the policy alone, not every target
+      // (with N targets, each write would otherwise cost N reconciles).
+      update: (o, n) =>
+        sameApartFromStatus(o, n)
+          ? enqueue(policyKey(n.metadata.namespace ?? "", n.metadata.name))
+          : policyChanged(n),
       delete: policyDeleted,
     });
     world.deployments.addHandlers({
@@ -319,6 +324,13 @@ export class Operator {
     };
     world.pdbs.addHandlers({ add: pdbChanged, update: (_o, n) => pdbChanged(n), delete: pdbChanged });
   }
+}
+
+/** Whether two versions of an object differ in nothing but status and resourceVersion. */
+function sameApartFromStatus(a: KubeObject, b: KubeObject): boolean {
+  const strip = ({ status: _status, ...o }: KubeObject & { status?: unknown }) =>
+    JSON.stringify({ ...o, metadata: { ...o.metadata, resourceVersion: undefined } });
+  return strip(a) === strip(b);
 }
 
 /** The slim cache copies differ in more than their resourceVersion. */

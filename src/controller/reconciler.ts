@@ -13,7 +13,7 @@ import {
   type HealthPolicy,
   type HealthPolicyStatus,
 } from "../api/v1alpha1/index.ts";
-import { parseHealthPolicy } from "../api/v1alpha1/parse.ts";
+import { parseHealthPolicy, type ParseResult } from "../api/v1alpha1/parse.ts";
 import { setPolicyCondition } from "../policy/conditions.ts";
 import {
   decideTarget,
@@ -51,6 +51,31 @@ import { metricsWindowSeconds, type PodMetricsHistory } from "../kube/podMetrics
 import type { World } from "./world.ts";
 import { ZONE_LABEL } from "./world.ts";
 import type { Action, Reconciler } from "./reconcileLoop.ts";
+
+const parsedPolicies = new WeakMap<KubeObject, ParseResult>();
+
+/**
+ * parseHealthPolicy once per cached version of a policy. Informer caches hold frozen objects that
+ * are replaced, never changed, so the object is the version; parsing one with a status listing
+ * hundreds of targets takes milliseconds, and every event and reconcile of the namespace asks.
+ * The result is frozen too: shared, never to be mutated.
+ */
+export function parseCachedPolicy(raw: KubeObject): ParseResult {
+  let parsed = parsedPolicies.get(raw);
+  if (!parsed) {
+    parsed = deepFreeze(parseHealthPolicy(raw));
+    parsedPolicies.set(raw, parsed);
+  }
+  return parsed;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (typeof value === "object" && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
 
 export const FIELD_MANAGER = "healthgate";
 export const STATUS_FIELD_MANAGER = "healthgate-status";
@@ -115,7 +140,7 @@ export class HealthgateReconciler implements Reconciler {
       .list()
       .filter((p) => p.metadata.namespace === namespace && !p.metadata.deletionTimestamp)
       .flatMap((raw) => {
-        const parsed = parseHealthPolicy(raw);
+        const parsed = parseCachedPolicy(raw);
         return parsed.ok ? [parsed.policy] : [];
       });
   }
@@ -391,7 +416,7 @@ export class HealthgateReconciler implements Reconciler {
     const raw = this.o.world.policies.get(`${namespace}/${name}`);
     if (!raw || raw.metadata.deletionTimestamp) return {};
     const now = new Date(this.o.clock.now());
-    const parsed = parseHealthPolicy(raw);
+    const parsed = parseCachedPolicy(raw);
     const previous = (raw as { status?: HealthPolicyStatus }).status;
     if (!parsed.ok) {
       // Permanent until the user edits the spec: say so in status, do not spin in backoff.

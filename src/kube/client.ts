@@ -383,14 +383,20 @@ export class KubeClient {
     const stream = response.body.stream();
     if (!stream) throw new Error(`watch of ${ref.plural} returned no body`);
     const decoder = new TextDecoder();
+    // One event per line. Only the new chunk is searched for a newline: a large object (a policy
+    // whose status lists hundreds of targets) arrives in many small chunks, and searching all
+    // that was pending each time was quadratic in the event's size.
     let pending = "";
     for await (const chunk of stream) {
-      pending += decoder.decode(chunk, { stream: true });
-      for (let newline = pending.indexOf("\n"); newline >= 0; newline = pending.indexOf("\n")) {
-        const line = pending.slice(0, newline).trim();
-        pending = pending.slice(newline + 1);
+      const text = decoder.decode(chunk, { stream: true });
+      let from = 0;
+      for (let newline = text.indexOf("\n"); newline >= 0; newline = text.indexOf("\n", from)) {
+        const line = (pending + text.slice(from, newline)).trim();
+        pending = "";
+        from = newline + 1;
         if (line) onEvent(parseWatchLine(line));
       }
+      pending += text.slice(from);
     }
   }
 
