@@ -1,6 +1,8 @@
 // KubeClient.watch splits the stream into events, one JSON object per line, however the bytes
 // are chunked: a line across many chunks, many lines in one chunk, a multi-byte character cut
 // in two.
+// A hand-made HTTP server stands in for kube-apiserver here because only it can choose where
+// the chunks break; the real server's watches are exercised by the integration tests.
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { KubeConfig } from "@kubernetes/client-node";
