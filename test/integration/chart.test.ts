@@ -257,7 +257,7 @@ describe("the chart's RBAC, enforced by the API server", () => {
   const clusterReads: Check[] = ["get", "list", "watch"].map((v): Check => [v, "nodes", ""]);
   const lease = (ns: string, id: string): Check[] => [
     ["create", "leases.coordination.k8s.io", ns],
-    ...["get", "update", "patch"].map((v): Check => [v, "leases.coordination.k8s.io", ns, id]),
+    ...["get", "watch", "update", "patch"].map((v): Check => [v, "leases.coordination.k8s.io", ns, id]),
   ];
   /** What the chart must not grant. */
   const notGranted = (ns: string, releaseNs: string, id: string): Check[] => [

@@ -299,7 +299,7 @@ describe("RBAC", () => {
     expect(grants(role.rules as PolicyRule[])).toEqual(
       new Set([
         "coordination.k8s.io/leases:create",
-        ...["get", "update", "patch"].map((v) => `coordination.k8s.io/leases:${v}@healthgate`),
+        ...["get", "watch", "update", "patch"].map((v) => `coordination.k8s.io/leases:${v}@healthgate`),
       ]),
     );
     const pod = podSpec(objects);

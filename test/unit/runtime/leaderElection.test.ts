@@ -1,16 +1,36 @@
 import { ApiException } from "@kubernetes/client-node";
 import { describe, expect, it } from "vitest";
-import type { KubeObject } from "../../../src/kube/client.ts";
+import type { KubeObject, RawObject, WatchEvent } from "../../../src/kube/client.ts";
 import { LeaderElector, microTime, type Lease, type LeaseClient } from "../../../src/kube/leaderElection.ts";
 import { createLogger } from "../../../src/observability/logger.ts";
 import { createMetrics } from "../../../src/observability/metrics.ts";
 import { FakeClock, settle } from "./fakeClock.ts";
 
-/** One Lease with the API server's optimistic concurrency; `down` makes every call fail. */
+/**
+ * One Lease with the API server's optimistic concurrency; `down` makes every call fail. It stands
+ * in for kube-apiserver so that time can be stepped (FakeClock); the real server's Lease
+ * semantics are exercised by test/integration/runtime.test.ts and resilience.test.ts.
+ */
 class LeaseStore implements LeaseClient {
   lease: Lease | undefined;
   private version = 1;
   down = false;
+  private readonly watchers = new Set<(event: WatchEvent) => void>();
+  /** LeaseClient.watch is optional: without it, candidates only poll. */
+  declare watch?: LeaseClient["watch"];
+
+  /** Adds a watch: the current Lease first, then every change, until the signal aborts. */
+  withWatch(): this {
+    this.watch = (_ref, _ns, _query, onEvent, signal) => {
+      this.check();
+      if (this.lease) onEvent({ type: "ADDED", object: structuredClone(this.lease) as unknown as RawObject });
+      this.watchers.add(onEvent);
+      return new Promise((resolve) =>
+        signal.addEventListener("abort", () => resolve(void this.watchers.delete(onEvent)), { once: true }),
+      );
+    };
+    return this;
+  }
 
   async get<T extends KubeObject>(): Promise<T> {
     this.check();
@@ -39,6 +59,8 @@ class LeaseStore implements LeaseClient {
   private store<T extends KubeObject>(obj: T): T {
     this.lease = structuredClone(obj) as Lease;
     this.lease.metadata.resourceVersion = String(++this.version);
+    for (const notify of this.watchers)
+      notify({ type: "MODIFIED", object: structuredClone(this.lease) as unknown as RawObject });
     return structuredClone(this.lease) as unknown as T;
   }
 
@@ -132,6 +154,41 @@ describe("LeaderElector", () => {
     await clock.advance(2_000 * 2.2); // the standby's longest poll
     expect(b.le.isLeader()).toBe(true);
     expect(store.lease?.spec).toMatchObject({ holderIdentity: "b", leaseTransitions: 1 });
+    await b.le.release();
+  });
+
+  it("with a watch on the lease, a standby takes a released lease without waiting for its poll", async () => {
+    const clock = new FakeClock();
+    const store = new LeaseStore().withWatch();
+    const a = elector(store, clock, "a");
+    const b = elector(store, clock, "b");
+    a.le.start();
+    await settle();
+    b.le.start();
+    await clock.advance(10_000);
+    expect(b.le.isLeader()).toBe(false);
+    await a.le.release();
+    await settle(); // no time passes
+    expect(b.le.isLeader()).toBe(true);
+    expect(store.lease?.spec).toMatchObject({ holderIdentity: "b", leaseTransitions: 1 });
+    await b.le.release();
+  });
+
+  it("when the lease cannot be watched (not granted), a standby still takes a released lease at its next poll", async () => {
+    const clock = new FakeClock();
+    const store = new LeaseStore();
+    store.watch = () => Promise.reject(new Error("leases.coordination.k8s.io is forbidden"));
+    const a = elector(store, clock, "a");
+    const b = elector(store, clock, "b");
+    a.le.start();
+    await settle();
+    b.le.start();
+    await clock.advance(10_000);
+    await a.le.release();
+    await settle();
+    expect(b.le.isLeader()).toBe(false); // no watch: nothing wakes it early
+    await clock.advance(2_000 * 2.2); // the standby's longest poll
+    expect(b.le.isLeader()).toBe(true);
     await b.le.release();
   });
 
