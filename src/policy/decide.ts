@@ -215,15 +215,32 @@ function prefixMessage(intent: ConditionIntent, deployment: string, targets: num
 const sortByType = <T extends { type: string }>(list: readonly T[]): T[] =>
   [...list].sort((a, b) => (a.type < b.type ? -1 : a.type > b.type ? 1 : 0));
 
-/** Structural equality of JSON values, insensitive to key order. */
-export function sameJson(a: unknown, b: unknown): boolean {
-  return canonical(a) === canonical(b);
+/**
+ * Whether `a` and `b` serialize to the same JSON, object key order aside: what the API server
+ * would store for each is the same. A walk rather than two canonical strings: the policy status
+ * compared on every reconcile lists every target.
+ */
+export function sameJson(x: unknown, y: unknown): boolean {
+  // JSON writes NaN and ±Infinity as null.
+  const a = typeof x === "number" && !Number.isFinite(x) ? null : x;
+  const b = typeof y === "number" && !Number.isFinite(y) ? null : y;
+  if (a === b) return true;
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null) return false;
+  if (hasToJSON(a) || hasToJSON(b)) return JSON.stringify(a) === JSON.stringify(b);
+  if (Array.isArray(a) || Array.isArray(b)) {
+    if (!Array.isArray(a) || !Array.isArray(b) || a.length !== b.length) return false;
+    // JSON writes undefined (and functions) in arrays as null.
+    return a.every((x, i) => sameJson(jsonItem(x), jsonItem(b[i])));
+  }
+  const ka = jsonKeys(a as Record<string, unknown>);
+  const kb = jsonKeys(b as Record<string, unknown>);
+  if (ka.length !== kb.length) return false;
+  const ra = a as Record<string, unknown>;
+  const rb = b as Record<string, unknown>;
+  return ka.every((k) => Object.hasOwn(rb, k) && isJsonValue(rb[k]) && sameJson(ra[k], rb[k]));
 }
 
-function canonical(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === "object" && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([x], [y]) => (x < y ? -1 : 1)))
-      : v,
-  );
-}
+const isJsonValue = (v: unknown) => v !== undefined && typeof v !== "function" && typeof v !== "symbol";
+const jsonItem = (v: unknown) => (isJsonValue(v) ? v : null);
+const jsonKeys = (o: Record<string, unknown>) => Object.keys(o).filter((k) => isJsonValue(o[k]));
+const hasToJSON = (v: object) => typeof (v as { toJSON?: unknown }).toJSON === "function";
