@@ -32,6 +32,7 @@ import { createLogger } from "../../src/observability/logger.ts";
 import type { HealthgateMetrics } from "../../src/observability/metrics.ts";
 import { makeDeployment, withLabels, withProbe } from "../support/builders.ts";
 import { testClients, testKubeconfigPath, useTestNamespace } from "../support/kube.ts";
+import { sumSamples } from "../support/promText.ts";
 import { waitFor } from "../support/waitFor.ts";
 import {
   createPolicy,
@@ -134,20 +135,6 @@ async function startOperatorProcess(options: {
   };
   children.push(op);
   return op;
-}
-
-/** Sum of the samples of `name` in Prometheus text whose labels include `labels`. */
-function sumSamples(text: string, name: string, labels: Record<string, string>): number {
-  let sum = 0;
-  for (const line of text.split("\n")) {
-    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!match || match[1] !== name) continue;
-    const have = Object.fromEntries(
-      [...(match[2] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]),
-    );
-    if (Object.entries(labels).every(([k, v]) => have[k] === v)) sum += Number(match[3]);
-  }
-  return sum;
 }
 
 async function waitReady(op: OperatorProcess): Promise<void> {

@@ -1,0 +1,266 @@
+// What the benchmarks share: a control plane of their own, the CRD, healthgate built as the image
+// runs it (compiled JavaScript), a child `healthgate run`, a bounded-concurrency runner, /proc
+// memory readings and percentiles. Benchmarks measure and print; they assert nothing.
+import { execFile, spawn, type ChildProcess } from "node:child_process";
+import { existsSync } from "node:fs";
+import { copyFile, mkdtemp, readFile, rm, symlink } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { setTimeout as delay } from "node:timers/promises";
+import { promisify } from "node:util";
+import { defaultBinDir, startControlPlane, type ControlPlane } from "../src/devcluster/controlPlane.ts";
+import { freePort } from "../src/devcluster/net.ts";
+import { KubeClient } from "../src/kube/client.ts";
+import { loadKubeConfig } from "../src/kube/client.ts";
+import { createMetrics } from "../src/observability/metrics.ts";
+import { sumSamples } from "../test/support/promText.ts";
+
+const execFileAsync = promisify(execFile);
+export const repoRoot = path.resolve(import.meta.dirname, "..");
+
+export const say = (message: string) => process.stderr.write(`${message}\n`);
+
+/**
+ * etcd and kube-apiserver only: no controller touches what a benchmark creates. With `dataDir`
+ * the plane keeps its etcd data there (and leaves it on stop), so a later run can reuse it.
+ */
+export async function startBenchPlane(dataDir?: string): Promise<ControlPlane> {
+  const binDir = defaultBinDir();
+  say(`starting etcd + kube-apiserver from ${binDir} (no controller manager)`);
+  const plane = await startControlPlane({
+    binDir,
+    controllerManager: false,
+    ...(dataDir ? { dataDir } : {}),
+  });
+  say(`control plane ${plane.version} up in ${plane.startupMs} ms`);
+  return plane;
+}
+
+export function benchClient(plane: ControlPlane): KubeClient {
+  return new KubeClient(loadKubeConfig(plane.kubeconfigPath), { metrics: createMetrics() });
+}
+
+async function kubectl(plane: ControlPlane, args: string[]): Promise<string> {
+  const { stdout } = await execFileAsync(
+    path.join(plane.binDir, "kubectl"),
+    ["--kubeconfig", plane.kubeconfigPath, ...args],
+    {
+      cwd: repoRoot,
+    },
+  );
+  return stdout;
+}
+
+export async function installCrd(plane: ControlPlane): Promise<void> {
+  await kubectl(plane, ["apply", "--server-side", "-f", "crds/healthpolicies.healthgate.io.yaml"]);
+  await kubectl(plane, [
+    "wait",
+    "--for=condition=Established",
+    "--timeout=60s",
+    "crd/healthpolicies.healthgate.io",
+  ]);
+}
+
+/** Runs `work` over `items` with at most `concurrency` in flight; rethrows the first failure. */
+export async function inParallel<T>(
+  items: readonly T[],
+  concurrency: number,
+  work: (item: T, index: number) => Promise<unknown>,
+): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++;
+      await work(items[index]!, index);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
+}
+
+// ---- healthgate as the image runs it --------------------------------------------------------
+
+/**
+ * The Node flags the image starts healthgate with: those between `node` and `dist/cli/main.js`
+ * in the Dockerfile's ENTRYPOINT, so that the benchmarks measure what ships.
+ */
+export async function imageNodeFlags(): Promise<string[]> {
+  const dockerfile = await readFile(path.join(repoRoot, "Dockerfile"), "utf8");
+  const line = /^ENTRYPOINT\s+(\[.*\])\s*$/m.exec(dockerfile);
+  if (!line) throw new Error("Dockerfile has no exec-form ENTRYPOINT");
+  const entrypoint = JSON.parse(line[1]!) as string[];
+  const main = entrypoint.indexOf("dist/cli/main.js");
+  if (entrypoint[0] !== "node" || main < 0) throw new Error(`unexpected ENTRYPOINT ${line[1]}`);
+  return entrypoint.slice(1, main);
+}
+
+export interface Build {
+  /** dist/cli/main.js of a fresh `tsc -p tsconfig.build.json`. */
+  main: string;
+  remove(): Promise<void>;
+}
+
+/**
+ * Compiles src/ into a temporary directory (not the repository's dist/, which others may be
+ * using) that links the repository's node_modules, as the image's `node dist/cli/main.js` runs.
+ */
+export async function buildHealthgate(): Promise<Build> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "healthgate-bench-build-"));
+  await copyFile(path.join(repoRoot, "package.json"), path.join(dir, "package.json"));
+  await symlink(path.join(repoRoot, "node_modules"), path.join(dir, "node_modules"));
+  const main = path.join(dir, "dist/cli/main.js");
+  try {
+    await execFileAsync(
+      process.execPath,
+      [
+        path.join(repoRoot, "node_modules/typescript/bin/tsc"),
+        "-p",
+        path.join(repoRoot, "tsconfig.build.json"),
+        "--outDir",
+        path.join(dir, "dist"),
+        "--sourceMap",
+        "false",
+      ],
+      { cwd: repoRoot },
+    );
+  } catch (err) {
+    // tsc still emits on type errors (work in progress elsewhere in the tree); go on, loudly.
+    const { stdout } = err as { stdout?: string };
+    if (!existsSync(main)) throw err;
+    say(`warning: tsc reported type errors; benchmarking what it emitted:\n${stdout ?? ""}`);
+  }
+  return { main, remove: () => rm(dir, { recursive: true, force: true }) };
+}
+
+export interface OperatorChild {
+  child: ChildProcess;
+  pid: number;
+  port: number;
+  startedAt: number;
+  exited: Promise<number | null>;
+  output(): string;
+  /** Sends SIGTERM and waits for the exit (SIGKILL after 15 s). */
+  stop(): Promise<void>;
+}
+
+/** `healthgate run` without leader election, as a child of this process (so RSS is its own). */
+export async function spawnOperator(options: {
+  main: string;
+  kubeconfig: string;
+  nodeFlags?: readonly string[];
+  /** Extra environment (e.g. glibc malloc tunables). */
+  env?: Record<string, string>;
+  namespaces?: readonly string[];
+  logLevel?: string;
+}): Promise<OperatorChild> {
+  const port = await freePort("127.0.0.1");
+  const args = [
+    ...(options.nodeFlags ?? []),
+    options.main,
+    "run",
+    `--kubeconfig=${options.kubeconfig}`,
+    "--no-leader-elect",
+    `--http-port=${port}`,
+    `--log-level=${options.logLevel ?? "warn"}`,
+    ...(options.namespaces?.length ? [`--namespaces=${options.namespaces.join(",")}`] : []),
+  ];
+  const startedAt = performance.now();
+  const child = spawn(process.execPath, args, {
+    cwd: repoRoot,
+    env: { ...process.env, NODE_ENV: "production", KUBECONFIG: "", NODE_OPTIONS: "", ...options.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  const keep = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-20_000);
+  };
+  child.stdout!.on("data", keep);
+  child.stderr!.on("data", keep);
+  const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  return {
+    child,
+    pid: child.pid!,
+    port,
+    startedAt,
+    exited,
+    output: () => output,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill("SIGTERM");
+      const timer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Polls /readyz until it answers 200; resolves with the milliseconds since the spawn. */
+export async function waitReady(op: OperatorChild, timeoutMs = 300_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (op.child.exitCode !== null)
+      throw new Error(`healthgate exited (${op.child.exitCode}):\n${op.output()}`);
+    try {
+      const res = await fetch(`http://127.0.0.1:${op.port}/readyz`);
+      await res.text();
+      if (res.status === 200) return performance.now() - op.startedAt;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`healthgate not ready after ${timeoutMs} ms:\n${op.output()}`);
+    await delay(50);
+  }
+}
+
+/** Sum of the samples of `name` on healthgate's /metrics whose labels include `labels`. */
+export async function scrape(
+  port: number,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
+  return sumSamples(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(), name, labels);
+}
+
+// ---- memory -------------------------------------------------------------------------------
+
+export interface ProcMemory {
+  /** Resident set size now, MiB. */
+  rssMiB: number;
+  /** Peak resident set size since the process started (VmHWM), MiB. */
+  hwmMiB: number;
+}
+
+export async function procMemory(pid: number): Promise<ProcMemory | undefined> {
+  let status: string;
+  try {
+    status = await readFile(`/proc/${pid}/status`, "utf8");
+  } catch {
+    return undefined;
+  }
+  const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
+  return { rssMiB: kib("VmRSS") / 1024, hwmMiB: kib("VmHWM") / 1024 };
+}
+
+// ---- statistics ---------------------------------------------------------------------------
+
+/** Nearest-rank percentile of `values` (0 < p ≤ 100). */
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
+}
+
+/** A fixed-width text table. */
+export function table(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: readonly string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ");
+  return [line(header), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)].join("\n");
+}
+
+/** "load 0.52 0.40 0.31 on 2 CPUs": other work on the machine skews every figure. */
+export function machineLoad(): string {
+  return `load ${os
+    .loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ")} on ${os.cpus().length} CPUs`;
+}
