@@ -1,0 +1,64 @@
+// The benchmarks of bench/ (README: "print memory and reaction-latency figures"), run at toy
+// sizes so that they cannot rot: each must start its own plane, run healthgate, and print its
+// table of figures. The figures themselves are not judged here (bench/README.md has them).
+import { spawn } from "node:child_process";
+import path from "node:path";
+import { expect, inject, it } from "vitest";
+import { repoRoot } from "../../bench/support.ts";
+
+async function runBench(
+  script: string,
+  args: string[],
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [path.join(repoRoot, "bench", script), ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, KUBEBUILDER_ASSETS: inject("k8sBinDir"), KUBECONFIG: "" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
+  return { code, stdout, stderr };
+}
+
+const figure = String.raw`\d+(?:\.\d+)?`;
+
+it(
+  "bench/latency.ts prints reaction latency beside the bare patch round-trip",
+  { timeout: 240_000 },
+  async () => {
+    const run = await runBench("latency.ts", ["--deployments", "3", "--samples", "10", "--warmup", "2"]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(new RegExp(`patch round-trip \\(baseline\\)\\s+${figure}\\s+${figure}`));
+    expect(run.stdout).toMatch(
+      new RegExp(`reaction: patch response -> watch sees healthgate's condition\\s+${figure}`),
+    );
+    expect(run.stdout).toMatch(
+      new RegExp(`reaction / patch round-trip: p50 ${figure}x, p90 ${figure}x, p99 ${figure}x`),
+    );
+    expect(run.stdout).toContain("healthgate on node --optimize-for-size");
+  },
+);
+
+it(
+  "bench/memory.ts prints RSS at ready, peak and steady for the image's flags",
+  { timeout: 240_000 },
+  async () => {
+    const run = await runBench("memory.ts", [
+      ...["--deployments", "6", "--pods-per-deployment", "2", "--namespaces", "2", "--nodes", "3"],
+      ...["--steady-seconds", "2", "--repeat", "1", "--variants", "image", "--concurrency", "4"],
+    ]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain("2 namespaces, 3 Nodes, 6 Deployments, 6 ReplicaSets, 12 Pods");
+    const rows = run.stdout.split("\n").filter((l) => /^(first start \(image\)|image)\s/.test(l));
+    expect(rows).toHaveLength(2);
+    for (const row of rows) {
+      // ready s, settled s, RSS at ready, peak, steady, heap used/total, reconciles, writes
+      expect(row).toMatch(
+        new RegExp(`--optimize-for-size(\\s+${figure}){5}\\s+${figure}/${figure}\\s+\\d+\\s+\\d+$`),
+      );
+    }
+  },
+);
