@@ -49,7 +49,7 @@ import type { Logger } from "../observability/logger.ts";
 import type { Clock } from "../kube/clock.ts";
 import { metricsWindowSeconds, type PodMetricsHistory } from "../kube/podMetrics.ts";
 import type { World } from "./world.ts";
-import { ZONE_LABEL } from "./world.ts";
+import { FIELD_MANAGER, STATUS_FIELD_MANAGER, ZONE_LABEL, type CachedDeployment } from "./world.ts";
 import type { Action, Reconciler } from "./reconcileLoop.ts";
 
 const parsedPolicies = new WeakMap<KubeObject, ParseResult>();
@@ -77,8 +77,7 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
-export const FIELD_MANAGER = "healthgate";
-export const STATUS_FIELD_MANAGER = "healthgate-status";
+export { FIELD_MANAGER, STATUS_FIELD_MANAGER } from "./world.ts";
 
 export type Key = `Deployment/${string}` | `HealthPolicy/${string}`;
 export const deploymentKey = (ns: string, name: string): Key => `Deployment/${ns}/${name}`;
@@ -223,7 +222,8 @@ export class HealthgateReconciler implements Reconciler {
     signal: AbortSignal,
   ): Promise<void> {
     if (policy.spec.mode !== "Enforce" || !decision.ownedSpec) return;
-    if (!ownedFieldsDiffer(deployment.spec.template, decision.ownedSpec)) return;
+    const liveOwned = (deployment as CachedDeployment).healthgateOwned ?? [];
+    if (!ownedFieldsDiffer(deployment.spec.template, decision.ownedSpec, liveOwned)) return;
     const key = deploymentKey(deployment.metadata.namespace ?? "", deployment.metadata.name);
     const nowMs = this.o.clock.now();
     let history: EnforceState = this.flips.get(key) ?? emptyHistory();

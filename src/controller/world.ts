@@ -10,11 +10,24 @@ import type {
 } from "../api/k8s.ts";
 import type { KubeObject, KubeClient } from "../kube/client.ts";
 import { resources } from "../kube/client.ts";
+import { fieldsV1Paths } from "../policy/probes/owned.ts";
 import { controllerUidIndexer, Informer, type InformerOptions } from "../kube/informer.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { HealthgateMetrics } from "../observability/metrics.ts";
 
 export const ZONE_LABEL = "topology.kubernetes.io/zone";
+
+/** The field manager of healthgate's spec applies, and of its status writes. */
+export const FIELD_MANAGER = "healthgate";
+export const STATUS_FIELD_MANAGER = "healthgate-status";
+
+/**
+ * A cached Deployment. managedFields are not kept (they can outweigh the spec), except for
+ * what healthgate's own Apply entry says it owns in the pod template, as paths
+ * (src/policy/probes/owned.ts): a field the policy stopped asking for is then dropped even by
+ * a replica that never applied it (after a restart or a leader change).
+ */
+export type CachedDeployment = Deployment & { readonly healthgateOwned?: readonly string[] };
 
 type Raw = KubeObject & Record<string, unknown>;
 
@@ -41,14 +54,19 @@ const meta = (
 
 /** Transforms: what each kind keeps in the cache. */
 export const slim = {
-  deployment: (obj: Raw): Deployment => {
+  deployment: (obj: Raw): CachedDeployment => {
     const d = obj as unknown as Deployment;
+    const ours = obj.metadata.managedFields?.find(
+      (m) => m.manager === FIELD_MANAGER && m.operation === "Apply" && !m.subresource,
+    );
+    const owned = ours ? fieldsV1Paths(ours.fieldsV1) : [];
     return {
       apiVersion: "apps/v1",
       kind: "Deployment",
       metadata: meta(obj, { labels: true }),
       spec: d.spec,
       status: d.status ?? {},
+      ...(owned.length > 0 ? { healthgateOwned: owned } : {}),
     };
   },
   replicaSet: (obj: Raw): ReplicaSet => {
@@ -120,7 +138,7 @@ export function createWorld({ client, metrics, logger, namespace, watchdogMs }: 
 
   const world = {
     policies: common<KubeObject>(resources.healthPolicies, slim.whole),
-    deployments: common<Deployment>(resources.deployments, slim.deployment),
+    deployments: common<CachedDeployment>(resources.deployments, slim.deployment),
     replicaSets: common<ReplicaSet>(resources.replicaSets, slim.replicaSet, {
       indexers: { owner: controllerUidIndexer("Deployment") },
     }),

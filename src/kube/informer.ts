@@ -42,8 +42,8 @@ export interface InformerOptions<T extends KubeObject> {
   fieldSelector?: string | undefined;
   /**
    * Shrinks an object to what its readers use before it is cached; memory is the reason this
-   * informer exists. Keep metadata.name, namespace, uid and resourceVersion; managedFields are
-   * already gone.
+   * informer exists. Keep metadata.name, namespace, uid and resourceVersion. managedFields are
+   * still there for the transform to summarise, and removed from whatever it returns.
    */
   transform?: (obj: RawObject) => T;
   indexers?: Record<string, Indexer<T>>;
@@ -370,8 +370,10 @@ export class Informer<T extends KubeObject = KubeObject> {
   }
 
   private prepare(raw: RawObject): T {
-    delete raw.metadata.managedFields;
-    return deepFreeze(this.transform(raw));
+    // The transform may read managedFields (to keep a summary); the cache never holds them.
+    const obj = this.transform(raw);
+    delete (obj.metadata as { managedFields?: unknown }).managedFields;
+    return deepFreeze(obj);
   }
 
   private apply(change: Change<T>): void {

@@ -12,6 +12,7 @@ import {
   installCrd,
   kubectl,
   makePolicy,
+  patchPolicySpec,
   readDeployment,
   useControllerHarness,
   waitForDeploymentCondition,
@@ -172,6 +173,52 @@ describe("Enforce", () => {
       await waitForDeploymentCondition(hg.namespace, "web", "ProbesCompliant", { status: "True" });
       await hg.expectSecondReconcileWritesNothing();
     });
+  });
+
+  it("drops a field the policy stops asking for, even when the operator that applied it is gone", async () => {
+    // Given an enforced Deployment that got healthgate's startup probe
+    await hg.apply(makeDeployment("web", withReplicas(2)));
+    await hg.createPolicy(
+      enforcePolicy((policy) => {
+        policy.spec.endpoints = {
+          ...policy.spec.endpoints,
+          startup: { path: "/healthz", maxStartupSeconds: 60 },
+        };
+      }),
+    );
+    await hg.startOperator();
+    await waitFor(
+      async () => {
+        const d = await readDeployment(hg.namespace, "web");
+        expect(container(d).startupProbe?.httpGet?.path).toBe("/healthz");
+        return true;
+      },
+      { what: "healthgate to add the startup probe" },
+    );
+    await waitForRolloutComplete(hg.namespace, "web");
+
+    // When a new operator takes over (it never applied anything: a restart or a new leader)
+    // and the policy stops asking for a startup probe
+    await hg.stopOperator();
+    await patchPolicySpec(hg.namespace, "web", { endpoints: { startup: null } });
+    await hg.startOperator();
+
+    // Then the startup probe goes, and healthgate owns no startup probe any more
+    const dropped = await waitFor(
+      async () => {
+        const d = await readDeployment(hg.namespace, "web");
+        expect(container(d).startupProbe).toBeUndefined();
+        return d;
+      },
+      { what: "healthgate to drop the startup probe the policy no longer asks for" },
+    );
+    expect(ownedContainerFields(dropped.metadata!.managedFields ?? [], "healthgate").sort()).toEqual(
+      ["f:lifecycle", "f:livenessProbe", "f:name", "f:readinessProbe"].sort(),
+    );
+    // while the fields it still wants stay, and a second reconcile writes nothing
+    expect(container(dropped).livenessProbe?.httpGet?.path).toBe("/healthz");
+    expect(container(dropped).lifecycle?.preStop?.sleep?.seconds).toBe(5);
+    await hg.expectSecondReconcileWritesNothing();
   });
 
   it("stops after 3 flips when a GitOps controller keeps taking the probe fields back, and names it", async () => {
