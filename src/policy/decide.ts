@@ -9,6 +9,9 @@ import {
   type Finding,
   type HealthPolicy,
   type HealthPolicyStatus,
+  MAX_STATUS_TARGETS,
+  MAX_STATUS_TARGETS_BYTES,
+  type Severity,
   type TargetStatus,
 } from "../api/v1alpha1/index.ts";
 import { setDeploymentCondition, setPolicyCondition, worstIntent } from "./conditions.ts";
@@ -159,10 +162,11 @@ export function policyStatus(
     else conditions = conditions.filter((c) => c.type !== type);
   }
 
-  const targets: TargetStatus[] = [
+  const all: TargetStatus[] = [
     ...decisions.map((d) => d.status),
     ...overlaps.map((o) => ({ name: o.deployment, governed: false })),
-  ].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  ];
+  const targets = listedTargets(all).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const compliant = decisions.filter(
     (d) => !d.conditions.some((c) => c.type === ConditionType.ProbesCompliant && c.status === "False"),
   ).length;
@@ -170,11 +174,35 @@ export function policyStatus(
   return {
     ...(generation !== undefined ? { observedGeneration: generation } : {}),
     conditions,
-    targetCount: targets.length,
+    targetCount: all.length,
     compliantCount: compliant,
     ...(phases.length > 0 ? { rolloutPhase: phases.sort()[0] } : {}),
+    ...(targets.length < all.length ? { targetsOmitted: all.length - targets.length } : {}),
     targets,
   };
+}
+
+const SEVERITY_RANK: Record<Severity, number> = { info: 1, warning: 2, error: 3, critical: 4 };
+const worstSeverity = (t: TargetStatus) =>
+  Math.max(0, ...(t.findings ?? []).map((f) => SEVERITY_RANK[f.severity]));
+
+/**
+ * The targets a policy's status lists: all of them when they fit (MAX_STATUS_TARGETS, about
+ * MAX_STATUS_TARGETS_BYTES), otherwise the ones with the most severe findings first, then by
+ * name. A status the API server refuses would leave the whole policy unreported.
+ */
+export function listedTargets(all: readonly TargetStatus[]): TargetStatus[] {
+  const ranked = [...all].sort(
+    (a, b) => worstSeverity(b) - worstSeverity(a) || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0),
+  );
+  const listed: TargetStatus[] = [];
+  let bytes = 0;
+  for (const target of ranked) {
+    bytes += JSON.stringify(target).length + 1;
+    if (listed.length >= MAX_STATUS_TARGETS || bytes > MAX_STATUS_TARGETS_BYTES) break;
+    listed.push(target);
+  }
+  return listed;
 }
 
 function readyIntent(

@@ -33,6 +33,11 @@ export const condition = z.object({
 });
 export type Condition = z.infer<typeof condition>;
 
+/** At most this many targets are listed in a policy's status (targetsOmitted counts the rest). */
+export const MAX_STATUS_TARGETS = 1000;
+/** …and at most about this many bytes of them: etcd refuses objects over 1.5 MiB. */
+export const MAX_STATUS_TARGETS_BYTES = 512 * 1024;
+
 export const severity = z.enum(["info", "warning", "error", "critical"]);
 export type Severity = z.infer<typeof severity>;
 
@@ -198,9 +203,14 @@ export const healthPolicyStatus = z
       .optional()
       .describe("Selected Deployments with no finding at error or above."),
     rolloutPhase: rolloutPhase.optional().describe("Phase of the most advanced rollout among the targets."),
+    targetsOmitted: int32(0, 100000)
+      .optional()
+      .describe(
+        "Targets left out of `targets` to keep the object within the API server's size limits: the ones with the most severe findings are listed, targetCount counts them all.",
+      ),
     targets: z
       .array(targetStatus)
-      .max(1000)
+      .max(MAX_STATUS_TARGETS)
       .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"] })
       .optional()
       .describe("Per-Deployment figures and findings."),
