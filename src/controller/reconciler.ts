@@ -30,6 +30,7 @@ import {
   holding,
   otherProbeManager,
   recordFlip,
+  resumedHold,
   type FlipHistory,
 } from "../policy/enforceConflict.ts";
 import { governingPolicy, policySelects } from "../policy/governance.ts";
@@ -198,6 +199,7 @@ export class HealthgateReconciler implements Reconciler {
       await this.writeDeploymentConditions(deployment, [], now, signal);
       return {};
     }
+    await this.resumeConflict(policy, deployment);
     const decision = decideTarget(this.snapshot(policy, deployment), this.o.concerns);
     await this.applyOwnedSpec(policy, deployment, decision, signal);
     const decided = this.withConflict(deploymentKey(namespace, name), decision);
@@ -305,6 +307,26 @@ export class HealthgateReconciler implements Reconciler {
       this.o.logger.warn({ err: apiErrorMessage(err) }, "could not read managedFields");
       return undefined;
     }
+  }
+
+  /** A conflict an earlier replica reported on the Deployment holds here too (see resumedHold). */
+  private async resumeConflict(policy: HealthPolicy, deployment: Deployment): Promise<void> {
+    const key = deploymentKey(deployment.metadata.namespace ?? "", deployment.metadata.name);
+    if (policy.spec.mode !== "Enforce" || this.flips.has(key)) return;
+    const type = DEPLOYMENT_CONDITION_PREFIX + ConditionType.ProbesCompliant;
+    const resumed = resumedHold(deployment.status?.conditions, type, this.o.clock.now());
+    if (!resumed) return;
+    const manager = await this.otherManager(deployment);
+    this.flips.set(key, { ...resumed, ...(manager !== undefined ? { manager } : {}) });
+    this.o.logger.info(
+      {
+        namespace: deployment.metadata.namespace,
+        name: deployment.metadata.name,
+        kind: "Deployment",
+        manager,
+      },
+      "resuming the EnforceConflict hold an earlier replica reported",
+    );
   }
 
   /** While a conflict holds, ProbesCompliant says so, whatever the audit found. */

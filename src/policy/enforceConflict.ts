@@ -32,6 +32,22 @@ export function recordFlip(
   return { history: { flips: [], episodes, holdUntil: nowMs + holdMs }, conflicted: true };
 }
 
+/**
+ * A replica that starts (a restart, a new leader) remembers no flips. When the Deployment
+ * already says EnforceConflict (`healthgate.io/ProbesCompliant` False, reason EnforceConflict,
+ * written by an earlier replica), it resumes a hold of one backoff step instead of taking the
+ * fields back and making the other manager fight it MAX_FLIPS times again.
+ */
+export function resumedHold(
+  conditions: readonly { type: string; status: string; reason?: string }[] | undefined,
+  conditionType: string,
+  nowMs: number,
+): FlipHistory | undefined {
+  const condition = conditions?.find((c) => c.type === conditionType);
+  if (condition?.status !== "False" || condition.reason !== "EnforceConflict") return undefined;
+  return { flips: [], episodes: 1, holdUntil: nowMs + BACKOFF_BASE_MS };
+}
+
 /** Whether applies are on hold (a conflict was detected and its backoff has not run out). */
 export function holding(history: FlipHistory, nowMs: number): boolean {
   return history.holdUntil !== undefined && nowMs < history.holdUntil;

@@ -1,7 +1,8 @@
 // Enforce mode against a real API server and the real Deployment controller: healthgate owns the
 // probe, preStop and grace fields through ONE forced server-side apply, the rollout it causes
 // completes, a second reconcile writes nothing, other managers' fields survive, and a manager
-// that keeps taking the fields back makes healthgate stop and say who it is.
+// that keeps taking the fields back makes healthgate stop and say who it is (and a restarted
+// healthgate keeps to that).
 import type { V1Container, V1Deployment, V1ManagedFieldsEntry } from "@kubernetes/client-node";
 import { beforeAll, describe, expect, it } from "vitest";
 import { makeDeployment, withProbe, withReplicas } from "../../support/builders.ts";
@@ -276,6 +277,18 @@ describe("Enforce", () => {
     expect(applies).toBe(3); // the first enforcement and two retakes
     const d = await readDeployment(hg.namespace, "web");
     expect(container(d).livenessProbe?.httpGet?.path).toBe("/health/deep");
+
+    // When healthgate restarts (or another replica takes over), remembering no flips
+    await hg.stopOperator();
+    await hg.startOperator();
+    await waitUntilIdle(hg.operator, 1);
+
+    // Then it resumes the hold the Deployment reports instead of fighting again
+    expect(await apiRequests(hg.operator, { verb: "apply", resource: "deployments" })).toBe(0);
+    expect(container(await readDeployment(hg.namespace, "web")).livenessProbe?.httpGet?.path).toBe(
+      "/health/deep",
+    );
+    await waitForDeploymentCondition(hg.namespace, "web", "ProbesCompliant", conflict);
   });
 });
 
