@@ -20,7 +20,7 @@ import { governingPolicy, policySelects } from "../policy/governance.ts";
 import { headroomConcern } from "../policy/headroom/concern.ts";
 import { probesConcern } from "../policy/probes/concern.ts";
 import type { Concern } from "../policy/seam.ts";
-import type { HealthPolicy } from "../api/v1alpha1/index.ts";
+import { DEPLOYMENT_CONDITION_PREFIX, type HealthPolicy } from "../api/v1alpha1/index.ts";
 import { ReconcileLoop } from "./reconcileLoop.ts";
 import { deploymentKey, HealthgateReconciler, parseCachedPolicy, policyKey, type Key } from "./reconciler.ts";
 import { registerStatusGauges } from "./statusMetrics.ts";
@@ -61,6 +61,7 @@ export class Operator {
   readonly client: KubeClient;
   private readonly options: OperatorOptions;
   private readonly loop: ReconcileLoop;
+  private readonly reconciler: HealthgateReconciler;
   private readonly server: HealthServer | undefined;
   private readonly podMetrics: PodMetricsHistory;
   private elector: LeaderElector | undefined;
@@ -90,7 +91,7 @@ export class Operator {
       onChange: (namespace) => this.metricsChanged(namespace),
       ...(options.podMetricsIntervalMs !== undefined ? { intervalMs: options.podMetricsIntervalMs } : {}),
     });
-    const reconciler = new HealthgateReconciler({
+    const reconciler = (this.reconciler = new HealthgateReconciler({
       world: this.world,
       client: this.client,
       concerns: CONCERNS,
@@ -99,7 +100,7 @@ export class Operator {
       identity: this.identity,
       enqueue: (key) => this.loop.enqueue(key),
       podMetrics: this.podMetrics,
-    });
+    }));
     this.loop = new ReconcileLoop(reconciler, {
       name: "healthgate",
       concurrency: options.concurrency ?? 4,
@@ -232,14 +233,22 @@ export class Operator {
     const enqueue = (key: Key) => {
       if (this.governs(key.split("/")[1] ?? "")) this.loop.enqueue(key);
     };
-    const deploymentChanged = (d: Deployment) => {
+    const deploymentChanged = (d: Deployment, deleted = false) => {
       const ns = d.metadata.namespace ?? "";
       enqueue(deploymentKey(ns, d.metadata.name));
-      for (const p of this.policiesSelecting(d)) enqueue(policyKey(ns, p.metadata.name));
-      // A policy that listed it before (labels changed, Deployment deleted) must drop it.
+      // The policies that select it are requeued by the Deployment's reconcile, after its
+      // writes (requeued now, they would run beside it and again after it). A deleted one has
+      // no reconcile; a policy that lists it but selects it no longer (labels changed) must
+      // drop it.
+      const selecting = deleted ? [] : this.policiesSelecting(d).map((p) => p.metadata.name);
+      if (deleted) for (const p of this.policiesSelecting(d)) enqueue(policyKey(ns, p.metadata.name));
       for (const raw of world.policies.list()) {
         const targets = (raw as { status?: { targets?: { name: string }[] } }).status?.targets ?? [];
-        if (raw.metadata.namespace === ns && targets.some((t) => t.name === d.metadata.name)) {
+        if (
+          raw.metadata.namespace === ns &&
+          !selecting.includes(raw.metadata.name) &&
+          targets.some((t) => t.name === d.metadata.name)
+        ) {
           enqueue(policyKey(ns, raw.metadata.name));
         }
       }
@@ -278,16 +287,22 @@ export class Operator {
       // Most updates are healthgate's own status writes coming back. Status says what the policy
       // found, not what governs a Deployment: requeue the policy alone, not every target
       // (with N targets, each write would otherwise cost N reconciles).
-      update: (o, n) =>
-        sameApartFromStatus(o, n)
-          ? enqueue(policyKey(n.metadata.namespace ?? "", n.metadata.name))
-          : policyChanged(n),
+      update: (o, n) => {
+        if (!sameApartFromStatus(o, n)) return policyChanged(n);
+        const key = policyKey(n.metadata.namespace ?? "", n.metadata.name);
+        if (!this.reconciler.isOwnEcho(key, (n as { status?: unknown }).status)) enqueue(key);
+      },
       delete: policyDeleted,
     });
     world.deployments.addHandlers({
       add: deploymentChanged,
-      update: (_o, n) => deploymentChanged(n),
-      delete: deploymentChanged,
+      // healthgate's own condition write coming back changes nothing it reads.
+      update: (o, n) => {
+        const key = deploymentKey(n.metadata.namespace ?? "", n.metadata.name);
+        if (sameApartFromOwnConditions(o, n) && this.reconciler.isOwnEcho(key, ownConditions(n))) return;
+        deploymentChanged(n);
+      },
+      delete: (d) => deploymentChanged(d, true),
     });
     const rsChanged = (rs: ReplicaSet) => {
       const name = ownerDeployment(rs);
@@ -324,6 +339,26 @@ export class Operator {
     };
     world.pdbs.addHandlers({ add: pdbChanged, update: (_o, n) => pdbChanged(n), delete: pdbChanged });
   }
+}
+
+const isOwnCondition = (c: { type: string }) => c.type.startsWith(DEPLOYMENT_CONDITION_PREFIX);
+
+/** A Deployment's healthgate.io/ conditions, sorted by type (as the writer writes them). */
+function ownConditions(d: Deployment) {
+  return (d.status?.conditions ?? [])
+    .filter(isOwnCondition)
+    .sort((a, b) => (a.type < b.type ? -1 : a.type > b.type ? 1 : 0));
+}
+
+/** Whether two versions of a Deployment differ in nothing but healthgate.io/ conditions and resourceVersion. */
+function sameApartFromOwnConditions(a: Deployment, b: Deployment): boolean {
+  const strip = (d: Deployment) =>
+    JSON.stringify({
+      ...d,
+      metadata: { ...d.metadata, resourceVersion: undefined },
+      status: { ...d.status, conditions: (d.status?.conditions ?? []).filter((c) => !isOwnCondition(c)) },
+    });
+  return strip(a) === strip(b);
 }
 
 /** Whether two versions of an object differ in nothing but status and resourceVersion. */

@@ -110,6 +110,12 @@ export class HealthgateReconciler implements Reconciler {
   private readonly o: ReconcilerOptions;
   /** Enforce-conflict bookkeeping per Deployment key (in memory: a new leader starts afresh). */
   private readonly flips = new Map<string, EnforceState>();
+  /**
+   * What healthgate last wrote per key: a Deployment's healthgate.io/ conditions, a policy's
+   * status. An update that shows exactly that and nothing else new is our own write coming
+   * back (isOwnEcho): it needs no reconcile.
+   */
+  private readonly lastWritten = new Map<Key, unknown>();
 
   constructor(options: ReconcilerOptions) {
     this.o = options;
@@ -190,6 +196,7 @@ export class HealthgateReconciler implements Reconciler {
     const deployment = this.o.world.deployments.get(`${namespace}/${name}`);
     if (!deployment || deployment.metadata.deletionTimestamp) {
       this.flips.delete(deploymentKey(namespace, name));
+      this.lastWritten.delete(deploymentKey(namespace, name));
       return {};
     }
     const now = new Date(this.o.clock.now());
@@ -205,7 +212,10 @@ export class HealthgateReconciler implements Reconciler {
     const decided = this.withConflict(deploymentKey(namespace, name), decision);
     await this.writeDeploymentConditions(deployment, decided.conditions, now, signal);
     await this.applyOwnedObjects(policy, deployment, decided.ownedObjects, signal);
-    this.o.enqueue(policyKey(namespace, policy.metadata.name));
+    // Every policy selecting it reports on it: the governing one, and any other as overlapping.
+    for (const p of this.policiesIn(namespace)) {
+      if (policySelects(p, deployment)) this.o.enqueue(policyKey(namespace, p.metadata.name));
+    }
     const conflict = this.flips.get(deploymentKey(namespace, name));
     const holdMs =
       conflict?.holdUntil !== undefined ? Math.max(0, conflict.holdUntil - this.o.clock.now()) : undefined;
@@ -309,6 +319,16 @@ export class HealthgateReconciler implements Reconciler {
     }
   }
 
+  /**
+   * Whether `written` (a Deployment's healthgate.io/ conditions sorted by type, or a policy's
+   * status) is exactly what healthgate last wrote for `key`. The caller has checked that
+   * nothing else changed. Anything else — a user who deleted our conditions, a status another
+   * replica wrote — is no echo and gets its reconcile.
+   */
+  isOwnEcho(key: Key, written: unknown): boolean {
+    return this.lastWritten.has(key) && sameJson(this.lastWritten.get(key), written);
+  }
+
   /** A conflict an earlier replica reported on the Deployment holds here too (see resumedHold). */
   private async resumeConflict(policy: HealthPolicy, deployment: Deployment): Promise<void> {
     const key = deploymentKey(deployment.metadata.namespace ?? "", deployment.metadata.name);
@@ -353,15 +373,23 @@ export class HealthgateReconciler implements Reconciler {
   ) {
     const { conditions, changed } = deploymentConditions(deployment, intents, now);
     if (!changed) return;
-    await this.o.client.applyObject(
-      {
-        apiVersion: "apps/v1",
-        kind: "Deployment",
-        metadata: { name: deployment.metadata.name, namespace: deployment.metadata.namespace ?? "" },
-        status: { conditions },
-      } as KubeObject,
-      { fieldManager: STATUS_FIELD_MANAGER, force: true, subresource: "status", signal },
-    );
+    // Recorded before the request: the watch may deliver the write before its response arrives.
+    const key = deploymentKey(deployment.metadata.namespace ?? "", deployment.metadata.name);
+    this.lastWritten.set(key, conditions);
+    try {
+      await this.o.client.applyObject(
+        {
+          apiVersion: "apps/v1",
+          kind: "Deployment",
+          metadata: { name: deployment.metadata.name, namespace: deployment.metadata.namespace ?? "" },
+          status: { conditions },
+        } as KubeObject,
+        { fieldManager: STATUS_FIELD_MANAGER, force: true, subresource: "status", signal },
+      );
+    } catch (err) {
+      this.lastWritten.delete(key);
+      throw err;
+    }
     const previous = (deployment.status?.conditions ?? []).filter((c) =>
       c.type.startsWith(DEPLOYMENT_CONDITION_PREFIX),
     );
@@ -488,15 +516,23 @@ export class HealthgateReconciler implements Reconciler {
     status: HealthPolicyStatus,
   ) {
     if (previous && sameJson(previous, status)) return false;
-    await this.o.client.applyObject(
-      {
-        apiVersion: "healthgate.io/v1alpha1",
-        kind: "HealthPolicy",
-        metadata: { name: raw.metadata.name, namespace: raw.metadata.namespace ?? "" },
-        status,
-      } as KubeObject,
-      { fieldManager: STATUS_FIELD_MANAGER, force: true, subresource: "status", signal },
-    );
+    // Recorded before the request: the watch may deliver the write before its response arrives.
+    const key = policyKey(raw.metadata.namespace ?? "", raw.metadata.name);
+    this.lastWritten.set(key, status);
+    try {
+      await this.o.client.applyObject(
+        {
+          apiVersion: "healthgate.io/v1alpha1",
+          kind: "HealthPolicy",
+          metadata: { name: raw.metadata.name, namespace: raw.metadata.namespace ?? "" },
+          status,
+        } as KubeObject,
+        { fieldManager: STATUS_FIELD_MANAGER, force: true, subresource: "status", signal },
+      );
+    } catch (err) {
+      this.lastWritten.delete(key);
+      throw err;
+    }
     return true;
   }
 

@@ -3,15 +3,18 @@
 // `kubectl describe deploy` shows them and `kubectl wait --for=condition=…` waits on them.
 import { beforeAll, describe, expect, it } from "vitest";
 import { makeDeployment, withProbe, withReplicas } from "../../support/builders.ts";
+import { testClients } from "../../support/kube.ts";
 import { waitFor } from "../../support/waitFor.ts";
 import {
   apiRequests,
   deploymentCondition,
   installCrd,
+  jsonPatch,
   kubectl,
   makePolicy,
   readDeployment,
   readPolicy,
+  reconciles,
   useControllerHarness,
   waitForDeploymentCondition,
   waitForEvent,
@@ -160,5 +163,39 @@ describe("Audit", () => {
       { what: "the LivenessDeep finding to leave the policy's status" },
     );
     await hg.expectSecondReconcileWritesNothing();
+  });
+
+  it("restores conditions a user deletes, and lets its own writes coming back go by", async () => {
+    // Given an audited Deployment carrying healthgate's conditions, and a quiet operator
+    await hg.apply(makeDeployment("web", withReplicas(1)));
+    await waitForRolloutComplete(hg.namespace, "web");
+    await hg.createPolicy(makePolicy("web"));
+    await hg.startOperator();
+    await waitForDeploymentCondition(hg.namespace, "web", "ProbesCompliant", { status: "False" });
+    await waitUntilIdle(hg.operator, 2);
+    const before = await reconciles(hg.operator);
+
+    // When a user removes every healthgate.io/ condition from the Deployment's status
+    const current = await readDeployment(hg.namespace, "web");
+    const ours = (current.status?.conditions ?? []).flatMap((c, i) =>
+      c.type.startsWith("healthgate.io/") ? [i] : [],
+    );
+    expect(ours.length).toBeGreaterThan(0);
+    await testClients().apps.patchNamespacedDeploymentStatus(
+      {
+        namespace: hg.namespace,
+        name: "web",
+        body: ours.reverse().map((i) => ({ op: "remove", path: `/status/conditions/${i}` })),
+      },
+      jsonPatch,
+    );
+
+    // Then healthgate puts them back
+    await waitForDeploymentCondition(hg.namespace, "web", "ProbesCompliant", { status: "False" });
+    await waitForDeploymentCondition(hg.namespace, "web", "LivenessShallow", { status: "True" });
+    // with two reconciles: the Deployment (which writes) and its policy (nothing to write);
+    // its own write coming back costs none
+    await waitUntilIdle(hg.operator, before + 2);
+    expect(await reconciles(hg.operator)).toBe(before + 2);
   });
 });

@@ -48,6 +48,7 @@ import { waitFor } from "../../support/waitFor.ts";
 const execFileAsync = promisify(execFile);
 /** Header option for a JSON merge patch through client-node's typed clients. */
 export const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
+export const jsonPatch = setHeaderOptions("Content-Type", PatchStrategy.JsonPatch);
 export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
 export const CRD_FILE = path.join(repoRoot, "crds", `${CRD_NAME}.yaml`);
 const kubectlCache = mkdtempSync(path.join(tmpdir(), "healthgate-controller-test-kubectl-"));
@@ -416,7 +417,7 @@ export async function requestLog(operator: Operator): Promise<string[]> {
   );
 }
 
-async function reconciles(operator: Operator): Promise<number> {
+export async function reconciles(operator: Operator): Promise<number> {
   const metric = await operator.metrics.registry.getSingleMetric("healthgate_reconcile_total")?.get();
   return (metric?.values ?? []).reduce((sum, v) => sum + v.value, 0);
 }
