@@ -98,6 +98,17 @@ function elector(store: LeaseStore, clock: FakeClock, identity: string) {
   };
 }
 
+/** "a" leads and "b" has been standing by for 10 s. */
+async function leaderAndStandby(store: LeaseStore, clock: FakeClock) {
+  const a = elector(store, clock, "a");
+  const b = elector(store, clock, "b");
+  a.le.start();
+  await settle();
+  b.le.start();
+  await clock.advance(10_000);
+  return { a, b };
+}
+
 describe("microTime", () => {
   it("writes six fractional digits, as metav1.MicroTime requires", () => {
     expect(microTime(Date.UTC(2025, 0, 2, 3, 4, 5, 678))).toBe("2025-01-02T03:04:05.678000Z");
@@ -141,12 +152,7 @@ describe("LeaderElector", () => {
   it("hands over at once on release: the holder is emptied and a standby takes the lease", async () => {
     const clock = new FakeClock();
     const store = new LeaseStore();
-    const a = elector(store, clock, "a");
-    const b = elector(store, clock, "b");
-    a.le.start();
-    await settle();
-    b.le.start();
-    await clock.advance(10_000);
+    const { a, b } = await leaderAndStandby(store, clock);
     await a.le.release();
     expect(a.log).toEqual(["started", "stopped"]);
     expect(a.signal?.aborted).toBe(true);
@@ -160,12 +166,7 @@ describe("LeaderElector", () => {
   it("with a watch on the lease, a standby takes a released lease without waiting for its poll", async () => {
     const clock = new FakeClock();
     const store = new LeaseStore().withWatch();
-    const a = elector(store, clock, "a");
-    const b = elector(store, clock, "b");
-    a.le.start();
-    await settle();
-    b.le.start();
-    await clock.advance(10_000);
+    const { a, b } = await leaderAndStandby(store, clock);
     expect(b.le.isLeader()).toBe(false);
     await a.le.release();
     await settle(); // no time passes
@@ -178,12 +179,7 @@ describe("LeaderElector", () => {
     const clock = new FakeClock();
     const store = new LeaseStore();
     store.watch = () => Promise.reject(new Error("leases.coordination.k8s.io is forbidden"));
-    const a = elector(store, clock, "a");
-    const b = elector(store, clock, "b");
-    a.le.start();
-    await settle();
-    b.le.start();
-    await clock.advance(10_000);
+    const { a, b } = await leaderAndStandby(store, clock);
     await a.le.release();
     await settle();
     expect(b.le.isLeader()).toBe(false); // no watch: nothing wakes it early
