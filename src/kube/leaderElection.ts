@@ -80,6 +80,8 @@ export class LeaderElector {
   private lease: Lease | undefined;
   private observedResourceVersion: string | undefined;
   private observedAt = 0;
+  /** When the lease, as last observed held by someone else, expires on our clock. */
+  private expiresAt: number | undefined;
   private lastRenewAt = 0;
 
   constructor(options: LeaderElectionOptions) {
@@ -161,8 +163,11 @@ export class LeaderElector {
         if (stopped.aborted) break;
         this.log.warn({ reason: "LeaseUpdateFailed", err: apiErrorMessage(err) }, "lease update failed");
       }
-      // Candidates spread out their polls (client-go's jitter factor 1.2); the leader renews steadily.
-      const delay = this.leading ? this.retryPeriodMs : this.retryPeriodMs * (1 + 1.2 * this.random());
+      // Candidates spread out their polls (client-go's jitter factor 1.2), but try again as soon
+      // as the lease they saw held expires; the leader renews steadily.
+      const jittered = this.retryPeriodMs * (1 + 1.2 * this.random());
+      const untilExpiry = this.expiresAt === undefined ? jittered : this.expiresAt - this.clock.now() + 1;
+      const delay = this.leading ? this.retryPeriodMs : Math.max(0, Math.min(jittered, untilExpiry));
       try {
         await sleep(this.clock, delay, AbortSignal.any([stopped, this.wake.signal]));
       } catch {
@@ -185,8 +190,18 @@ export class LeaderElector {
           namespace,
           { resourceVersion: "", fieldSelector: `metadata.name=${name}`, timeoutSeconds: 300 },
           (event) => {
-            const holder = (event.object as Lease).spec?.holderIdentity ?? "";
-            if (!this.leading && (event.type === "DELETED" || holder === "")) this.wake.abort();
+            if (this.leading || event.type === "BOOKMARK") return;
+            const lease = event.object as Lease;
+            const holder = lease.spec?.holderIdentity ?? "";
+            if (event.type === "DELETED" || holder === "") return this.wake.abort();
+            // A renewal seen as it happens: the lease expires leaseDuration after it, on our
+            // clock (more precise than the poll that would see it up to a poll later).
+            const now = this.clock.now();
+            this.observe(lease, now);
+            if (holder !== this.options.identity) {
+              const durationMs = (lease.spec?.leaseDurationSeconds ?? this.leaseDurationMs / 1000) * 1000;
+              this.expiresAt = this.observedAt + durationMs;
+            }
           },
           stopped,
         );
@@ -238,7 +253,11 @@ export class LeaderElector {
     this.observe(lease, now);
     const holder = lease.spec?.holderIdentity ?? "";
     const durationMs = (lease.spec?.leaseDurationSeconds ?? this.leaseDurationMs / 1000) * 1000;
-    if (holder !== "" && holder !== identity && now < this.observedAt + durationMs) return false;
+    if (holder !== "" && holder !== identity && now < this.observedAt + durationMs) {
+      this.expiresAt = this.observedAt + durationMs;
+      return false;
+    }
+    this.expiresAt = undefined;
     this.lease = await client.replace<Lease>(this.leaseHeldByUs(lease, now), signal);
     this.observe(this.lease, now);
     return true;

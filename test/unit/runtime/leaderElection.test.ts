@@ -188,6 +188,25 @@ describe("LeaderElector", () => {
     await b.le.release();
   });
 
+  it("with a watch on the lease, a standby takes an abandoned lease as soon as it expires", async () => {
+    const clock = new FakeClock();
+    const store = new LeaseStore().withWatch();
+    const { a, b } = await leaderAndStandby(store, clock);
+    // a dies: it renews no more (its last renewal is the lease's renewTime).
+    const replace = store.replace.bind(store);
+    store.replace = async (obj) => {
+      if ((obj as Lease).spec?.holderIdentity === "a") throw new Error("a is gone");
+      return replace(obj);
+    };
+    const lastRenewal = Date.parse(store.lease!.spec!.renewTime!);
+    await clock.advance(lastRenewal + 15_000 - clock.now() - 1);
+    expect(b.le.isLeader()).toBe(false);
+    await clock.advance(2); // not a jittered poll (up to 4.4 s) later
+    expect(b.le.isLeader()).toBe(true);
+    await a.le.release();
+    await b.le.release();
+  });
+
   it("takes over an abandoned lease only after the lease duration, measured on its own clock", async () => {
     const clock = new FakeClock();
     const store = new LeaseStore();
