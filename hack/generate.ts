@@ -18,6 +18,7 @@ import { parseArgs } from "node:util";
 import { stringify } from "yaml";
 import { healthPolicyCRD } from "../src/api/v1alpha1/crd.ts";
 import { denyPolicyFiles } from "./gen-deny-policy.ts";
+import { metricsDocFiles } from "./gen-metrics-doc.ts";
 import { rulesDocFiles } from "./gen-rules-doc.ts";
 
 export interface GeneratedFile {
@@ -74,6 +75,7 @@ export const generators: Array<() => GeneratedFile[] | Promise<GeneratedFile[]>>
   crdFiles,
   denyPolicyFiles,
   rulesDocFiles,
+  metricsDocFiles,
 ];
 
 export async function generatedFiles(): Promise<GeneratedFile[]> {
