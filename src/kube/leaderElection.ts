@@ -194,14 +194,8 @@ export class LeaderElector {
             const lease = event.object as Lease;
             const holder = lease.spec?.holderIdentity ?? "";
             if (event.type === "DELETED" || holder === "") return this.wake.abort();
-            // A renewal seen as it happens: the lease expires leaseDuration after it, on our
-            // clock (more precise than the poll that would see it up to a poll later).
-            const now = this.clock.now();
-            this.observe(lease, now);
-            if (holder !== this.options.identity) {
-              const durationMs = (lease.spec?.leaseDurationSeconds ?? this.leaseDurationMs / 1000) * 1000;
-              this.expiresAt = this.observedAt + durationMs;
-            }
+            // A renewal seen as it happens, more precisely than by the next poll.
+            this.noteHolder(lease, this.clock.now());
           },
           stopped,
         );
@@ -237,7 +231,7 @@ export class LeaderElector {
   }
 
   private async attempt(signal: AbortSignal): Promise<boolean> {
-    const { client, namespace, name, identity } = this.options;
+    const { client, namespace, name } = this.options;
     const now = this.clock.now();
     // The leader renews from its own last write; anyone else must look first.
     let lease = this.leading ? this.lease : undefined;
@@ -250,13 +244,8 @@ export class LeaderElector {
         return true;
       }
     }
-    this.observe(lease, now);
-    const holder = lease.spec?.holderIdentity ?? "";
-    const durationMs = (lease.spec?.leaseDurationSeconds ?? this.leaseDurationMs / 1000) * 1000;
-    if (holder !== "" && holder !== identity && now < this.observedAt + durationMs) {
-      this.expiresAt = this.observedAt + durationMs;
-      return false;
-    }
+    this.noteHolder(lease, now);
+    if (this.expiresAt !== undefined && now < this.expiresAt) return false;
     this.expiresAt = undefined;
     this.lease = await client.replace<Lease>(this.leaseHeldByUs(lease, now), signal);
     this.observe(this.lease, now);
@@ -280,6 +269,18 @@ export class LeaderElector {
         leaseTransitions: (spec.leaseTransitions ?? 0) + (renewal || !current ? 0 : 1),
       },
     };
+  }
+
+  /**
+   * Observes `lease`; while someone else holds it, `expiresAt` is when it expires on our clock
+   * (leaseDuration after we saw it last change), else undefined.
+   */
+  private noteHolder(lease: Lease, now: number): void {
+    this.observe(lease, now);
+    const holder = lease.spec?.holderIdentity ?? "";
+    const durationMs = (lease.spec?.leaseDurationSeconds ?? this.leaseDurationMs / 1000) * 1000;
+    this.expiresAt =
+      holder !== "" && holder !== this.options.identity ? this.observedAt + durationMs : undefined;
   }
 
   /** Expiry is judged from when we saw the lease last change, on our own clock. */
