@@ -16,11 +16,12 @@ import { metricsWindowSeconds, PodMetricsHistory } from "../kube/podMetrics.ts";
 import type { Logger } from "../observability/logger.ts";
 import { createMetrics, type HealthgateMetrics } from "../observability/metrics.ts";
 import { HealthServer } from "../observability/server.ts";
+import { isOwnCondition, ownConditions, sameJson } from "../policy/decide.ts";
 import { governingPolicy, policySelects } from "../policy/governance.ts";
 import { headroomConcern } from "../policy/headroom/concern.ts";
 import { probesConcern } from "../policy/probes/concern.ts";
 import type { Concern } from "../policy/seam.ts";
-import { DEPLOYMENT_CONDITION_PREFIX, type HealthPolicy } from "../api/v1alpha1/index.ts";
+import type { HealthPolicy } from "../api/v1alpha1/index.ts";
 import { ReconcileLoop } from "./reconcileLoop.ts";
 import { deploymentKey, HealthgateReconciler, parseCachedPolicy, policyKey, type Key } from "./reconciler.ts";
 import { registerStatusGauges } from "./statusMetrics.ts";
@@ -183,7 +184,7 @@ export class Operator {
     for (const d of this.world.deployments.list()) {
       if (this.policiesSelecting(d).length > 0)
         keys.push(deploymentKey(d.metadata.namespace ?? "", d.metadata.name));
-      else if ((d.status?.conditions ?? []).some((c) => c.type.startsWith("healthgate.io/"))) {
+      else if ((d.status?.conditions ?? []).some(isOwnCondition)) {
         keys.push(deploymentKey(d.metadata.namespace ?? "", d.metadata.name));
       }
     }
@@ -240,17 +241,12 @@ export class Operator {
       // writes (requeued now, they would run beside it and again after it). A deleted one has
       // no reconcile; a policy that lists it but selects it no longer (labels changed) must
       // drop it.
-      const selecting = deleted ? [] : this.policiesSelecting(d).map((p) => p.metadata.name);
-      if (deleted) for (const p of this.policiesSelecting(d)) enqueue(policyKey(ns, p.metadata.name));
+      const selecting = new Set(this.policiesSelecting(d).map((p) => p.metadata.name));
       for (const raw of world.policies.list()) {
-        const targets = (raw as { status?: { targets?: { name: string }[] } }).status?.targets ?? [];
-        if (
-          raw.metadata.namespace === ns &&
-          !selecting.includes(raw.metadata.name) &&
-          targets.some((t) => t.name === d.metadata.name)
-        ) {
-          enqueue(policyKey(ns, raw.metadata.name));
-        }
+        if (raw.metadata.namespace !== ns) continue;
+        const listed = statusTargetNames(raw).includes(d.metadata.name);
+        const selects = selecting.has(raw.metadata.name);
+        if (deleted ? listed || selects : listed && !selects) enqueue(policyKey(ns, raw.metadata.name));
       }
     };
     const byDeploymentName = (ns: string, name: string) => {
@@ -260,8 +256,7 @@ export class Operator {
     const policyChanged = (raw: KubeObject) => {
       const ns = raw.metadata.namespace ?? "";
       enqueue(policyKey(ns, raw.metadata.name));
-      const previous = (raw as { status?: { targets?: { name: string }[] } }).status?.targets ?? [];
-      for (const t of previous) enqueue(deploymentKey(ns, t.name));
+      for (const name of statusTargetNames(raw)) enqueue(deploymentKey(ns, name));
       const parsed = parseCachedPolicy(raw);
       if (!parsed.ok) return;
       for (const d of world.deployments.list()) {
@@ -273,7 +268,7 @@ export class Operator {
       // Deployments it governed: another policy may govern them now, or none.
       for (const d of world.deployments.list())
         if (d.metadata.namespace === ns) {
-          if ((d.status?.conditions ?? []).some((c) => c.type.startsWith("healthgate.io/"))) {
+          if ((d.status?.conditions ?? []).some(isOwnCondition)) {
             enqueue(deploymentKey(ns, d.metadata.name));
           }
         }
@@ -341,36 +336,26 @@ export class Operator {
   }
 }
 
-const isOwnCondition = (c: { type: string }) => c.type.startsWith(DEPLOYMENT_CONDITION_PREFIX);
+/** The Deployments a policy's status lists (what it reported on last). */
+const statusTargetNames = (raw: KubeObject) =>
+  ((raw as { status?: { targets?: { name: string }[] } }).status?.targets ?? []).map((t) => t.name);
 
-/** A Deployment's healthgate.io/ conditions, sorted by type (as the writer writes them). */
-function ownConditions(d: Deployment) {
-  return (d.status?.conditions ?? [])
-    .filter(isOwnCondition)
-    .sort((a, b) => (a.type < b.type ? -1 : a.type > b.type ? 1 : 0));
+/** Whether two cached versions of an object agree once `view` has left out what may differ. */
+function sameIn<T extends KubeObject>(a: T, b: T, view: (o: T) => unknown): boolean {
+  return sameJson(view(a), view(b));
 }
-
-/** Whether two versions of a Deployment differ in nothing but healthgate.io/ conditions and resourceVersion. */
-function sameApartFromOwnConditions(a: Deployment, b: Deployment): boolean {
-  const strip = (d: Deployment) =>
-    JSON.stringify({
-      ...d,
-      metadata: { ...d.metadata, resourceVersion: undefined },
-      status: { ...d.status, conditions: (d.status?.conditions ?? []).filter((c) => !isOwnCondition(c)) },
-    });
-  return strip(a) === strip(b);
-}
-
-/** Whether two versions of an object differ in nothing but status and resourceVersion. */
-function sameApartFromStatus(a: KubeObject, b: KubeObject): boolean {
-  const strip = ({ status: _status, ...o }: KubeObject & { status?: unknown }) =>
-    JSON.stringify({ ...o, metadata: { ...o.metadata, resourceVersion: undefined } });
-  return strip(a) === strip(b);
-}
-
-/** The slim cache copies differ in more than their resourceVersion. */
-function sameIgnoringVersion(a: KubeObject, b: KubeObject): boolean {
-  const strip = (o: KubeObject) =>
-    JSON.stringify({ ...o, metadata: { ...o.metadata, resourceVersion: undefined } });
-  return strip(a) === strip(b);
-}
+const withoutVersion = <T extends KubeObject>(o: T) => ({
+  ...o,
+  metadata: { ...o.metadata, resourceVersion: undefined },
+});
+/** Everything but resourceVersion: the slim cache copies differ in more than that. */
+const sameIgnoringVersion = (a: KubeObject, b: KubeObject) => sameIn(a, b, withoutVersion);
+/** Everything but status and resourceVersion. */
+const sameApartFromStatus = (a: KubeObject, b: KubeObject) =>
+  sameIn(a, b, (o) => ({ ...withoutVersion(o), status: undefined }));
+/** Everything but healthgate.io/ conditions and resourceVersion. */
+const sameApartFromOwnConditions = (a: Deployment, b: Deployment) =>
+  sameIn(a, b, (d) => ({
+    ...withoutVersion(d),
+    status: { ...d.status, conditions: (d.status?.conditions ?? []).filter((c) => !isOwnCondition(c)) },
+  }));

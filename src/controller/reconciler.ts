@@ -19,6 +19,7 @@ import {
   decideTarget,
   deploymentConditions,
   flippedTypes,
+  ownConditions,
   ownedSpecApplyBody,
   policyStatus,
   sameJson,
@@ -200,7 +201,8 @@ export class HealthgateReconciler implements Reconciler {
       return {};
     }
     const now = new Date(this.o.clock.now());
-    const policy = governingPolicy(this.policiesIn(namespace), deployment);
+    const policies = this.policiesIn(namespace);
+    const policy = governingPolicy(policies, deployment);
     if (!policy) {
       // No longer governed: take our conditions off (SSA drops what the manager stops sending).
       await this.writeDeploymentConditions(deployment, [], now, signal);
@@ -213,7 +215,7 @@ export class HealthgateReconciler implements Reconciler {
     await this.writeDeploymentConditions(deployment, decided.conditions, now, signal);
     await this.applyOwnedObjects(policy, deployment, decided.ownedObjects, signal);
     // Every policy selecting it reports on it: the governing one, and any other as overlapping.
-    for (const p of this.policiesIn(namespace)) {
+    for (const p of policies) {
       if (policySelects(p, deployment)) this.o.enqueue(policyKey(namespace, p.metadata.name));
     }
     const conflict = this.flips.get(deploymentKey(namespace, name));
@@ -320,6 +322,36 @@ export class HealthgateReconciler implements Reconciler {
   }
 
   /**
+   * The one status write: a forced server-side apply of `status` on `of`'s status subresource
+   * as healthgate-status. `written` (what isOwnEcho will compare) is recorded before the
+   * request, because the watch may deliver the write before its response arrives.
+   */
+  private async applyStatus(
+    key: Key,
+    of: KubeObject,
+    apiVersion: string,
+    status: unknown,
+    written: unknown,
+    signal: AbortSignal,
+  ): Promise<void> {
+    this.lastWritten.set(key, written);
+    try {
+      await this.o.client.applyObject(
+        {
+          apiVersion,
+          kind: key.slice(0, key.indexOf("/")),
+          metadata: { name: of.metadata.name, namespace: of.metadata.namespace ?? "" },
+          status,
+        } as KubeObject,
+        { fieldManager: STATUS_FIELD_MANAGER, force: true, subresource: "status", signal },
+      );
+    } catch (err) {
+      this.lastWritten.delete(key);
+      throw err;
+    }
+  }
+
+  /**
    * Whether `written` (a Deployment's healthgate.io/ conditions sorted by type, or a policy's
    * status) is exactly what healthgate last wrote for `key`. The caller has checked that
    * nothing else changed. Anything else — a user who deleted our conditions, a status another
@@ -373,27 +405,9 @@ export class HealthgateReconciler implements Reconciler {
   ) {
     const { conditions, changed } = deploymentConditions(deployment, intents, now);
     if (!changed) return;
-    // Recorded before the request: the watch may deliver the write before its response arrives.
     const key = deploymentKey(deployment.metadata.namespace ?? "", deployment.metadata.name);
-    this.lastWritten.set(key, conditions);
-    try {
-      await this.o.client.applyObject(
-        {
-          apiVersion: "apps/v1",
-          kind: "Deployment",
-          metadata: { name: deployment.metadata.name, namespace: deployment.metadata.namespace ?? "" },
-          status: { conditions },
-        } as KubeObject,
-        { fieldManager: STATUS_FIELD_MANAGER, force: true, subresource: "status", signal },
-      );
-    } catch (err) {
-      this.lastWritten.delete(key);
-      throw err;
-    }
-    const previous = (deployment.status?.conditions ?? []).filter((c) =>
-      c.type.startsWith(DEPLOYMENT_CONDITION_PREFIX),
-    );
-    for (const type of flippedTypes(previous, conditions)) {
+    await this.applyStatus(key, deployment, "apps/v1", { conditions }, conditions, signal);
+    for (const type of flippedTypes(ownConditions(deployment), conditions)) {
       const c = conditions.find((x) => x.type === type) as DeploymentCondition;
       await this.event(
         deployment,
@@ -516,23 +530,8 @@ export class HealthgateReconciler implements Reconciler {
     status: HealthPolicyStatus,
   ) {
     if (previous && sameJson(previous, status)) return false;
-    // Recorded before the request: the watch may deliver the write before its response arrives.
     const key = policyKey(raw.metadata.namespace ?? "", raw.metadata.name);
-    this.lastWritten.set(key, status);
-    try {
-      await this.o.client.applyObject(
-        {
-          apiVersion: "healthgate.io/v1alpha1",
-          kind: "HealthPolicy",
-          metadata: { name: raw.metadata.name, namespace: raw.metadata.namespace ?? "" },
-          status,
-        } as KubeObject,
-        { fieldManager: STATUS_FIELD_MANAGER, force: true, subresource: "status", signal },
-      );
-    } catch (err) {
-      this.lastWritten.delete(key);
-      throw err;
-    }
+    await this.applyStatus(key, raw, "healthgate.io/v1alpha1", status, status, signal);
     return true;
   }
 

@@ -100,7 +100,12 @@ export function ownedSpecApplyBody(deployment: Deployment, owned: OwnedSpec): De
   };
 }
 
-const isOurs = (c: DeploymentCondition) => c.type.startsWith(DEPLOYMENT_CONDITION_PREFIX);
+/** Whether a Deployment condition is one of healthgate's (`healthgate.io/…`). */
+export const isOwnCondition = (c: { type: string }) => c.type.startsWith(DEPLOYMENT_CONDITION_PREFIX);
+
+/** The `healthgate.io/…` conditions a Deployment carries, sorted by type as the writer writes them. */
+export const ownConditions = (deployment: Deployment): DeploymentCondition[] =>
+  sortByType((deployment.status?.conditions ?? []).filter(isOwnCondition));
 
 /**
  * The `healthgate.io/…` conditions a Deployment should carry, and whether that
@@ -112,13 +117,13 @@ export function deploymentConditions(
   intents: readonly ConditionIntent[],
   now: Date,
 ): { conditions: DeploymentCondition[]; changed: boolean } {
-  const live = (deployment.status?.conditions ?? []).filter(isOurs);
+  const live = ownConditions(deployment);
   let next: DeploymentCondition[] = [];
   for (const intent of intents) {
     const type = DEPLOYMENT_CONDITION_PREFIX + intent.type;
     next = setDeploymentCondition([...next, ...live.filter((c) => c.type === type)], type, intent, now);
   }
-  return { conditions: next, changed: !sameJson(sortByType(live), next) };
+  return { conditions: next, changed: !sameJson(live, next) };
 }
 
 /** Conditions whose status differs from (or is absent in) the previous set: the flips that deserve an Event. */
