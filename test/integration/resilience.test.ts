@@ -352,6 +352,22 @@ async function privatePlane(extraApiServerArgs: string[] = []): Promise<PrivateP
   };
 }
 
+/** The CRD, namespace "shop", the frontend policy and Deployment "web" it selects; returns the namespace. */
+async function seedShop(p: PrivatePlane): Promise<string> {
+  const namespace = "shop";
+  await installCrd(p.plane.kubeconfigPath);
+  await p.core.createNamespace({ body: { metadata: { name: namespace } } });
+  await p.custom.createNamespacedCustomObject({
+    group: GROUP,
+    version: VERSION,
+    plural: PLURAL,
+    namespace,
+    body: { ...frontendPolicy(), metadata: { name: "frontend", namespace } },
+  });
+  await p.apps.createNamespacedDeployment({ namespace, body: frontendDeployment("web") });
+  return namespace;
+}
+
 async function counter(metrics: HealthgateMetrics, name: string, labels: Record<string, string> = {}) {
   const metric = await metrics.registry.getSingleMetric(name)?.get();
   return (metric?.values ?? [])
@@ -372,17 +388,7 @@ describe("A kube-apiserver restart under a running operator", () => {
       let operator: Operator | undefined;
       try {
         // Given a policy, a Deployment and healthgate (leader election on, as the chart runs it)
-        const namespace = "shop";
-        await installCrd(p.plane.kubeconfigPath);
-        await p.core.createNamespace({ body: { metadata: { name: namespace } } });
-        await p.custom.createNamespacedCustomObject({
-          group: GROUP,
-          version: VERSION,
-          plural: PLURAL,
-          namespace,
-          body: { ...frontendPolicy(), metadata: { name: "frontend", namespace } },
-        });
-        await p.apps.createNamespacedDeployment({ namespace, body: frontendDeployment("web") });
+        const namespace = await seedShop(p);
         operator = new Operator({
           kubeConfig: p.kc,
           logger: createLogger(process.env.HEALTHGATE_TEST_LOG_LEVEL === "debug" ? "debug" : "silent"),
@@ -528,17 +534,7 @@ describe("A kube-apiserver that answers 429 Too Many Requests", () => {
       const load = new AbortController();
       let loadRuns: Promise<void>[] = [];
       try {
-        const namespace = "shop";
-        await installCrd(p.plane.kubeconfigPath);
-        await p.core.createNamespace({ body: { metadata: { name: namespace } } });
-        await p.custom.createNamespacedCustomObject({
-          group: GROUP,
-          version: VERSION,
-          plural: PLURAL,
-          namespace,
-          body: { ...frontendPolicy(), metadata: { name: "frontend", namespace } },
-        });
-        await p.apps.createNamespacedDeployment({ namespace, body: frontendDeployment("web") });
+        const namespace = await seedShop(p);
         const saKubeConfig = await serviceAccountKubeConfig(p, namespace, "healthgate");
         // and other clients (outside system:masters) keeping it busy
         const busy = saKubeConfig.makeApiClient(CoreV1Api);
