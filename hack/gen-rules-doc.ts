@@ -24,7 +24,7 @@ export function renderRulesDoc(): string {
     "# Probe rules",
     "",
     "`healthgate lint` and the operator's probes concern run the same rules on every governed container",
-    "(the policy's `spec.containers`, else every container that declares a port). Severities share one scale,",
+    "(the policy's `spec.containers`, else every container that declares a port or has a probe). Severities share one scale,",
     "`info < warning < error < critical`; lint fails at `error` and above unless `--fail-on` says otherwise,",
     "and a policy's `ProbesCompliant` condition is False while any finding is at `error` or above.",
     "Fields a probe leaves out take Kubernetes' defaults (period 10 s, timeout 1 s, successThreshold 1,",

@@ -51,6 +51,7 @@ spec:
             successThreshold: 2
           lifecycle:
             preStop: {sleep: {seconds: 5}}
+  replicas: 3
 ${extra}`;
 
 const clean = file("clean.yaml", deployment("web", "shop", "/healthz"));
@@ -199,7 +200,7 @@ describe("healthgate lint", () => {
     expect(code).toBe(2);
     expect(stderr).not.toContain("no HealthPolicy in the input");
     expect(stderr).toMatch(
-      /badpolicy\.yaml:33: HealthPolicy shop\/web is invalid: spec\.endpoints\.deep\.paths\[0\]/,
+      /badpolicy\.yaml:34: HealthPolicy shop\/web is invalid: spec\.endpoints\.deep\.paths\[0\]/,
     );
   });
 

@@ -10,7 +10,7 @@ import {
 } from "../../../src/policy/probes/desired.ts";
 import { atLeast, runRules } from "../../../src/policy/probes/index.ts";
 import type { OwnedContainerFields } from "../../../src/policy/seam.ts";
-import { makeContainer, makePolicy, withLiveness, withPorts } from "./build.ts";
+import { httpGet, makeContainer, makePolicy, withLiveness, withPorts, withReadiness } from "./build.ts";
 
 /** What the API server (and the kubelet, for named ports) would refuse in a probe. */
 function probeProblems(
@@ -324,6 +324,29 @@ describe("desired probes", () => {
     const deep = makeContainer(withLiveness({ httpGet: { path: "/health/deep", port: "http" } }));
     expect(desiredContainerFields(policy, deep).fields.livenessProbe).toMatchObject({
       tcpSocket: { port: "http" },
+    });
+  });
+
+  it("without declared ports: a probe's numeric port stands for the declared port", () => {
+    const noPorts = makeContainer(
+      withPorts(undefined),
+      withLiveness(httpGet("/healthz", 8080)),
+      withReadiness(undefined),
+    );
+    const { fields, problems } = desiredContainerFields(
+      makePolicy({ endpoints: { readiness: { path: "/readyz" } } }),
+      noPorts,
+    );
+    expect(problems).toEqual([]);
+    expect(fields.readinessProbe?.httpGet).toEqual({ path: "/readyz", port: 8080, scheme: "HTTP" });
+    // Not from a named probe port: a name needs a declaration to resolve.
+    const named = makeContainer(withPorts(undefined), withReadiness(undefined));
+    expect(
+      desiredContainerFields(makePolicy({ endpoints: { readiness: { path: "/readyz" } } }), named).problems,
+    ).toContainEqual({
+      container: "web",
+      probe: "readiness",
+      message: "no port: set spec.endpoints.port or declare a port on the container",
     });
   });
 
