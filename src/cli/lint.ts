@@ -66,10 +66,13 @@ export interface LintResult {
 
 export const USAGE = `Usage: healthgate lint [options] <file|directory|->...
 
-Audits the probes of Deployments, StatefulSets and DaemonSets in YAML or JSON
-manifests (multi-document; directories are read recursively; - is stdin).
+Audits the probes of Deployments, StatefulSets and DaemonSets, and the N-k
+headroom of Deployments (from an HPA or a HealthPolicy's Static peak in the
+input, else by replica count), in YAML or JSON manifests (multi-document;
+directories are read recursively, never twice through a link; - is stdin).
 HealthPolicies in the input govern the Deployments they select in their
-namespace; without one, the HealthPolicy CRD's defaults apply.
+namespace; without one, the HealthPolicy CRD's defaults apply. Notes on
+stderr say which kinds were linted and how, and what was not judged.
 
 Options:
   -o, --output <text|json|sarif>   output format (default text; sarif is SARIF 2.1.0)
@@ -238,10 +241,13 @@ export async function lint(
     notes.push(
       "no HealthPolicy in the input: the CRD's defaults apply, and suspected-deep liveness paths are warnings",
     );
-  } else if (workloads.length > governed && policies.length > 0) {
-    notes.push(
-      `${workloads.length - governed} workload(s) selected by no HealthPolicy in the input: the CRD's defaults apply to them`,
-    );
+  } else {
+    const deployments = byKind.find(([kind]) => kind === "Deployment")?.[1] ?? 0;
+    if (deployments > governed && policies.length > 0) {
+      notes.push(
+        `${deployments - governed} Deployment(s) selected by no HealthPolicy in the input: the CRD's defaults apply to them`,
+      );
+    }
   }
 
   return {

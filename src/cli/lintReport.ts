@@ -44,7 +44,7 @@ export function formatText(result: LintResult): string {
     ]
       .filter(Boolean)
       .join(" ");
-    return `${f.file}:${f.line}: ${f.severity} ${f.rule}: ${workloadLabel(f.workload)} ${where}\n    ${f.message}\n`;
+    return `${f.file}:${f.line}: ${f.severity} ${f.rule}: ${[workloadLabel(f.workload), where].filter(Boolean).join(" ")}\n    ${f.message}\n`;
   });
   const verdict =
     result.failOn === "none"

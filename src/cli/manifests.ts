@@ -130,7 +130,7 @@ export function parseSource(source: Source): { objects: ManifestObject[]; errors
       errors.push({
         file: source.file,
         line: lineAt((doc.contents as Node | null)?.range?.[0] ?? start),
-        message: `document not linted: ${firstLine((error as Error).message)} (at most ${MAX_ALIAS_COUNT} alias expansions per document)`,
+        message: `document not linted: ${firstLine((error as Error).message)}${/alias count/i.test((error as Error).message) ? ` (at most ${MAX_ALIAS_COUNT} alias expansions per document)` : ""}`,
       });
       continue;
     }

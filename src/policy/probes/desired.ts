@@ -2,14 +2,7 @@ import type { Container, Probe } from "../../api/k8s.ts";
 import type { HealthPolicySpec, ProbeEndpoint } from "../../api/v1alpha1/index.ts";
 import { policyTiming } from "../detection.ts";
 import type { OwnedContainerFields, OwnedSpec } from "../seam.ts";
-import {
-  PROBE_FIELD,
-  probeTiming,
-  resolvePort,
-  servedPort,
-  type ProbeKind,
-  type ProbeTiming,
-} from "./defaults.ts";
+import { PROBE_FIELD, resolvePort, servedPort, type ProbeKind, type ProbeTiming } from "./defaults.ts";
 import { declaredDeepPaths, deepEvidence } from "./deep.ts";
 
 // What healthgate writes in Enforce mode: liveness, readiness and startup
@@ -94,18 +87,20 @@ function existingHandler(
 }
 
 /**
- * The handler for one probe kind: the policy's endpoint; without one, the
- * container's own (shallow) handler — so a policy without endpoints keeps every
- * container's own handlers; without that, for liveness and readiness, a TCP
- * check on the port (shallow by construction). Startup is never added where
- * neither the policy nor the container has one.
+ * The handler for one probe kind. Liveness and readiness: the policy's
+ * endpoint; without one, the container's own (shallow) handler — so a policy
+ * without endpoints keeps every container's own handlers; without that, a TCP
+ * check on the port (shallow by construction). Startup: only from the policy's
+ * startup endpoint; without one, a container's own startup probe is not owned
+ * and stays as the user wrote it (owning it would keep a probe healthgate once
+ * wrote after the policy stopped asking for it).
  */
 function handlerFor(kind: ProbeKind, policy: HealthPolicySpec, container: Container): Built {
   const endpoint = policy.endpoints[kind];
   if (endpoint) return handlerFromEndpoint(policy, container, endpoint);
+  if (kind === "startup") return undefined;
   const own = existingHandler(policy, container, container[PROBE_FIELD[kind]]);
   if (own) return { handler: own };
-  if (kind === "startup") return undefined;
   const port = endpointPort(policy, container);
   if (port === undefined) return { problem: `no ${kind} endpoint in the policy and no port for a TCP check` };
   if (resolvePort(container, port) === undefined)
@@ -156,11 +151,7 @@ export function desiredContainerFields(policy: HealthPolicySpec, container: Cont
   const readiness = build("readiness");
   if (readiness) fields.readinessProbe = probe(readiness, timing.readiness);
   const startup = build("startup");
-  // Without a startup endpoint the container's own startup probe is kept, and so is the boot it allows.
-  const ownStartup = container.startupProbe && probeTiming(container.startupProbe);
-  const maxStartupSeconds =
-    policy.endpoints.startup?.maxStartupSeconds ??
-    (ownStartup && ownStartup.initialDelaySeconds + ownStartup.periodSeconds * ownStartup.failureThreshold);
+  const maxStartupSeconds = policy.endpoints.startup?.maxStartupSeconds;
   if (startup && maxStartupSeconds !== undefined) {
     const period = validTiming({ ...timing.startup, failureThreshold: 1 }).periodSeconds;
     const failureThreshold = timing.startup.failureThreshold ?? Math.ceil(maxStartupSeconds / period);
