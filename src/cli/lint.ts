@@ -133,7 +133,14 @@ export async function runLint(argv: readonly string[], io: LintIO): Promise<numb
     return 2;
   }
 
-  const result = await lint(options.inputs, options.failOn, io.readStdin);
+  let result: LintResult;
+  try {
+    result = await lint(options.inputs, options.failOn, io.readStdin);
+  } catch (error) {
+    // Never exit 1 ("findings") for input lint could not cope with: a crash is an input error.
+    io.stderr(`healthgate lint: could not lint the input: ${(error as Error).message}\n`);
+    return 2;
+  }
   const render = { text: formatText, json: formatJson, sarif: formatSarif }[options.output];
   io.stdout(render(result));
   for (const note of result.notes) io.stderr(`note: ${note}\n`);

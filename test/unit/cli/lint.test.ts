@@ -310,6 +310,21 @@ describe("healthgate lint on hostile input", () => {
   });
 });
 
+describe("healthgate lint when reading fails unexpectedly", () => {
+  it("exits 2, never 1 (which means findings)", async () => {
+    let stderr = "";
+    const code = await runLint(["-"], {
+      stdout: () => undefined,
+      stderr: (t) => void (stderr += t),
+      readStdin: async () => {
+        throw new Error("stdin closed");
+      },
+    });
+    expect(code).toBe(2);
+    expect(stderr).toContain("healthgate lint: could not lint the input: stdin closed");
+  });
+});
+
 describe("healthgate lint says which kinds it linted, and how", () => {
   it("Deployments, StatefulSets, DaemonSets linted; Jobs and CronJobs named as not audited", async () => {
     const kinds = file(
