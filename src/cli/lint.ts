@@ -1,8 +1,9 @@
 import { parseArgs } from "node:util";
-import type { Deployment, PodSpec } from "../api/k8s.ts";
+import type { Deployment, HorizontalPodAutoscaler, PodSpec } from "../api/k8s.ts";
 import {
   API_VERSION,
   KIND,
+  headroomSpec,
   healthPolicy,
   parseHealthPolicy,
   severity as severitySchema,
@@ -11,6 +12,7 @@ import {
   type Severity,
 } from "../api/v1alpha1/index.ts";
 import { governingPolicy } from "../policy/governance.ts";
+import { assessHeadroomOffline } from "../policy/headroom/offline.ts";
 import {
   POLICY_RULES,
   atLeast,
@@ -26,7 +28,7 @@ import {
   type ManifestObject,
   type PathSegment,
 } from "./manifests.ts";
-import { formatJson, formatSarif, formatText } from "./lintReport.ts";
+import { formatJson, formatSarif, formatText, workloadLabel } from "./lintReport.ts";
 
 // `healthgate lint`: the probe rules over manifests, offline. Exit codes:
 // 0 clean (nothing at or above --fail-on), 1 findings at or above it,
@@ -54,6 +56,8 @@ export interface LintResult {
   errors: InputError[];
   notes: string[];
   workloads: number;
+  /** Workloads linted, per kind. */
+  workloadsByKind: Record<string, number>;
   policies: number;
   failOn: FailOn;
   /** Findings at or above failOn. */
@@ -62,10 +66,13 @@ export interface LintResult {
 
 export const USAGE = `Usage: healthgate lint [options] <file|directory|->...
 
-Audits the probes of Deployments, StatefulSets and DaemonSets in YAML or JSON
-manifests (multi-document; directories are read recursively; - is stdin).
+Audits the probes of Deployments, StatefulSets and DaemonSets, and the N-k
+headroom of Deployments (from an HPA or a HealthPolicy's Static peak in the
+input, else by replica count), in YAML or JSON manifests (multi-document;
+directories are read recursively, never twice through a link; - is stdin).
 HealthPolicies in the input govern the Deployments they select in their
-namespace; without one, the HealthPolicy CRD's defaults apply.
+namespace; without one, the HealthPolicy CRD's defaults apply. Notes on
+stderr say which kinds were linted and how, and what was not judged.
 
 Options:
   -o, --output <text|json|sarif>   output format (default text; sarif is SARIF 2.1.0)
@@ -77,14 +84,24 @@ Exit codes: 0 no finding at or above --fail-on, 1 some, 2 unreadable input or ba
 Rules: docs/rules.md.
 `;
 
-/** Kinds whose pod template is audited, with the path to the pod spec. */
-const WORKLOADS: Readonly<Record<string, readonly PathSegment[]>> = {
-  Deployment: ["spec", "template", "spec"],
-  StatefulSet: ["spec", "template", "spec"],
-  DaemonSet: ["spec", "template", "spec"],
+/** Kinds whose pod template is audited, with the path to the pod spec and how they are linted. */
+const WORKLOADS: Readonly<Record<string, { podSpec: readonly PathSegment[]; how: string }>> = {
+  Deployment: {
+    podSpec: ["spec", "template", "spec"],
+    how: "probe rules and headroom, under the HealthPolicy that selects it or the CRD's defaults",
+  },
+  StatefulSet: {
+    podSpec: ["spec", "template", "spec"],
+    how: "probe rules with the CRD's defaults (HealthPolicies select Deployments only); headroom not judged",
+  },
+  DaemonSet: {
+    podSpec: ["spec", "template", "spec"],
+    how: "probe rules with the CRD's defaults; one pod per node, so headroom does not apply",
+  },
 };
-/** Kinds read without a note: the HPA is an input of the headroom checks. */
-const KNOWN_UNAUDITED = new Set(["HorizontalPodAutoscaler"]);
+/** Kinds with a pod template that are not audited, and why. */
+const RUN_TO_COMPLETION = new Set(["Job", "CronJob"]);
+const HPA_KIND = "HorizontalPodAutoscaler";
 
 export async function runLint(argv: readonly string[], io: LintIO): Promise<number> {
   let options: { output: OutputFormat; failOn: FailOn; inputs: string[] };
@@ -116,7 +133,14 @@ export async function runLint(argv: readonly string[], io: LintIO): Promise<numb
     return 2;
   }
 
-  const result = await lint(options.inputs, options.failOn, io.readStdin);
+  let result: LintResult;
+  try {
+    result = await lint(options.inputs, options.failOn, io.readStdin);
+  } catch (error) {
+    // Never exit 1 ("findings") for input lint could not cope with: a crash is an input error.
+    io.stderr(`healthgate lint: could not lint the input: ${(error as Error).message}\n`);
+    return 2;
+  }
   const render = { text: formatText, json: formatJson, sarif: formatSarif }[options.output];
   io.stdout(render(result));
   for (const note of result.notes) io.stderr(`note: ${note}\n`);
@@ -147,7 +171,9 @@ export async function lint(
   const { sources, errors } = await readSources(inputs, readStdin);
   const policies: PolicyInput[] = [];
   const workloads: WorkloadInput[] = [];
+  const hpas: HpaInput[] = [];
   const ignored = new Map<string, number>();
+  const runToCompletion = new Map<string, number>();
   let policyDocuments = 0;
 
   for (const source of sources) {
@@ -166,10 +192,15 @@ export async function lint(
             message: result.condition.message,
           });
       } else if (WORKLOADS[kind]) {
-        const workload = readWorkload(manifest, kind, WORKLOADS[kind]);
+        const workload = readWorkload(manifest, kind, WORKLOADS[kind].podSpec);
         if ("message" in workload) errors.push(workload);
         else workloads.push(workload);
-      } else if (!KNOWN_UNAUDITED.has(kind)) {
+      } else if (kind === HPA_KIND) {
+        const hpa = readHpa(manifest);
+        if (hpa) hpas.push(hpa);
+      } else if (RUN_TO_COMPLETION.has(kind)) {
+        runToCompletion.set(kind, (runToCompletion.get(kind) ?? 0) + 1);
+      } else {
         ignored.set(kind, (ignored.get(kind) ?? 0) + 1);
       }
     }
@@ -177,16 +208,18 @@ export async function lint(
 
   const findings: LintFinding[] = [];
   const defaults = defaultPolicySpec();
+  const headroom = new HeadroomTally();
   let governed = 0;
   for (const input of workloads) {
-    const policy =
-      input.workload.kind === "Deployment"
-        ? governingPolicy(
-            policies.map((p) => p.policy),
-            { metadata: input.source.object["metadata"], spec: input.source.object["spec"] } as Deployment,
-          )
-        : undefined;
+    const deployment = input.workload.kind === "Deployment" ? asDeployment(input.source.object) : undefined;
+    const policy = deployment
+      ? governingPolicy(
+          policies.map((p) => p.policy),
+          deployment,
+        )
+      : undefined;
     if (policy) governed++;
+    if (deployment) findings.push(...lintHeadroom(input, deployment, policy, hpas, headroom));
     for (const finding of auditPodSpec(policy?.spec ?? defaults, input.podSpec, input.workload)) {
       findings.push({
         ...finding,
@@ -199,19 +232,29 @@ export async function lint(
   }
 
   const notes: string[] = [];
+  const byKind = countBy(workloads.map((w) => w.workload.kind));
+  for (const [kind, n] of byKind) notes.push(`${kind} ×${n} linted: ${WORKLOADS[kind]?.how ?? ""}`);
+  if (runToCompletion.size > 0) {
+    notes.push(
+      `${listCounts(runToCompletion)} not audited: their pods run to completion and serve no traffic, so probes and headroom do not apply`,
+    );
+  }
   if (ignored.size > 0) {
     const total = [...ignored.values()].reduce((a, b) => a + b, 0);
-    const kinds = [...ignored.entries()].sort(([a], [b]) => (a < b ? -1 : 1)).map(([k, n]) => `${k} ×${n}`);
-    notes.push(`${total} object${total === 1 ? "" : "s"} of other kinds not audited: ${kinds.join(", ")}`);
+    notes.push(`${total} object${total === 1 ? "" : "s"} of other kinds not audited: ${listCounts(ignored)}`);
   }
+  notes.push(...headroom.notes());
   if (workloads.length > 0 && policyDocuments === 0) {
     notes.push(
       "no HealthPolicy in the input: the CRD's defaults apply, and suspected-deep liveness paths are warnings",
     );
-  } else if (workloads.length > governed && policies.length > 0) {
-    notes.push(
-      `${workloads.length - governed} workload(s) selected by no HealthPolicy in the input: the CRD's defaults apply to them`,
-    );
+  } else {
+    const deployments = byKind.find(([kind]) => kind === "Deployment")?.[1] ?? 0;
+    if (deployments > governed && policies.length > 0) {
+      notes.push(
+        `${deployments - governed} Deployment(s) selected by no HealthPolicy in the input: the CRD's defaults apply to them`,
+      );
+    }
   }
 
   return {
@@ -219,6 +262,7 @@ export async function lint(
     errors,
     notes,
     workloads: workloads.length,
+    workloadsByKind: Object.fromEntries(byKind),
     policies: policies.length,
     failOn,
     failing: failOn === "none" ? 0 : findings.filter((f) => atLeast(f.severity, failOn)).length,
@@ -275,4 +319,133 @@ function findingPath(finding: Finding, input: WorkloadInput): PathSegment[] {
   if (field[0] === "spec") return [...pod, ...field.slice(1)];
   const index = input.podSpec.containers.findIndex((c) => c.name === finding.container);
   return index < 0 ? pod : [...pod, "containers", index, ...field];
+}
+
+interface HpaInput {
+  hpa: HorizontalPodAutoscaler;
+  source: ManifestObject;
+}
+
+const countBy = (keys: readonly string[]): [string, number][] =>
+  [...keys.reduce((m, k) => m.set(k, (m.get(k) ?? 0) + 1), new Map<string, number>())].sort(([a], [b]) =>
+    a < b ? -1 : 1,
+  );
+
+const listCounts = (counts: ReadonlyMap<string, number>) =>
+  [...counts.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([k, n]) => `${k} ×${n}`)
+    .join(", ");
+
+const asDeployment = (object: Record<string, unknown>): Deployment =>
+  ({
+    metadata: isObject(object["metadata"]) ? object["metadata"] : {},
+    spec: isObject(object["spec"]) ? object["spec"] : {},
+  }) as unknown as Deployment;
+
+/**
+ * An HPA as the headroom assessment reads it: autoscaling/v2 as it is; autoscaling/v1's
+ * targetCPUUtilizationPercentage (default 80) as the equivalent CPU Utilization metric.
+ * Undefined for one without a scaleTargetRef or maxReplicas (the API server refuses those).
+ */
+function readHpa(manifest: ManifestObject): HpaInput | undefined {
+  const { object } = manifest;
+  const metadata = object["metadata"];
+  const spec = object["spec"];
+  if (!isObject(metadata) || !isObject(spec) || !isObject(spec["scaleTargetRef"])) return undefined;
+  if (typeof spec["maxReplicas"] !== "number") return undefined;
+  const v1 = object["apiVersion"] === "autoscaling/v1";
+  const target = spec["targetCPUUtilizationPercentage"];
+  const hpa = {
+    metadata,
+    spec: v1
+      ? {
+          ...spec,
+          metrics: [
+            {
+              type: "Resource",
+              resource: {
+                name: "cpu",
+                target: { type: "Utilization", averageUtilization: typeof target === "number" ? target : 80 },
+              },
+            },
+          ],
+        }
+      : spec,
+  } as unknown as HorizontalPodAutoscaler;
+  return { hpa, source: manifest };
+}
+
+/** How the Deployments' headroom was judged, for one note per kind of judgement. */
+class HeadroomTally {
+  private byReplicas: string[] = [];
+  private noHeadroomSpec: string[] = [];
+  private other: string[] = [];
+  replicasOnly(label: string) {
+    this.byReplicas.push(label);
+  }
+  policyWithoutHeadroom(label: string) {
+    this.noHeadroomSpec.push(label);
+  }
+  notJudged(note: string) {
+    this.other.push(note);
+  }
+  notes(): string[] {
+    const notes = [...this.other];
+    const few = (labels: string[]) =>
+      labels.length <= 3
+        ? labels.join(", ")
+        : `${labels.slice(0, 3).join(", ")} and ${labels.length - 3} more`;
+    if (this.byReplicas.length > 0) {
+      notes.push(
+        `headroom of ${this.byReplicas.length} Deployment(s) judged by replica count only (${few(this.byReplicas)}): ` +
+          `no HPA in the input targets them and no HealthPolicy gives a Static peak, so the load after a loss is unknown`,
+      );
+    }
+    if (this.noHeadroomSpec.length > 0) {
+      notes.push(
+        `headroom of ${this.noHeadroomSpec.length} Deployment(s) not judged (${few(this.noHeadroomSpec)}): ` +
+          `the HealthPolicy that governs them sets no spec.headroom, and the operator judges none either`,
+      );
+    }
+    return notes;
+  }
+}
+
+/** The headroom findings of one Deployment, located: the HPA's minReplicas for an HPA verdict, else the Deployment's field. */
+function lintHeadroom(
+  input: WorkloadInput,
+  deployment: Deployment,
+  policy: HealthPolicy | undefined,
+  hpas: readonly HpaInput[],
+  tally: HeadroomTally,
+): LintFinding[] {
+  const label = workloadLabel(input.workload);
+  if (policy && !policy.spec.headroom) {
+    tally.policyWithoutHeadroom(label);
+    return [];
+  }
+  const spec = policy?.spec.headroom ?? headroomSpec.parse({});
+  const namespace = deployment.metadata.namespace ?? "";
+  const hpa = hpas.find(
+    ({ hpa }) =>
+      (hpa.metadata.namespace ?? "") === namespace &&
+      hpa.spec.scaleTargetRef.kind === "Deployment" &&
+      hpa.spec.scaleTargetRef.name === deployment.metadata.name,
+  );
+  const result = assessHeadroomOffline({ deployment, spec, ...(hpa ? { hpa: hpa.hpa } : {}) });
+  if (result.note) tally.notJudged(`${label}: ${result.note}`);
+  if (result.judged === "replicas") tally.replicasOnly(label);
+  return result.findings.map((finding) => {
+    const onHpa = result.judged === "HPA" && hpa && finding.field === undefined;
+    const at = onHpa ? hpa.source : input.source;
+    const path = onHpa ? ["spec", "minReplicas"] : (finding.field ?? "spec.replicas").split(".");
+    return {
+      ...finding,
+      file: at.file,
+      line: at.lineOf(path),
+      workload: input.workload,
+      ...(policy ? { policy: policy.metadata.name } : {}),
+    };
+  });
 }

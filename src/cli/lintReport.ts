@@ -8,6 +8,7 @@ import {
   type RuleMeta,
   type Workload,
 } from "../policy/probes/index.ts";
+import { HEADROOM_RULES } from "../policy/headroom/rules.ts";
 import type { LintFinding, LintResult } from "./lint.ts";
 
 // Output of `healthgate lint`: text for people, JSON for scripts, SARIF 2.1.0
@@ -37,13 +38,13 @@ function ordered(findings: readonly LintFinding[]): LintFinding[] {
 export function formatText(result: LintResult): string {
   const lines = ordered(result.findings).map((f) => {
     const where = [
-      `container ${f.container ?? "-"}`,
+      f.container !== undefined ? `container ${f.container}` : "",
       f.field ? `(${f.field})` : "",
       f.policy ? `[HealthPolicy ${f.policy}]` : "",
     ]
       .filter(Boolean)
       .join(" ");
-    return `${f.file}:${f.line}: ${f.severity} ${f.rule}: ${workloadLabel(f.workload)} ${where}\n    ${f.message}\n`;
+    return `${f.file}:${f.line}: ${f.severity} ${f.rule}: ${[workloadLabel(f.workload), where].filter(Boolean).join(" ")}\n    ${f.message}\n`;
   });
   const verdict =
     result.failOn === "none"
@@ -67,6 +68,7 @@ export function formatJson(result: LintResult): string {
         notes: result.notes,
         summary: {
           workloads: result.workloads,
+          workloadsByKind: result.workloadsByKind,
           policies: result.policies,
           findings: result.findings.length,
           bySeverity,
@@ -95,7 +97,11 @@ const SECURITY_SEVERITY: Readonly<Record<Severity, string>> = {
   info: "1.0",
 };
 
-const ALL_RULES: readonly RuleMeta[] = [...PROBE_RULES, ...Object.values(POLICY_RULES)];
+const ALL_RULES: readonly RuleMeta[] = [
+  ...PROBE_RULES,
+  ...Object.values(POLICY_RULES),
+  ...Object.values(HEADROOM_RULES),
+];
 
 /** Relative paths stay relative (code-scanning UIs resolve them against the repository); absolute ones become file: URIs. */
 const artifactUri = (file: string) => {
@@ -133,7 +139,9 @@ export function formatSarif(result: LintResult): string {
           ruleId: f.rule,
           ruleIndex: ruleIndex.get(f.rule) ?? -1,
           level: SARIF_LEVEL[f.severity],
-          message: { text: `${workloadLabel(f.workload)}, container ${f.container ?? "-"}: ${f.message}` },
+          message: {
+            text: `${workloadLabel(f.workload)}${f.container !== undefined ? `, container ${f.container}` : ""}: ${f.message}`,
+          },
           locations: [
             {
               physicalLocation: {

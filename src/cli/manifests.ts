@@ -1,4 +1,4 @@
-import { readdir, readFile, stat } from "node:fs/promises";
+import { readdir, readFile, realpath, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { LineCounter, isMap, isScalar, isSeq, parseAllDocuments, type Document, type Node } from "yaml";
 
@@ -32,20 +32,46 @@ export interface Source {
 
 const MANIFEST_EXTENSIONS = /\.(ya?ml|json)$/i;
 
-/** Expands arguments into sources: "-" is stdin, directories are walked in name order. */
+/**
+ * Limits for untrusted input (a pull request's manifests): a file larger than this is not read,
+ * a document larger than this is not parsed — the API server refuses request bodies above 3 MiB,
+ * so no real object comes close — and a document may use at most this many aliases (the `yaml`
+ * library's guard against "billion laughs" expansion).
+ */
+export const MAX_FILE_BYTES = 32 * 1024 * 1024;
+export const MAX_DOCUMENT_BYTES = 3 * 1024 * 1024;
+export const MAX_ALIAS_COUNT = 100;
+
+const MIB = 1024 * 1024;
+
+/**
+ * Expands arguments into sources: "-" is stdin, directories are walked in name order. Symbolic
+ * links are followed, but never into a directory (or file) the walk has already visited, so a
+ * link loop (`ln -s . loop`) ends instead of walking forever.
+ */
 export async function readSources(
   inputs: readonly string[],
   readStdin: () => Promise<string>,
 ): Promise<{ sources: Source[]; errors: InputError[] }> {
   const sources: Source[] = [];
   const errors: InputError[] = [];
+  const visited = new Set<string>();
   const visit = async (path: string, explicit: boolean): Promise<void> => {
     try {
       const info = await stat(path);
+      if (!info.isDirectory() && !explicit && !MANIFEST_EXTENSIONS.test(path)) return;
+      const real = await realpath(path);
+      if (visited.has(real)) return;
+      visited.add(real);
       if (info.isDirectory()) {
         const entries = (await readdir(path)).sort();
         for (const entry of entries) await visit(join(path, entry), false);
-      } else if (explicit || MANIFEST_EXTENSIONS.test(path)) {
+      } else if (info.size > MAX_FILE_BYTES) {
+        errors.push({
+          file: path,
+          message: `${path} is ${(info.size / MIB).toFixed(1)} MiB, above the ${MAX_FILE_BYTES / MIB} MiB a manifest file may have; split it or lint the part that holds workloads`,
+        });
+      } else {
         sources.push({ file: path, text: await readFile(path, "utf8") });
       }
     } catch (error) {
@@ -55,7 +81,9 @@ export async function readSources(
           ? "no such file or directory"
           : code === "EACCES"
             ? "permission denied"
-            : String(error);
+            : code === "ELOOP"
+              ? "too many levels of symbolic links"
+              : String(error);
       errors.push({ file: path, message: `cannot read ${path}: ${reason}` });
     }
   };
@@ -75,6 +103,15 @@ export function parseSource(source: Source): { objects: ManifestObject[]; errors
   const lineAt = (offset: number) => lineCounter.linePos(offset).line;
 
   for (const doc of Array.isArray(documents) ? documents : [documents]) {
+    const [start = 0, , end = start] = doc.range;
+    if (end - start > MAX_DOCUMENT_BYTES) {
+      errors.push({
+        file: source.file,
+        line: lineAt(start),
+        message: `a document of ${((end - start) / MIB).toFixed(1)} MiB, above the ${MAX_DOCUMENT_BYTES / MIB} MiB the API server accepts for one object; not linted`,
+      });
+      continue;
+    }
     if (doc.errors.length > 0) {
       for (const error of doc.errors) {
         errors.push({
@@ -85,7 +122,18 @@ export function parseSource(source: Source): { objects: ManifestObject[]; errors
       }
       continue;
     }
-    const value: unknown = doc.toJS({ maxAliasCount: 100 });
+    let value: unknown;
+    try {
+      value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    } catch (error) {
+      // The yaml library throws on alias expansion beyond maxAliasCount (a "billion laughs" document).
+      errors.push({
+        file: source.file,
+        line: lineAt((doc.contents as Node | null)?.range?.[0] ?? start),
+        message: `document not linted: ${firstLine((error as Error).message)}${/alias count/i.test((error as Error).message) ? ` (at most ${MAX_ALIAS_COUNT} alias expansions per document)` : ""}`,
+      });
+      continue;
+    }
     if (value === null || value === undefined) continue;
     const at = (base: readonly PathSegment[], object: Record<string, unknown>): ManifestObject => ({
       file: source.file,

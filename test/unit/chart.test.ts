@@ -13,6 +13,7 @@ import { parse, parseAllDocuments, stringify } from "yaml";
 import type { PodSpec as K8sPodSpec } from "../../src/api/k8s.ts";
 import { healthPolicySpec, parseHealthPolicy } from "../../src/api/v1alpha1/index.ts";
 import { parseRunConfig } from "../../src/cli/config.ts";
+import { lint } from "../../src/cli/lint.ts";
 import { auditPodSpec } from "../../src/policy/probes/index.ts";
 
 const run = promisify(execFile);
@@ -430,6 +431,20 @@ describe("the operator Deployment", () => {
     expect(auditPodSpec(ownPolicy(20), pod, workload)).toEqual([]);
     // Not vacuous: a policy that wants more in-flight time than the chart grants is flagged.
     expect(auditPodSpec(ownPolicy(60), pod, workload).map((f) => f.rule)).toEqual(["GracePeriodTooShort"]);
+  });
+
+  // And `healthgate lint` over the rendered chart as a user would run it (no HealthPolicy: the
+  // CRD's defaults, headroom by replica count): nothing at warning or above.
+  it("passes `healthgate lint --fail-on warning` as rendered", async () => {
+    const result = await template({});
+    expect(result.ok).toBe(true);
+    const rendered = join(scratch, "rendered-chart.yaml");
+    writeFileSync(rendered, result.stdout);
+    const linted = await lint([rendered], "warning", async () => "");
+    expect(linted.errors).toEqual([]);
+    expect(linted.workloads).toBe(1);
+    expect(linted.findings.filter((f) => f.severity !== "info")).toEqual([]);
+    expect(linted.failing).toBe(0);
   });
 
   // The chart and `healthgate run` agree: the rendered arguments, with the

@@ -177,7 +177,8 @@ export const endpointsSpec = withRules(
     port: intOrStringPort()
       .optional()
       .describe(
-        "Container port the probes use, by name (e.g. http) or number. Default: the container's first declared port.",
+        "Container port the probes use, by name (e.g. http) or number. Default: the container's first declared port, " +
+          "else the numeric port its own probes use.",
       ),
     liveness: probeEndpoint("liveness")
       .optional()
@@ -207,7 +208,10 @@ export const endpointsSpec = withRules(
     "a startup probe must not depend on shared dependencies; point it at a shallow endpoint",
   ),
 ).describe(
-  "Where the health endpoints are. Probes are generated from these in Enforce mode and audited against them.",
+  "Where the health endpoints are. Probes are generated from these in Enforce mode and audited against them. " +
+    "Optional, and so is each endpoint: without one, Audit judges each governed container's own probes by the " +
+    "defaults, and Enforce keeps each container's own (shallow) handler while setting what the policy does say " +
+    "(timing derived from objectives, drain, grace), so one policy can cover every Deployment of a namespace.",
 );
 
 export const timingSpec = z
@@ -460,8 +464,8 @@ const specShape = z.object({
     .describe("Admission-time refusals (a ValidatingAdmissionPolicy with this policy as its parameter)."),
   containers: uniqueItems(z.array(containerName()).max(32), "container")
     .optional()
-    .describe("Containers governed, by name. Default: every container that declares a port."),
-  endpoints: endpointsSpec,
+    .describe("Containers governed, by name. Default: every container that declares a port or has a probe."),
+  endpoints: endpointsSpec.default({}),
   timing: timingSpec.optional(),
   shutdown: shutdownSpec.default({ drainSeconds: 5, maxInFlightSeconds: 20 }),
   headroom: headroomSpec.optional(),
@@ -495,15 +499,6 @@ export const healthPolicySpec = withRules(
       "set spec.selector (matchLabels) or spec.targetRef (a Deployment name) to choose what this policy governs",
     reason: "FieldValueRequired",
     holds: (s) => s.selector !== undefined || s.targetRef !== undefined,
-  },
-  {
-    rule: "self.mode != 'Enforce' || has(self.endpoints.liveness) || has(self.endpoints.readiness) || has(self.endpoints.startup)",
-    message:
-      "mode Enforce generates probes from spec.endpoints, but none of liveness, readiness or startup is set; add one (e.g. readiness: {path: /readyz}) or use mode Audit",
-    fieldPath: ".endpoints",
-    reason: "FieldValueRequired",
-    holds: (s) =>
-      s.mode !== "Enforce" || Boolean(s.endpoints.liveness ?? s.endpoints.readiness ?? s.endpoints.startup),
   },
   {
     rule: "!self.deny.deepLiveness || has(self.endpoints.deep)",

@@ -37,6 +37,7 @@ import {
   zoneSpread,
 } from "./math.ts";
 import { assessDisruptionBudgets } from "./pdb.ts";
+import { HEADROOM_RULES } from "./rules.ts";
 
 const DEFAULT_WINDOW = "1h";
 
@@ -134,7 +135,13 @@ interface Evaluation {
   requeueAfterSeconds?: number;
 }
 
-export function assessHeadroom(snapshot: TargetSnapshot, spec: HeadroomSpec): HeadroomAssessment {
+/** What the headroom assessment reads from a snapshot (lint builds one from files). */
+export type HeadroomInputs = Pick<
+  TargetSnapshot,
+  "deployment" | "replicaSets" | "pods" | "hpa" | "nodeZones" | "usage" | "now"
+>;
+
+export function assessHeadroom(snapshot: HeadroomInputs, spec: HeadroomSpec): HeadroomAssessment {
   const deployment = snapshot.deployment;
   const name = deployment.metadata.name;
   const c = spec.ceilingPercent;
@@ -239,8 +246,8 @@ export function assessHeadroom(snapshot: TargetSnapshot, spec: HeadroomSpec): He
     result = condition("False", reason, `${situation}; ${advice}`);
     if (reason !== HeadroomReason.RolloutTooAggressive) {
       findings.push({
-        rule: "HeadroomInsufficient",
-        severity: "error",
+        rule: HEADROOM_RULES.headroomInsufficient.rule,
+        severity: HEADROOM_RULES.headroomInsufficient.severity,
         message: `Deployment ${name}: ${result.message}`,
       });
     }
@@ -251,8 +258,8 @@ export function assessHeadroom(snapshot: TargetSnapshot, spec: HeadroomSpec): He
     const even = Math.ceil(zone.of / zone.zonesInCluster);
     if (zone.pods > even) {
       findings.push({
-        rule: "ZoneSpreadUneven",
-        severity: "warning",
+        rule: HEADROOM_RULES.zoneSpreadUneven.rule,
+        severity: HEADROOM_RULES.zoneSpreadUneven.severity,
         message:
           `zone ${zone.zone} holds ${zone.pods} of the ${zone.of} scheduled pods of Deployment ${name} (an even spread over ` +
           `${zone.zonesInCluster} zones puts at most ${even} in one), so losing it takes more than tolerate (${spec.tolerate}); ` +
@@ -273,7 +280,7 @@ export function assessHeadroom(snapshot: TargetSnapshot, spec: HeadroomSpec): He
 
 const bounded = (n: number, max: number) => Math.min(n, max);
 
-function resolveSource(snapshot: TargetSnapshot, spec: HeadroomSpec): Evaluation | HeadroomAssessment {
+function resolveSource(snapshot: HeadroomInputs, spec: HeadroomSpec): Evaluation | HeadroomAssessment {
   const deployment = snapshot.deployment;
   const name = deployment.metadata.name;
   const n = deployment.spec.replicas ?? 1;
@@ -443,8 +450,8 @@ function rolloutFindings(input: {
   if (strategy.disruption.strategy === "Recreate") {
     return [
       {
-        rule: "RecreateStrategy",
-        severity: "warning",
+        rule: HEADROOM_RULES.recreateStrategy.rule,
+        severity: HEADROOM_RULES.recreateStrategy.severity,
         field: "spec.strategy.type",
         message:
           `Deployment ${name} uses strategy Recreate: every rollout takes all ${n} replicas down at once; use RollingUpdate` +
@@ -460,8 +467,8 @@ function rolloutFindings(input: {
   const left = after === undefined ? "leave none" : `leave ${n - lost} at ${after}%`;
   return [
     {
-      rule: "MaxUnavailableTooHigh",
-      severity: "warning",
+      rule: HEADROOM_RULES.maxUnavailableTooHigh.rule,
+      severity: HEADROOM_RULES.maxUnavailableTooHigh.severity,
       field: "spec.strategy.rollingUpdate.maxUnavailable",
       message:
         `Deployment ${name}: maxUnavailable ${strategy.rawMaxUnavailable ?? r} lets a rollout take ${r} of ${n} replicas; ` +

@@ -207,7 +207,8 @@ function probesCompliantCondition(
       type,
       status: "Unknown",
       reason: "NoGovernedContainers",
-      message: "No container is governed: none declares a port. List the containers in spec.containers.",
+      message:
+        "No container is governed: none declares a port or has a probe. List the containers in spec.containers.",
     };
   }
   const failing = findings.filter((f) => atLeast(f.severity, "error"));

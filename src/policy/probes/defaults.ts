@@ -67,6 +67,22 @@ export function resolvePort(container: Container, port: number | string): number
   return container.ports?.find((p) => p.name === port)?.containerPort;
 }
 
+/**
+ * The port a container serves on, for probes the policy does not place: its first declared port
+ * (by name when it has one), else the numeric port one of its probes already uses — `ports` is
+ * informational, and a probe on 8080 shows 8080 is served. Undefined when neither exists.
+ */
+export function servedPort(container: Container): number | string | undefined {
+  const first = container.ports?.[0];
+  if (first) return first.name ?? first.containerPort;
+  for (const field of ["readinessProbe", "livenessProbe", "startupProbe"] as const) {
+    const probe = container[field];
+    const port = probe ? probePort(probe) : undefined;
+    if (port !== undefined && (typeof port === "number" || /^[0-9]+$/.test(port))) return Number(port);
+  }
+  return undefined;
+}
+
 /** The port a probe handler targets, if it has one (exec has none). */
 export function probePort(probe: Probe): number | string | undefined {
   return probe.httpGet?.port ?? probe.tcpSocket?.port ?? probe.grpc?.port;

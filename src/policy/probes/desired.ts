@@ -2,7 +2,7 @@ import type { Container, Probe } from "../../api/k8s.ts";
 import type { HealthPolicySpec, ProbeEndpoint } from "../../api/v1alpha1/index.ts";
 import { policyTiming } from "../detection.ts";
 import type { OwnedContainerFields, OwnedSpec } from "../seam.ts";
-import { resolvePort, type ProbeKind, type ProbeTiming } from "./defaults.ts";
+import { PROBE_FIELD, resolvePort, servedPort, type ProbeKind, type ProbeTiming } from "./defaults.ts";
 import { declaredDeepPaths, deepEvidence } from "./deep.ts";
 
 // What healthgate writes in Enforce mode: liveness, readiness and startup
@@ -31,16 +31,13 @@ export function desiredGraceSeconds(policy: HealthPolicySpec): number {
 
 type Handler = Pick<Probe, "httpGet" | "tcpSocket" | "grpc" | "exec">;
 
-/** The port for an endpoint: its own, else spec.endpoints.port, else the container's first declared port. */
+/** The port for an endpoint: its own, else spec.endpoints.port, else the port the container serves on. */
 function endpointPort(
   policy: HealthPolicySpec,
   container: Container,
   endpoint?: ProbeEndpoint,
 ): number | string | undefined {
-  const port = endpoint?.port ?? policy.endpoints.port;
-  if (port !== undefined) return port;
-  const first = container.ports?.[0];
-  return first ? (first.name ?? first.containerPort) : undefined;
+  return endpoint?.port ?? policy.endpoints.port ?? servedPort(container);
 }
 
 type Built = { handler: Handler } | { problem: string } | undefined;
@@ -91,19 +88,18 @@ function existingHandler(
 
 /**
  * The handler for one probe kind. Liveness and readiness: the policy's
- * endpoint; without one, the container's own (shallow) handler; without that,
- * a TCP check on the port (shallow by construction). Startup: only from the
- * policy's startup endpoint.
+ * endpoint; without one, the container's own (shallow) handler — so a policy
+ * without endpoints keeps every container's own handlers; without that, a TCP
+ * check on the port (shallow by construction). Startup: only from the policy's
+ * startup endpoint; without one, a container's own startup probe is not owned
+ * and stays as the user wrote it (owning it would keep a probe healthgate once
+ * wrote after the policy stopped asking for it).
  */
 function handlerFor(kind: ProbeKind, policy: HealthPolicySpec, container: Container): Built {
   const endpoint = policy.endpoints[kind];
   if (endpoint) return handlerFromEndpoint(policy, container, endpoint);
   if (kind === "startup") return undefined;
-  const own = existingHandler(
-    policy,
-    container,
-    kind === "liveness" ? container.livenessProbe : container.readinessProbe,
-  );
+  const own = existingHandler(policy, container, container[PROBE_FIELD[kind]]);
   if (own) return { handler: own };
   const port = endpointPort(policy, container);
   if (port === undefined) return { problem: `no ${kind} endpoint in the policy and no port for a TCP check` };

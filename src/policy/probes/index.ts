@@ -77,10 +77,20 @@ export function auditPodSpec(policy: HealthPolicySpec, podSpec: PodSpec, workloa
   return sortFindings(findings);
 }
 
-/** The containers a policy governs: spec.containers, else every container that declares a port. */
+/**
+ * The containers a policy governs: spec.containers, else every container that declares a port or
+ * has any probe (`ports` is informational in Kubernetes and many manifests leave it out; a probe
+ * shows the container serves something all the same).
+ */
 export function governedContainers(policy: HealthPolicySpec, podSpec: PodSpec): Container[] {
   if (policy.containers) return podSpec.containers.filter((c) => policy.containers?.includes(c.name));
-  return podSpec.containers.filter((c) => (c.ports?.length ?? 0) > 0);
+  return podSpec.containers.filter(
+    (c) =>
+      (c.ports?.length ?? 0) > 0 ||
+      c.livenessProbe !== undefined ||
+      c.readinessProbe !== undefined ||
+      c.startupProbe !== undefined,
+  );
 }
 
 /**

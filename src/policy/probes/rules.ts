@@ -42,7 +42,7 @@ export const readinessMissing = defineRule(
   {
     rule: "ReadinessMissing",
     severity: "error",
-    checks: "The container serves a port but has no readiness probe.",
+    checks: "A governed container (it declares a port or has another probe) has no readiness probe.",
     rationale:
       "Without one a pod receives traffic as soon as its process starts and keeps receiving it while it cannot serve; " +
       "rollouts count it Available before it can answer.",
@@ -57,7 +57,7 @@ export const livenessMissing = defineRule(
   {
     rule: "LivenessMissing",
     severity: "warning",
-    checks: "The container serves a port but has no liveness probe.",
+    checks: "A governed container (it declares a port or has another probe) has no liveness probe.",
     rationale:
       "A hung process (deadlock, stuck event loop) is then never restarted: readiness takes it out of rotation and " +
       "capacity shrinks silently until someone notices.",
@@ -296,6 +296,29 @@ export const livenessFailureThresholdLow = defineRule(
   },
 );
 
+export const readinessFailureThresholdLow = defineRule(
+  {
+    rule: "ReadinessFailureThresholdLow",
+    severity: "warning",
+    checks: "The readiness probe's failureThreshold is 1.",
+    rationale:
+      "One slow answer (a GC pause, CPU throttling, a busy node) then takes the pod out of the endpoints, and a " +
+      "pause shared by many pods ejects them together: be slow to eject.",
+    fix: "Set readinessProbe.failureThreshold to 3 (Kubernetes' default); shorten periodSeconds if ejection must stay fast.",
+  },
+  function readinessFailureThresholdLow({ container }) {
+    const probe = container.readinessProbe;
+    if (!probe) return undefined;
+    const { failureThreshold, periodSeconds, timeoutSeconds } = probeTiming(probe);
+    return failureThreshold === 1
+      ? {
+          field: "readinessProbe.failureThreshold",
+          problem: `readinessProbe.failureThreshold is 1: one answer slower than ${timeoutSeconds}s ejects the pod for at least ${periodSeconds}s`,
+        }
+      : undefined;
+  },
+);
+
 export const readinessNoHysteresis = defineRule(
   {
     rule: "ReadinessNoHysteresis",
@@ -504,6 +527,7 @@ export const PROBE_RULES: readonly ProbeRule[] = [
   livenessInitialDelay,
   probePortUndeclared,
   livenessFailureThresholdLow,
+  readinessFailureThresholdLow,
   livenessSameAsReadiness,
   livenessNotMoreTolerant,
   readinessNoHysteresis,

@@ -165,6 +165,75 @@ describe("Audit", () => {
     await hg.expectSecondReconcileWritesNothing();
   });
 
+  it("one policy without endpoints audits every Deployment of the namespace by each container's own probes", async () => {
+    // Given three Deployments, each with its own ports and paths
+    await hg.apply(
+      makeDeployment(
+        "web",
+        withProbe("web", "liveness", { httpGet: { path: "/healthz", port: "http" }, periodSeconds: 10 }),
+        withProbe("web", "readiness", {
+          httpGet: { path: "/readyz", port: "http" },
+          periodSeconds: 5,
+          successThreshold: 2,
+        }),
+      ),
+    );
+    // a container that declares no port but has identical liveness and readiness (Istio's Jaeger sample)
+    const tracing = makeDeployment(
+      "tracing",
+      withProbe("tracing", "liveness", { httpGet: { path: "/", port: 14269 } }),
+      withProbe("tracing", "readiness", { httpGet: { path: "/", port: 14269 } }),
+    );
+    delete tracing.spec!.template.spec!.containers[0]!.ports;
+    await hg.apply(tracing);
+    // and one whose liveness path looks deep
+    await hg.apply(
+      makeDeployment(
+        "orders",
+        withProbe("orders", "liveness", {
+          httpGet: { path: "/health/deep", port: "http" },
+          periodSeconds: 10,
+        }),
+        withProbe("orders", "readiness", { httpGet: { path: "/readyz", port: "http" }, successThreshold: 2 }),
+      ),
+    );
+    // and ONE Audit policy over the namespace, with no endpoints at all
+    const namespaceWide = makePolicy("namespace-wide");
+    namespaceWide.spec.selector = { matchExpressions: [{ key: "app", operator: "Exists" }] };
+    delete namespaceWide.spec.endpoints;
+    await hg.createPolicy(namespaceWide);
+
+    // When healthgate runs
+    await hg.startOperator();
+
+    // Then the API server accepted it and defaulted endpoints to {}, and every Deployment is a governed target
+    const policy = await waitFor(
+      async () => {
+        const p = await readPolicy(hg.namespace, "namespace-wide");
+        return (p.status?.targets ?? []).length === 3 ? p : undefined;
+      },
+      { what: "the namespace-wide policy to report its three targets" },
+    );
+    expect(policy.spec.endpoints).toEqual({});
+    const targets = Object.fromEntries((policy.status?.targets ?? []).map((t) => [t.name, t]));
+    expect(Object.keys(targets).sort()).toEqual(["orders", "tracing", "web"]);
+    expect(Object.values(targets).every((t) => t.governed)).toBe(true);
+    const rules = (name: string) => (targets[name]?.findings ?? []).map((f) => `${f.rule}/${f.severity}`);
+    // judged by the defaults lint uses: the port-less container is governed, the deep-looking path a warning
+    expect(rules("tracing")).toContain("LivenessSameAsReadiness/warning");
+    expect(rules("orders")).toContain("LivenessSuspectedDeep/warning");
+    expect(rules("web").filter((r) => !r.endsWith("/info") && !r.startsWith("Drain"))).toEqual([]);
+    // and on each Deployment, from the live object
+    await waitForDeploymentCondition(hg.namespace, "orders", "LivenessShallow", {
+      status: "True",
+      reason: "SuspectedDeep",
+    });
+    await waitForDeploymentCondition(hg.namespace, "tracing", "ProbesCompliant", {
+      status: "True",
+      reason: "Compliant",
+    });
+  });
+
   it("restores conditions a user deletes, and lets its own writes coming back go by", async () => {
     // Given an audited Deployment carrying healthgate's conditions, and a quiet operator
     await hg.apply(makeDeployment("web", withReplicas(1)));

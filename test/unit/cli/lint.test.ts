@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -51,6 +51,7 @@ spec:
             successThreshold: 2
           lifecycle:
             preStop: {sleep: {seconds: 5}}
+  replicas: 3
 ${extra}`;
 
 const clean = file("clean.yaml", deployment("web", "shop", "/healthz"));
@@ -199,7 +200,7 @@ describe("healthgate lint", () => {
     expect(code).toBe(2);
     expect(stderr).not.toContain("no HealthPolicy in the input");
     expect(stderr).toMatch(
-      /badpolicy\.yaml:33: HealthPolicy shop\/web is invalid: spec\.endpoints\.deep\.paths\[0\]/,
+      /badpolicy\.yaml:34: HealthPolicy shop\/web is invalid: spec\.endpoints\.deep\.paths\[0\]/,
     );
   });
 
@@ -223,5 +224,145 @@ describe("healthgate lint", () => {
     const help = await lint(["--help"]);
     expect(help.code).toBe(0);
     expect(help.stdout).toContain("Usage: healthgate lint");
+  });
+});
+
+// Untrusted input (a pull request's manifests) must not crash or stall lint. Each test carries
+// its own time bound: a regression that hangs fails the test instead of stalling the suite.
+describe("healthgate lint on hostile input", () => {
+  const bound = { timeout: 5_000 };
+  const laughs = [
+    "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]",
+    ...["b", "c", "d", "e", "f", "g", "h", "i"].map((k, i) => {
+      const prev = String.fromCharCode("a".charCodeAt(0) + i);
+      return `${k}: &${k} [${Array(9).fill(`*${prev}`).join(", ")}]`;
+    }),
+  ].join("\n");
+
+  it(
+    "a YAML alias bomb: exit 2 naming file and line; the other documents are still linted",
+    bound,
+    async () => {
+      const bomb = file(
+        "hostile/bomb.yaml",
+        `${deployment("api", "shop", "/health/deep")}---\n${laughs}\n---\n${deployment("web", "shop", "/health/full")}`,
+      );
+      const { code, stdout, stderr } = await lint([bomb]);
+      expect(code).toBe(2);
+      expect(stderr).toContain(
+        `error: ${bomb}:28: document not linted: Excessive alias count indicates a resource exhaustion attack (at most 100 alias expansions per document)`,
+      );
+      expect(stdout).toContain("2 workloads");
+      expect(stdout).toMatch(/bomb\.yaml:\d+: warning LivenessSuspectedDeep: Deployment shop\/api/);
+      expect(stdout).toMatch(/bomb\.yaml:\d+: warning LivenessSuspectedDeep: Deployment shop\/web/);
+    },
+  );
+
+  it("a few aliases, as real manifests use them, are fine", bound, async () => {
+    const anchors = file(
+      "hostile/anchors.yaml",
+      `${deployment("web", "shop", "/healthz")}---\n` +
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, labels: &labels {app: web}}\n" +
+        "data: {a: &value one, b: *value}\nimmutable: false\nbinaryData: {}\n" +
+        "---\napiVersion: v1\nkind: Service\nmetadata: {name: s, labels: &l {app: web}}\nspec: {selector: *l}\n",
+    );
+    const { code, stderr } = await lint([anchors]);
+    expect(stderr).not.toContain("error:");
+    expect(code).toBe(0);
+  });
+
+  it(
+    "a parse error in one document: exit 2 naming its line, the documents around it still linted",
+    bound,
+    async () => {
+      const mixed = file(
+        "hostile/mixed.yaml",
+        `${deployment("api", "shop", "/health/deep")}---\nkind: Deployment\nmetadata: {name: [unclosed\n---\n${deployment("web", "shop", "/health/full")}`,
+      );
+      const { code, stdout, stderr } = await lint([mixed]);
+      expect(code).toBe(2);
+      expect(stderr).toMatch(new RegExp(`error: ${mixed.replaceAll("/", "\\/")}:3[0-9]: invalid YAML`));
+      expect(stdout).toContain("2 workloads");
+    },
+  );
+
+  it("a document above the API server's 3 MiB: exit 2 naming it, not parsed", bound, async () => {
+    const huge = file(
+      "hostile/huge.yaml",
+      `${deployment("web", "shop", "/healthz")}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: big}\ndata:\n  blob: "${"x".repeat(3 * 1024 * 1024)}"\n`,
+    );
+    const { code, stdout, stderr } = await lint([huge]);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/huge\.yaml:\d+: a document of 3\.0 MiB, above the 3 MiB/);
+    expect(stdout).toContain("1 workload");
+  });
+
+  it("symbolic link loops in a directory: the walk ends, each file is linted once", bound, async () => {
+    const tree = join(dir, "loops");
+    file("loops/app/web.yaml", deployment("web", "shop", "/healthz"));
+    // Two links to the same directory make 2^depth paths: followed blindly, the walk never ends.
+    symlinkSync(".", join(tree, "app", "self"));
+    symlinkSync("..", join(tree, "app", "parent"));
+    symlinkSync(join(tree, "app"), join(tree, "again"));
+    const { code, stdout } = await lint([tree]);
+    expect(code).toBe(0);
+    expect(stdout).toContain("1 workload, 0 HealthPolicies");
+  });
+});
+
+describe("healthgate lint when reading fails unexpectedly", () => {
+  it("exits 2, never 1 (which means findings)", async () => {
+    let stderr = "";
+    const code = await runLint(["-"], {
+      stdout: () => undefined,
+      stderr: (t) => void (stderr += t),
+      readStdin: async () => {
+        throw new Error("stdin closed");
+      },
+    });
+    expect(code).toBe(2);
+    expect(stderr).toContain("healthgate lint: could not lint the input: stdin closed");
+  });
+});
+
+describe("healthgate lint says which kinds it linted, and how", () => {
+  it("Deployments, StatefulSets, DaemonSets linted; Jobs and CronJobs named as not audited", async () => {
+    const kinds = file(
+      "kinds.yaml",
+      [
+        deployment("web", "shop", "/healthz"),
+        deployment("db", "shop", "/healthz").replace("kind: Deployment", "kind: StatefulSet"),
+        deployment("agent", "shop", "/healthz")
+          .replace("kind: Deployment", "kind: DaemonSet")
+          .replace("  replicas: 3\n", ""),
+        "apiVersion: batch/v1\nkind: Job\nmetadata: {name: migrate}\nspec: {template: {spec: {containers: [{name: m}]}}}\n",
+        "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: nightly}\nspec: {schedule: '@daily'}\n",
+      ].join("---\n"),
+    );
+    const { code, stdout, stderr } = await lint([kinds]);
+    expect(code).toBe(0);
+    expect(stdout).toContain("3 workloads");
+    expect(stderr).toContain(
+      "note: DaemonSet ×1 linted: probe rules with the CRD's defaults; one pod per node",
+    );
+    expect(stderr).toContain("note: Deployment ×1 linted: probe rules and headroom");
+    expect(stderr).toContain("note: StatefulSet ×1 linted: probe rules with the CRD's defaults");
+    expect(stderr).toContain(
+      "note: CronJob ×1, Job ×1 not audited: their pods run to completion and serve no traffic",
+    );
+    const json = JSON.parse((await lint(["-o", "json", kinds])).stdout);
+    expect(json.summary.workloadsByKind).toEqual({ DaemonSet: 1, Deployment: 1, StatefulSet: 1 });
+  });
+
+  it("a container without ports but with probes is linted (Istio's Jaeger sample)", async () => {
+    const jaeger = file(
+      "jaeger.yaml",
+      deployment("jaeger", "istio-system", "/")
+        .replace("          ports: [{name: http, containerPort: 8080}]\n", "")
+        .replace("port: http\n", "port: 14269\n")
+        .replace("httpGet: {path: /readyz, port: http}", "httpGet: {path: /, port: 14269}"),
+    );
+    const { stdout } = await lint([jaeger]);
+    expect(stdout).toContain("warning LivenessSameAsReadiness: Deployment istio-system/jaeger container app");
   });
 });

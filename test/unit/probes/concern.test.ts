@@ -20,7 +20,9 @@ import {
   withName,
   withPorts,
   withReadiness,
+  makePolicy,
 } from "./build.ts";
+import { governedContainers } from "../../../src/policy/probes/index.ts";
 
 function makeSnapshot(
   spec: Partial<HealthPolicySpecInput>,
@@ -123,7 +125,12 @@ describe("probesConcern in Audit mode", () => {
   });
 
   it("governs every container declaring a port by default, and spec.containers when set", () => {
-    const sidecar = makeContainer(withName("sidecar"), withPorts(undefined), withReadiness(undefined));
+    const sidecar = makeContainer(
+      withName("sidecar"),
+      withPorts(undefined),
+      withLiveness(undefined),
+      withReadiness(undefined),
+    );
     expect(
       probesConcern(makeSnapshot({}, [makeContainer(), sidecar])).figures.detection?.map((d) => d.container),
     ).toEqual(["web"]);
@@ -138,8 +145,57 @@ describe("probesConcern in Audit mode", () => {
     );
   });
 
+  // `ports` is informational: a container with a probe serves something and is governed.
+  it.each([
+    { name: "declares a port", container: makeContainer(), governed: true },
+    {
+      name: "no ports, identical liveness and readiness (Istio's Jaeger sample)",
+      container: makeContainer(
+        withPorts(undefined),
+        withLiveness(httpGet("/", 14269)),
+        withReadiness(httpGet("/", 14269)),
+      ),
+      governed: true,
+    },
+    {
+      name: "no ports, only a startup probe",
+      container: makeContainer(
+        withPorts(undefined),
+        withLiveness(undefined),
+        withReadiness(undefined),
+        (c) => ({ ...c, startupProbe: exec("true") }),
+      ),
+      governed: true,
+    },
+    {
+      name: "no ports, no probe (a worker)",
+      container: makeContainer(withPorts(undefined), withLiveness(undefined), withReadiness(undefined)),
+      governed: false,
+    },
+    {
+      name: "empty ports, no probe",
+      container: makeContainer(withPorts([]), withLiveness(undefined), withReadiness(undefined)),
+      governed: false,
+    },
+  ])("governed by default: $name → $governed", ({ container, governed }) => {
+    expect(governedContainers(makePolicy(), { containers: [container] }).length).toBe(governed ? 1 : 0);
+  });
+
+  it("a container without ports but with probes is audited: identical probes are reported", () => {
+    const jaeger = makeContainer(
+      withPorts(undefined),
+      withLiveness(httpGet("/", 14269)),
+      withReadiness(httpGet("/", 14269)),
+    );
+    expect(probesConcern(makeSnapshot({}, [jaeger])).findings.map((f) => f.rule)).toContain(
+      "LivenessSameAsReadiness",
+    );
+  });
+
   it("no governed container: both conditions Unknown", () => {
-    const snapshot = makeSnapshot({}, [makeContainer(withPorts(undefined))]);
+    const snapshot = makeSnapshot({}, [
+      makeContainer(withPorts(undefined), withLiveness(undefined), withReadiness(undefined)),
+    ]);
     expect(condition(snapshot, "ProbesCompliant")).toMatchObject({
       status: "Unknown",
       reason: "NoGovernedContainers",

@@ -10,7 +10,16 @@ import {
 } from "../../../src/policy/probes/desired.ts";
 import { atLeast, runRules } from "../../../src/policy/probes/index.ts";
 import type { OwnedContainerFields } from "../../../src/policy/seam.ts";
-import { makeContainer, makePolicy, withLiveness, withPorts } from "./build.ts";
+import {
+  exec,
+  httpGet,
+  makeContainer,
+  makePolicy,
+  withLiveness,
+  withPorts,
+  withReadiness,
+  withStartup,
+} from "./build.ts";
 
 /** What the API server (and the kubelet, for named ports) would refuse in a probe. */
 function probeProblems(
@@ -324,6 +333,135 @@ describe("desired probes", () => {
     const deep = makeContainer(withLiveness({ httpGet: { path: "/health/deep", port: "http" } }));
     expect(desiredContainerFields(policy, deep).fields.livenessProbe).toMatchObject({
       tcpSocket: { port: "http" },
+    });
+  });
+
+  it("without declared ports: a probe's numeric port stands for the declared port", () => {
+    const noPorts = makeContainer(
+      withPorts(undefined),
+      withLiveness(httpGet("/healthz", 8080)),
+      withReadiness(undefined),
+    );
+    const { fields, problems } = desiredContainerFields(
+      makePolicy({ endpoints: { readiness: { path: "/readyz" } } }),
+      noPorts,
+    );
+    expect(problems).toEqual([]);
+    expect(fields.readinessProbe?.httpGet).toEqual({ path: "/readyz", port: 8080, scheme: "HTTP" });
+    // Not from a named probe port: a name needs a declaration to resolve.
+    const named = makeContainer(withPorts(undefined), withReadiness(undefined));
+    expect(
+      desiredContainerFields(makePolicy({ endpoints: { readiness: { path: "/readyz" } } }), named).problems,
+    ).toContainEqual({
+      container: "web",
+      probe: "readiness",
+      message: "no port: set spec.endpoints.port or declare a port on the container",
+    });
+  });
+
+  describe("a policy without spec.endpoints (one policy for a whole namespace)", () => {
+    const noEndpoints = healthPolicySpec.parse({
+      selector: { matchExpressions: [{ key: "app", operator: "Exists" }] },
+      mode: "Enforce",
+      timing: { objectives: { maxEjectSeconds: 20, maxRestartSeconds: 60 } },
+      shutdown: { drainSeconds: 7, maxInFlightSeconds: 20 },
+    });
+
+    it("parses, with endpoints defaulted to {}", () => {
+      expect(noEndpoints.endpoints).toEqual({});
+    });
+
+    const rows: { name: string; liveness: Probe; readiness: Probe; ports?: Container["ports"] }[] = [
+      {
+        name: "HTTP on a named port",
+        liveness: httpGet("/livez", "http", { periodSeconds: 30, failureThreshold: 1 }),
+        readiness: httpGet("/ready", "http", { periodSeconds: 30 }),
+      },
+      {
+        name: "exec and gRPC",
+        liveness: { exec: { command: ["/bin/check", "--local"] }, timeoutSeconds: 9, periodSeconds: 20 },
+        readiness: { grpc: { port: 9000, service: "ready" } },
+      },
+      {
+        name: "TCP on a number, no ports declared",
+        liveness: { tcpSocket: { port: 8080 } },
+        readiness: httpGet("/ready", 8080),
+        ports: undefined,
+      },
+    ];
+    it.each(rows)("keeps each container's own handlers ($name), fixing timing, drain and grace", (row) => {
+      const container = makeContainer(
+        withLiveness(row.liveness),
+        withReadiness(row.readiness),
+        ...("ports" in row ? [withPorts(row.ports)] : []),
+      );
+      const { fields, problems } = desiredContainerFields(noEndpoints, container);
+      expect(problems).toEqual([]);
+      const handler = (p: Probe | undefined) => ({
+        httpGet: p?.httpGet,
+        tcpSocket: p?.tcpSocket,
+        grpc: p?.grpc,
+        exec: p?.exec,
+      });
+      const { httpGet: _h, ...ownLiveness } = handler(row.liveness);
+      expect(handler(fields.livenessProbe)).toMatchObject(
+        row.liveness.httpGet
+          ? { ...ownLiveness, httpGet: { ...row.liveness.httpGet, scheme: "HTTP" } }
+          : ownLiveness,
+      );
+      expect(fields.readinessProbe?.httpGet?.path ?? fields.readinessProbe?.grpc?.service).toBe(
+        row.readiness.httpGet?.path ?? row.readiness.grpc?.service,
+      );
+      // Timing from the objectives: eject ≤ 20 s, restart ≤ 60 s with grace 27 s.
+      expect(fields.readinessProbe).toMatchObject({
+        periodSeconds: 6,
+        timeoutSeconds: 1,
+        failureThreshold: 3,
+        successThreshold: 2,
+      });
+      expect(fields.livenessProbe).toMatchObject({
+        periodSeconds: 10,
+        timeoutSeconds: 1,
+        failureThreshold: 3,
+      });
+      expect(fields.lifecycle).toEqual({ preStop: { sleep: { seconds: 7 } } });
+      expect(desiredOwnedSpec(noEndpoints, [container]).ownedSpec.terminationGracePeriodSeconds).toBe(27);
+    });
+
+    it("replaces only a deep own handler, with a TCP check on the served port", () => {
+      const container = makeContainer(withLiveness(exec("redis-cli", "-h", "redis-master", "ping")));
+      expect(desiredContainerFields(noEndpoints, container).fields.livenessProbe).toMatchObject({
+        tcpSocket: { port: "http" },
+      });
+    });
+
+    it("leaves an own startup probe as it is (not owned), and adds none", () => {
+      const slow = makeContainer(
+        withStartup(httpGet("/healthz", "http", { periodSeconds: 10, failureThreshold: 30 })),
+      );
+      expect(desiredContainerFields(noEndpoints, slow).fields.startupProbe).toBeUndefined();
+      expect(desiredContainerFields(noEndpoints, makeContainer()).fields.startupProbe).toBeUndefined();
+      const template = mergeOwnedSpecIntoTemplate(
+        { spec: { containers: [slow] } },
+        desiredOwnedSpec(noEndpoints, [slow]).ownedSpec,
+      );
+      expect(template.spec.containers[0]?.startupProbe).toEqual(slow.startupProbe);
+    });
+
+    it("the enforced template has no finding at error or above", () => {
+      const container = makeContainer(
+        withLiveness(httpGet("/livez", "http", { failureThreshold: 1 })),
+        withReadiness(httpGet("/ready", "http", { periodSeconds: 30 })),
+      );
+      const owned = desiredOwnedSpec(noEndpoints, [container]).ownedSpec;
+      const template = mergeOwnedSpecIntoTemplate({ spec: { containers: [container] } }, owned);
+      const findings = runRules({
+        container: template.spec.containers[0]!,
+        podSpec: template.spec,
+        workload: { kind: "Deployment", name: "web" },
+        policy: noEndpoints,
+      });
+      expect(findings.filter((f) => atLeast(f.severity, "warning"))).toEqual([]);
     });
   });
 

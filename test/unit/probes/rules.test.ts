@@ -355,6 +355,34 @@ const tables: RuleTable[] = [
     ],
   },
   {
+    rule: rules.readinessFailureThresholdLow,
+    fires: [
+      {
+        name: "failureThreshold 1",
+        container: [patchReadiness({ failureThreshold: 1 })],
+        field: "readinessProbe.failureThreshold",
+        says: "one answer slower than 1s ejects the pod",
+      },
+      {
+        name: "failureThreshold 1 on an exec readiness",
+        container: [
+          withReadiness({ ...exec("cat", "/tmp/ready"), failureThreshold: 1, successThreshold: 2 }),
+        ],
+      },
+    ],
+    quiet: [
+      { name: "3", container: [] },
+      { name: "2 (tolerates one slow answer)", container: [patchReadiness({ failureThreshold: 2 })] },
+      { name: "absent (default 3)", container: [patchReadiness({ failureThreshold: undefined })] },
+      { name: "0 means the default", container: [patchReadiness({ failureThreshold: 0 })] },
+      { name: "no readiness probe", container: [withReadiness(undefined)] },
+      {
+        name: "liveness failureThreshold 1 is another rule",
+        container: [patchLiveness({ failureThreshold: 1 })],
+      },
+    ],
+  },
+  {
     rule: rules.livenessSameAsReadiness,
     fires: [
       {
