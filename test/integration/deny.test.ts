@@ -466,6 +466,11 @@ describe("deny covers the LivenessDeep rule's exec signals", () => {
       "denied",
     ],
     ["curl to a shallow path on the pod", exec("curl", "-f", "http://127.0.0.1:8080/healthz"), "allowed"],
+    [
+      "curl over the pod's unix socket",
+      exec("curl", "--unix-socket", "/run/app.sock", "http://app/healthz"),
+      "allowed",
+    ],
     ["nc toward another host", exec("sh", "-c", "nc -z -w 1 redis 6379"), "denied"],
     ["nc on the pod", exec("nc", "-z", "localhost", "6379"), "allowed"],
     ["grpc_health_probe toward another host", exec("grpc_health_probe", "-addr=payments:9090"), "denied"],

@@ -110,7 +110,8 @@ const execDialsDependency = (s: string) =>
     `${s}.findAll(${raw(HOST_OPTION)}).exists(m, ` +
       letBool("w", lastWord("m"), `!(${isLocal("(w.startsWith('-h') ? w.substring(2) : w)")})`) +
       ")",
-    `${s}.findAll(${raw(URL_ARG)}).exists(m, ` +
+    // A request over a unix socket stays inside the pod whatever the URL says (curl --unix-socket).
+    `${s}.findAll(${raw(URL_ARG)}).exists(m, !m.contains('unix-socket') && ` +
       letBool(
         "u",
         `m.find(${raw(String.raw`[a-zA-Z][a-zA-Z0-9+.-]*://[^\s;|&()]+$`)})`,
