@@ -19,6 +19,7 @@ import { ignoreNotFound, isApiError, testClients } from "../../support/kube.ts";
 import { waitFor } from "../../support/waitFor.ts";
 import { chartIdentity, type ChartIdentity } from "./chartIdentity.ts";
 import {
+  applyAs,
   createPolicy,
   deletePolicy,
   installCrd,
@@ -135,6 +136,46 @@ describe("The PodDisruptionBudget healthgate manages", () => {
         )) === undefined,
       { what: "Deployment web to be gone", timeoutMs: 30_000, intervalMs: 200 },
     );
+  });
+
+  it("made by v0.1 (owned by the policy), is re-owned by the Deployment at the next apply", async () => {
+    // Given the budget as v0.1 applied it: field manager healthgate, owned by the policy
+    await hg.apply(makeDeployment("web", withReplicas(2)));
+    const policy = await hg.createPolicy(makePolicy("web", managing(1)));
+    await applyAs(
+      "healthgate",
+      {
+        ...makePdb(PDB, (p) => {
+          p.metadata!.namespace = hg.namespace;
+          p.metadata!.labels = { "app.kubernetes.io/managed-by": "healthgate" };
+          p.metadata!.ownerReferences = [
+            {
+              apiVersion: "healthgate.io/v1alpha1",
+              kind: "HealthPolicy",
+              name: "web",
+              uid: policy.metadata.uid!,
+              controller: true,
+              blockOwnerDeletion: true,
+            },
+          ];
+          p.spec = {
+            selector: { matchLabels: { app: "web" } },
+            maxUnavailable: 1,
+            unhealthyPodEvictionPolicy: "AlwaysAllow",
+          };
+        }),
+      },
+      { force: true },
+    );
+
+    // When healthgate runs, Then the Deployment is its only owner
+    await startAsChart();
+    const web = await testClients().apps.readNamespacedDeployment({ name: "web", namespace: hg.namespace });
+    await waitForPdb(
+      `PodDisruptionBudget ${PDB} to be owned by Deployment web only`,
+      (p) => p?.metadata?.ownerReferences?.map((r) => r.uid).join() === web.metadata!.uid,
+    );
+    expect(await budgets()).toEqual([PDB]);
   });
 
   it("is deleted when a label change ends governance, and a user's own budget then lets a drain evict every pod", async () => {
