@@ -343,10 +343,11 @@ export class Operator {
       // Governed Deployments judge every budget over their pods; the one healthgate made for a
       // Deployment is also that Deployment's business when nothing governs it any more.
       const managed = isManagedPdb(pdb);
+      const policies = this.parsedPolicies(ns);
       for (const d of world.deployments.list()) {
         if (d.metadata.namespace !== ns) continue;
         const own = managed && pdb.metadata.name === pdbName(d.metadata.name);
-        if (own || governingPolicy(this.parsedPolicies(ns), d)) deploymentChanged(d);
+        if (own || governingPolicy(policies, d)) deploymentChanged(d);
       }
     };
     world.pdbs.addHandlers({ add: pdbChanged, update: (_o, n) => pdbChanged(n), delete: pdbChanged });
