@@ -19,6 +19,7 @@ import { HealthServer } from "../observability/server.ts";
 import { isOwnCondition, ownConditions, sameJson } from "../policy/decide.ts";
 import { governingPolicy, policySelects } from "../policy/governance.ts";
 import { headroomConcern } from "../policy/headroom/concern.ts";
+import { isManagedPdb, pdbName } from "../policy/headroom/pdb.ts";
 import { probesConcern } from "../policy/probes/concern.ts";
 import type { Concern } from "../policy/seam.ts";
 import type { HealthPolicy } from "../api/v1alpha1/index.ts";
@@ -101,6 +102,7 @@ export class Operator {
       identity: this.identity,
       enqueue: (key) => this.loop.enqueue(key),
       podMetrics: this.podMetrics,
+      metrics: this.metrics,
     }));
     this.loop = new ReconcileLoop(reconciler, {
       name: "healthgate",
@@ -181,11 +183,21 @@ export class Operator {
     const keys: Key[] = [];
     for (const p of this.world.policies.list())
       keys.push(policyKey(p.metadata.namespace ?? "", p.metadata.name));
+    // A budget healthgate made for a Deployment that nothing governs since it stopped is deleted.
+    const managedPdbs = new Set(
+      this.world.pdbs
+        .list()
+        .filter(isManagedPdb)
+        .map((pdb) => `${pdb.metadata.namespace}/${pdb.metadata.name}`),
+    );
     for (const d of this.world.deployments.list()) {
-      if (this.policiesSelecting(d).length > 0)
-        keys.push(deploymentKey(d.metadata.namespace ?? "", d.metadata.name));
-      else if ((d.status?.conditions ?? []).some(isOwnCondition)) {
-        keys.push(deploymentKey(d.metadata.namespace ?? "", d.metadata.name));
+      const ns = d.metadata.namespace ?? "";
+      if (
+        this.policiesSelecting(d).length > 0 ||
+        (d.status?.conditions ?? []).some(isOwnCondition) ||
+        managedPdbs.has(`${ns}/${pdbName(d.metadata.name)}`)
+      ) {
+        keys.push(deploymentKey(ns, d.metadata.name));
       }
     }
     return keys.filter((key) => this.governs(key.split("/")[1] ?? ""));
@@ -328,8 +340,14 @@ export class Operator {
     world.hpas.addHandlers({ add: hpaChanged, update: (_o, n) => hpaChanged(n), delete: hpaChanged });
     const pdbChanged = (pdb: PodDisruptionBudget) => {
       const ns = pdb.metadata.namespace ?? "";
+      // Governed Deployments judge every budget over their pods; the one healthgate made for a
+      // Deployment is also that Deployment's business when nothing governs it any more.
+      const managed = isManagedPdb(pdb);
+      const policies = this.parsedPolicies(ns);
       for (const d of world.deployments.list()) {
-        if (d.metadata.namespace === ns && governingPolicy(this.parsedPolicies(ns), d)) deploymentChanged(d);
+        if (d.metadata.namespace !== ns) continue;
+        const own = managed && pdb.metadata.name === pdbName(d.metadata.name);
+        if (own || governingPolicy(policies, d)) deploymentChanged(d);
       }
     };
     world.pdbs.addHandlers({ add: pdbChanged, update: (_o, n) => pdbChanged(n), delete: pdbChanged });

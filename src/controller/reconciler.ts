@@ -6,10 +6,12 @@
 // Two kinds of keys share the one work queue:
 //   Deployment/<ns>/<name>    spec apply (Enforce), healthgate.io/ conditions, owned objects
 //   HealthPolicy/<ns>/<name>  the policy's status
-import type { Deployment, DeploymentCondition, Pod, PodDisruptionBudget } from "../api/k8s.ts";
+import type { Deployment, DeploymentCondition, Pod } from "../api/k8s.ts";
 import {
+  API_VERSION,
   ConditionType,
   DEPLOYMENT_CONDITION_PREFIX,
+  KIND,
   type HealthPolicy,
   type HealthPolicyStatus,
 } from "../api/v1alpha1/index.ts";
@@ -35,19 +37,22 @@ import {
   type FlipHistory,
 } from "../policy/enforceConflict.ts";
 import { governingPolicy, policySelects } from "../policy/governance.ts";
-import { pdbName } from "../policy/headroom/pdb.ts";
+import { isManagedPdb, pdbName } from "../policy/headroom/pdb.ts";
 import { conflictingHandlers, ownedFieldsDiffer } from "../policy/probes/concern.ts";
 import { selectorMatches } from "../policy/selector.ts";
 import type { Concern, ConditionIntent, OwnedObject, OwnedSpec, TargetSnapshot } from "../policy/seam.ts";
 import {
   apiErrorMessage,
+  isConflict,
   isNotFound,
+  isRefused,
   resources,
   retryAfterMs,
   type KubeClient,
   type KubeObject,
 } from "../kube/client.ts";
 import type { Logger } from "../observability/logger.ts";
+import type { HealthgateMetrics } from "../observability/metrics.ts";
 import type { Clock } from "../kube/clock.ts";
 import { metricsWindowSeconds, type PodMetricsHistory } from "../kube/podMetrics.ts";
 import type { World } from "./world.ts";
@@ -97,6 +102,8 @@ export interface ReconcilerOptions {
   enqueue: (key: Key) => void;
   /** Usage history for Metrics-source headroom; without it that source is always unavailable. */
   podMetrics?: Pick<PodMetricsHistory, "samples">;
+  /** Where refused writes are counted (healthgate_writes_refused_total). */
+  metrics?: Pick<HealthgateMetrics, "writesRefused">;
 }
 
 /** Enforce bookkeeping for one Deployment: the flips, and what we last applied. */
@@ -117,6 +124,12 @@ export class HealthgateReconciler implements Reconciler {
    * back (isOwnEcho): it needs no reconcile.
    */
   private readonly lastWritten = new Map<Key, unknown>();
+  /**
+   * Owned-object writes the API server refused, per Deployment key: the condition that says so
+   * overrides what the concern decided, on the Deployment and on the policy, until an apply of
+   * that object succeeds or it is no longer wanted.
+   */
+  private readonly refusals = new Map<string, ConditionIntent>();
 
   constructor(options: ReconcilerOptions) {
     this.o = options;
@@ -196,24 +209,29 @@ export class HealthgateReconciler implements Reconciler {
   private async reconcileDeployment(namespace: string, name: string, signal: AbortSignal): Promise<Action> {
     const deployment = this.o.world.deployments.get(`${namespace}/${name}`);
     if (!deployment || deployment.metadata.deletionTimestamp) {
+      // Its PodDisruptionBudget carries an ownerReference to it: the garbage collector deletes it.
       this.flips.delete(deploymentKey(namespace, name));
       this.lastWritten.delete(deploymentKey(namespace, name));
+      this.refusals.delete(deploymentKey(namespace, name));
       return {};
     }
     const now = new Date(this.o.clock.now());
     const policies = this.policiesIn(namespace);
     const policy = governingPolicy(policies, deployment);
     if (!policy) {
-      // No longer governed: take our conditions off (SSA drops what the manager stops sending).
+      // No longer governed: remove what healthgate made for it, and take our conditions off
+      // (SSA drops what the manager stops sending).
+      await this.applyOwnedObjects(deployment, [], signal);
       await this.writeDeploymentConditions(deployment, [], now, signal);
       return {};
     }
     await this.resumeConflict(policy, deployment);
     const decision = decideTarget(this.snapshot(policy, deployment), this.o.concerns);
     await this.applyOwnedSpec(policy, deployment, decision, signal);
-    const decided = this.withConflict(deploymentKey(namespace, name), decision);
+    const key = deploymentKey(namespace, name);
+    const refused = await this.applyOwnedObjects(deployment, decision.ownedObjects, signal);
+    const decided = this.withRefusal(key, this.withConflict(key, decision));
     await this.writeDeploymentConditions(deployment, decided.conditions, now, signal);
-    await this.applyOwnedObjects(policy, deployment, decided.ownedObjects, signal);
     // Every policy selecting it reports on it: the governing one, and any other as overlapping.
     for (const p of policies) {
       if (policySelects(p, deployment)) this.o.enqueue(policyKey(namespace, p.metadata.name));
@@ -225,6 +243,8 @@ export class HealthgateReconciler implements Reconciler {
       decided.requeueAfterSeconds !== undefined ? decided.requeueAfterSeconds * 1000 : undefined,
       holdMs,
     ].filter((v): v is number => v !== undefined && v > 0);
+    // A refused write backs off like any failed reconcile, after saying so in status.
+    if (refused) throw refused;
     return requeueMs.length > 0 ? { requeueAfterMs: Math.min(...requeueMs) } : {};
   }
 
@@ -347,6 +367,21 @@ export class HealthgateReconciler implements Reconciler {
       );
     } catch (err) {
       this.lastWritten.delete(key);
+      // A refused status write cannot report itself in status: a metric and a log line do.
+      if (isRefused(err)) {
+        const kind = key.slice(0, key.indexOf("/"));
+        this.o.metrics?.writesRefused.inc({ write: "status", resource: `${kind}/status` });
+        this.o.logger.warn(
+          {
+            namespace: of.metadata.namespace,
+            name: of.metadata.name,
+            kind,
+            reason: "StatusWriteRefused",
+            err: apiErrorMessage(err),
+          },
+          "the API server refused healthgate's status write",
+        );
+      }
       throw err;
     }
   }
@@ -397,6 +432,16 @@ export class HealthgateReconciler implements Reconciler {
     };
   }
 
+  /** A refused owned-object write overrides the condition it affects (see `refusals`). */
+  private withRefusal(key: string, decision: TargetDecision): TargetDecision {
+    const refusal = this.refusals.get(key);
+    if (!refusal) return decision;
+    return {
+      ...decision,
+      conditions: [...decision.conditions.filter((c) => c.type !== refusal.type), refusal],
+    };
+  }
+
   private async writeDeploymentConditions(
     deployment: Deployment,
     intents: readonly ConditionIntent[],
@@ -418,20 +463,30 @@ export class HealthgateReconciler implements Reconciler {
     }
   }
 
-  /** One apply per owned object (the optional PodDisruptionBudget); stale ones the policy owns are deleted. */
+  /**
+   * One apply per owned object (the optional PodDisruptionBudget), and the deletion of the one
+   * healthgate made for this Deployment when it is no longer wanted — whichever policy asked for
+   * it: governance ended, another policy governs now, or the policy stopped asking. The PDB is
+   * owned by the Deployment (not by a policy), so the garbage collector deletes it with the
+   * Deployment even while healthgate is stopped or uninstalled; blockOwnerDeletion makes a
+   * foreground deletion of the Deployment finish only once the PDB is gone.
+   *
+   * Returns the error when the API server refused an apply (after recording the condition and
+   * an Event that say so), so that the reconcile backs off; undefined otherwise.
+   */
   private async applyOwnedObjects(
-    policy: HealthPolicy,
     deployment: Deployment,
     objects: readonly OwnedObject[],
     signal: AbortSignal,
-  ) {
+  ): Promise<unknown> {
     const ns = deployment.metadata.namespace ?? "";
+    const key = deploymentKey(ns, deployment.metadata.name);
+    const uid = deployment.metadata.uid ?? "";
     const ownerRef = {
-      apiVersion: "healthgate.io/v1alpha1",
-      kind: "HealthPolicy",
-      name: policy.metadata.name,
-      uid: policy.metadata.uid ?? "",
-      controller: true,
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      name: deployment.metadata.name,
+      uid,
       blockOwnerDeletion: true,
     };
     const wanted = new Set<string>();
@@ -442,36 +497,84 @@ export class HealthgateReconciler implements Reconciler {
         metadata: { ...obj.metadata, namespace: ns, ownerReferences: [ownerRef] },
       } as KubeObject & { spec: unknown };
       const live = this.o.world.pdbs.get(`${ns}/${obj.metadata.name}`);
-      if (
-        live &&
-        live.metadata.ownerReferences?.some((r) => r.uid === ownerRef.uid) &&
-        sameSubset(obj.spec, live.spec)
-      ) {
+      const owners = live?.metadata.ownerReferences ?? [];
+      if (live && owners.length === 1 && owners[0]?.uid === uid && sameSubset(obj.spec, live.spec)) {
+        this.refusals.delete(key);
         continue;
       }
-      await this.o.client.applyObject(body, { fieldManager: FIELD_MANAGER, force: true, signal });
+      try {
+        await this.o.client.applyObject(body, { fieldManager: FIELD_MANAGER, force: true, signal });
+        this.refusals.delete(key);
+      } catch (err) {
+        if (!isRefused(err)) throw err;
+        await this.refused(deployment, `${obj.kind} ${obj.metadata.name}`, err);
+        return err;
+      }
     }
-    // PDBs this policy owns for this Deployment that it no longer wants.
-    const stale = this.o.world.pdbs
-      .list()
-      .filter(
-        (pdb: PodDisruptionBudget) =>
-          pdb.metadata.namespace === ns &&
-          !wanted.has(pdb.metadata.name) &&
-          pdb.metadata.ownerReferences?.some((r) => r.uid === ownerRef.uid) &&
-          pdb.metadata.name === pdbName(deployment.metadata.name),
+    if (wanted.size === 0) this.refusals.delete(key);
+    // The one healthgate made for this Deployment (owned by it, or by a HealthPolicy: v0.1 made
+    // the policy its owner), when no longer wanted.
+    const name = pdbName(deployment.metadata.name);
+    const own = this.o.world.pdbs.get(`${ns}/${name}`);
+    const ours =
+      own !== undefined &&
+      isManagedPdb(own) &&
+      (own.metadata.ownerReferences ?? []).some(
+        (r) => r.uid === uid || (r.kind === KIND && r.apiVersion === API_VERSION),
       );
-    for (const pdb of stale) {
+    if (own && ours && !wanted.has(name)) {
       try {
         await this.o.client.delete(
           resources.podDisruptionBudgets,
-          { namespace: ns, name: pdb.metadata.name },
+          { namespace: ns, name },
           signal,
+          own.metadata.uid !== undefined ? { uid: own.metadata.uid } : undefined,
+        );
+        this.o.logger.info(
+          { namespace: ns, name, kind: "PodDisruptionBudget", deployment: deployment.metadata.name },
+          "deleted the PodDisruptionBudget healthgate managed: no longer wanted for this Deployment",
         );
       } catch (err) {
-        if (!isNotFound(err)) throw err;
+        // Gone already, or replaced by another object of that name (uid precondition: 409).
+        if (!isNotFound(err) && !isConflict(err)) throw err;
       }
     }
+    return undefined;
+  }
+
+  /**
+   * The API server refused an owned-object write: HeadroomSufficient (the concern that wants the
+   * object) goes False with reason ApplyRejected and the server's own message, which names the
+   * field; an Event says the same once per distinct message.
+   */
+  private async refused(deployment: Deployment, what: string, err: unknown): Promise<void> {
+    const key = deploymentKey(deployment.metadata.namespace ?? "", deployment.metadata.name);
+    const message =
+      `healthgate could not apply ${what} for Deployment ${deployment.metadata.name}: the API server refused it ` +
+      `(${apiErrorMessage(err)}). Drains are not protected by it until this is fixed: lift the refusal ` +
+      `(an admission policy or RBAC), or unset spec.headroom.managePodDisruptionBudget.`;
+    const before = this.refusals.get(key);
+    this.refusals.set(key, {
+      type: ConditionType.HeadroomSufficient,
+      status: "False",
+      reason: "ApplyRejected",
+      message,
+    });
+    this.o.metrics?.writesRefused.inc({
+      write: "owned-object",
+      resource: resources.podDisruptionBudgets.plural,
+    });
+    this.o.logger.warn(
+      {
+        namespace: deployment.metadata.namespace,
+        name: deployment.metadata.name,
+        kind: "Deployment",
+        reason: "ApplyRejected",
+        err: apiErrorMessage(err),
+      },
+      `the API server refused ${what}`,
+    );
+    if (before?.message !== message) await this.event(deployment, "Warning", "ApplyRejected", message);
   }
 
   // ---- HealthPolicy: status -----------------------------------------------------------------
@@ -511,7 +614,10 @@ export class HealthgateReconciler implements Reconciler {
       }
       const key = deploymentKey(namespace, deployment.metadata.name);
       decisions.push(
-        this.withConflict(key, decideTarget(this.snapshot(policy, deployment), this.o.concerns)),
+        this.withRefusal(
+          key,
+          this.withConflict(key, decideTarget(this.snapshot(policy, deployment), this.o.concerns)),
+        ),
       );
     }
     const status = policyStatus(policy, decisions, overlaps, now);
@@ -609,7 +715,17 @@ export class HealthgateReconciler implements Reconciler {
         },
       } as KubeObject);
     } catch (err) {
-      this.o.logger.warn({ reason, err: apiErrorMessage(err) }, "could not record event");
+      if (isRefused(err)) this.o.metrics?.writesRefused.inc({ write: "event", resource: "events" });
+      this.o.logger.warn(
+        {
+          namespace: regarding.metadata.namespace,
+          name: regarding.metadata.name,
+          kind: regarding.kind,
+          reason,
+          err: apiErrorMessage(err),
+        },
+        "could not record event",
+      );
     }
   }
 }

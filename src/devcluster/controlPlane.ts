@@ -211,6 +211,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       // manager has created its `default` ServiceAccount, and get a token
       // volume that no kubelet will ever mount.
       "--disable-admission-plugins=ServiceAccount",
+      // Owner references need delete on the object, blockOwnerDeletion update on the owner's finalizers (as on OpenShift).
+      "--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
       "--profiling=false",
       // Without it, after SIGTERM the process keeps waiting on clients' open
       // watches (the controller manager's), well past a 10 s grace; with it,

@@ -139,6 +139,11 @@ export const isConflict = (err: unknown): boolean => statusCodeOf(err) === 409;
 /** 410: a watch or list asked for a resourceVersion etcd has compacted away; relist. */
 export const isGone = (err: unknown): boolean => statusCodeOf(err) === 410;
 export const isTooManyRequests = (err: unknown): boolean => statusCodeOf(err) === 429;
+/**
+ * The server judged the request and refused it — invalid (400, 422) or forbidden by RBAC or an
+ * admission policy (403): retrying the same write will not help until someone changes something.
+ */
+export const isRefused = (err: unknown): boolean => [400, 403, 422].includes(statusCodeOf(err) ?? 0);
 
 /** The wait an API error asks for with `Retry-After` (429s, some 5xx), in ms. */
 export function retryAfterMs(err: unknown, now: number = Date.now()): number | undefined {
@@ -305,17 +310,24 @@ export class KubeClient {
     });
   }
 
+  /** Deletes an object; with `preconditions.uid`, only that incarnation of it (409 otherwise). */
   async delete(
     ref: ResourceRef,
     target: PathOptions & { name: string },
     signal?: AbortSignal,
+    preconditions?: { uid: string },
   ): Promise<void> {
     await this.json<unknown>({
       verb: "delete",
       ref,
       path: target,
       method: HttpMethod.DELETE,
-      body: { apiVersion: "v1", kind: "DeleteOptions", propagationPolicy: "Background" },
+      body: {
+        apiVersion: "v1",
+        kind: "DeleteOptions",
+        propagationPolicy: "Background",
+        ...(preconditions ? { preconditions } : {}),
+      },
       signal,
     });
   }

@@ -18,6 +18,8 @@ export interface HealthgateMetrics {
   /** Objects a watchdog or resync relist found changed: events the watch never delivered. */
   readonly watchSilentChanges: Counter<"resource">;
   readonly leader: Gauge<"lease">;
+  /** Writes the API server refused (400, 403, 422): the ones that cannot report themselves in status too. */
+  readonly writesRefused: Counter<"write" | "resource">;
   /**
    * Reports, at scrape time, the seconds since a watch last showed life (an event or a
    * bookmark). Several informers of one resource (one per namespace) report their oldest.
@@ -120,6 +122,15 @@ export function createMetrics({ processMetrics = false }: MetricsOptions = {}): 
       name: "healthgate_leader",
       help: "1 while this replica holds the leader lease, else 0.",
       labelNames: ["lease"],
+      registers,
+    }),
+    writesRefused: new Counter({
+      name: "healthgate_writes_refused_total",
+      help:
+        "Writes of healthgate's that the API server refused (400, 403 or 422: invalid, or forbidden by RBAC or an " +
+        "admission policy), by write (status, event, owned-object) and resource. A refused status or Event write " +
+        "cannot say so in status: this and a log line are its only trace.",
+      labelNames: ["write", "resource"],
       registers,
     }),
     trackWatchActivity(resource, secondsSinceActivity) {

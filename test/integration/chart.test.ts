@@ -253,6 +253,8 @@ describe("the chart's RBAC, enforced by the API server", () => {
     ]),
     ...["create", "patch"].map((v): Check => [v, "events", ns]),
     ...["create", "patch"].map((v): Check => [v, "events.events.k8s.io", ns]),
+    // Asked by OwnerReferencesPermissionEnforcement, never requested (docs/admission.md).
+    ["update", "deployments.apps/finalizers", ns],
   ];
   const clusterReads: Check[] = ["get", "list", "watch"].map((v): Check => [v, "nodes", ""]);
   const lease = (ns: string, id: string): Check[] => [

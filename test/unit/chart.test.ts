@@ -234,6 +234,8 @@ describe("RBAC", () => {
     ["autoscaling", "horizontalpodautoscalers", "get list watch"],
     ["metrics.k8s.io", "pods", "get list"],
     ["policy", "poddisruptionbudgets", "get list watch create patch delete"],
+    // blockOwnerDeletion on the PDB's ownerReference to its Deployment (OwnerReferencesPermissionEnforcement).
+    ["apps", "deployments/finalizers", "update"],
     ["", "events", "create patch"],
     ["events.k8s.io", "events", "create patch"],
   ];

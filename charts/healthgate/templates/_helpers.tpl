@@ -163,6 +163,13 @@ resources only: no wildcards.
 - apiGroups: ["policy"]
   resources: ["poddisruptionbudgets"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# The PodDisruptionBudget is owned by its Deployment with blockOwnerDeletion, so that it leaves
+# with it. Clusters that enforce owner-reference permissions (kube-apiserver's
+# OwnerReferencesPermissionEnforcement admission plugin; on in OpenShift) ask the authorizer for
+# update on the owner's finalizers before they accept that. No request of healthgate's uses it.
+- apiGroups: ["apps"]
+  resources: ["deployments/finalizers"]
+  verbs: ["update"]
 # Events, through either API.
 - apiGroups: [""]
   resources: ["events"]

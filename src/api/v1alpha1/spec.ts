@@ -457,7 +457,9 @@ const specShape = z.object({
         .boolean()
         .default(false)
         .describe(
-          "Refuse, at admission, Deployments whose liveness probe reaches a path in endpoints.deep.paths (any mode).",
+          "Refuse, at admission (any mode), a write of a Deployment this policy selects that adds or changes a deep " +
+            "liveness probe on a governed container: a path in endpoints.deep.paths or rollout.deepCheck.path, or an " +
+            "exec probe that dials a dependency. Never refuses writes that leave liveness as it was, nor deletions.",
         ),
     })
     .default({ deepLiveness: false })

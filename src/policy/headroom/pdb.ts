@@ -40,7 +40,7 @@ export interface PodDisruptionBudgetSpec {
  * The PDB healthgate owns when `managePodDisruptionBudget` is set: the Deployment's own selector,
  * `maxUnavailable: tolerate` (drains may take what the headroom was sized to lose), and
  * `unhealthyPodEvictionPolicy: AlwaysAllow` so crash-looping pods never deadlock a drain.
- * The writer adds the ownerReference to the policy.
+ * The writer adds the ownerReference to the Deployment, so the PDB leaves with it.
  */
 export function desiredPodDisruptionBudget(deployment: Deployment, tolerate: number): OwnedObject {
   const spec: PodDisruptionBudgetSpec = {
@@ -60,10 +60,13 @@ export function desiredPodDisruptionBudget(deployment: Deployment, tolerate: num
   };
 }
 
+/** Whether healthgate made this PDB (by label). */
+export const isManagedPdb = (pdb: PodDisruptionBudget): boolean =>
+  pdb.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE;
+
 /** Whether a PDB is the one healthgate owns for this Deployment (by label and name). */
 export const isOwnPdb = (pdb: PodDisruptionBudget, deployment: Deployment): boolean =>
-  pdb.metadata.labels?.[MANAGED_BY_LABEL] === MANAGED_BY_VALUE &&
-  pdb.metadata.name === pdbName(deployment.metadata.name);
+  isManagedPdb(pdb) && pdb.metadata.name === pdbName(deployment.metadata.name);
 
 /**
  * Why a PDB blocks every voluntary eviction of these pods, or undefined. Percentages resolve

@@ -1,27 +1,23 @@
-// N−k headroom against real objects: a Static peak, a real autoscaling/v2 HPA (which the
-// controller manager's HPA controller scales to minReplicas), and the PodDisruptionBudget
-// healthgate may own (garbage-collected with its policy by the controller manager).
+// N−k headroom against real objects: a Static peak and a real autoscaling/v2 HPA (which the
+// controller manager's HPA controller scales to minReplicas). The PodDisruptionBudget healthgate
+// may manage has its own file (pdb.test.ts).
 import { beforeAll, describe, expect, it } from "vitest";
 import {
   makeDeployment,
   makeHpa,
-  makePdb,
   withCpuTarget,
   withMaxReplicas,
   withMinReplicas,
   withReplicas,
 } from "../../support/builders.ts";
-import { ignoreNotFound, testClients } from "../../support/kube.ts";
+import { testClients } from "../../support/kube.ts";
 import { waitFor } from "../../support/waitFor.ts";
 import {
-  deletePolicy,
   deploymentCondition,
   installCrd,
   makePolicy,
   mergePatch,
-  patchPolicySpec,
   policyCondition,
-  readPolicy,
   useControllerHarness,
   waitForDeploymentCondition,
   waitForPolicyCondition,
@@ -229,112 +225,6 @@ describe("Headroom", () => {
       status: "Unknown",
       reason: "HPANotFound",
     });
-    await hg.expectSecondReconcileWritesNothing();
-  });
-});
-
-describe("PodDisruptionBudget", () => {
-  const hg = useControllerHarness();
-  const pdbName = "web-healthgate";
-  const readPdb = () =>
-    ignoreNotFound(
-      testClients().policy.readNamespacedPodDisruptionBudget({ name: pdbName, namespace: hg.namespace }),
-    );
-  const managed = (tolerate: number) =>
-    makePolicy(
-      "web",
-      withHeadroom({
-        source: "Static",
-        peakUtilizationPercent: 50,
-        tolerate,
-        ceilingPercent: 90,
-        zones: false,
-        managePodDisruptionBudget: true,
-      }),
-    );
-
-  it("creates one owned by the policy, follows tolerate, and is garbage-collected with the policy", async () => {
-    // Given a Deployment and a policy asking healthgate to manage its PodDisruptionBudget
-    await hg.apply(makeDeployment("web", withReplicas(4)));
-    const policy = await hg.createPolicy(managed(1));
-
-    // When healthgate runs
-    await hg.startOperator();
-
-    // Then the PDB <deployment>-healthgate exists, owned by the policy, allowing `tolerate` disruptions
-    const pdb = await waitFor(readPdb, { what: `PodDisruptionBudget ${pdbName} to be created` });
-    expect(pdb.spec).toMatchObject({
-      maxUnavailable: 1,
-      unhealthyPodEvictionPolicy: "AlwaysAllow",
-      selector: { matchLabels: { app: "web" } },
-    });
-    expect(pdb.spec?.minAvailable).toBeUndefined();
-    expect(pdb.metadata?.ownerReferences).toEqual([
-      expect.objectContaining({
-        apiVersion: "healthgate.io/v1alpha1",
-        kind: "HealthPolicy",
-        name: "web",
-        uid: policy.metadata.uid,
-        controller: true,
-      }),
-    ]);
-
-    // When tolerate goes to 2
-    await patchPolicySpec(hg.namespace, "web", { headroom: { tolerate: 2 } });
-
-    // Then the PDB follows
-    await waitFor(
-      async () => {
-        expect((await readPdb())?.spec?.maxUnavailable).toBe(2);
-        return true;
-      },
-      { what: `PodDisruptionBudget ${pdbName} to allow 2 disruptions` },
-    );
-    await hg.expectSecondReconcileWritesNothing();
-
-    // When the policy is deleted
-    await deletePolicy(hg.namespace, "web");
-
-    // Then the controller manager's garbage collector deletes the PDB it owned. (The collector
-    // starts watching a new CRD's kind at its next discovery sync, every 30 s; hence the bound.)
-    await waitFor(async () => (await readPdb()) === undefined, {
-      what: `PodDisruptionBudget ${pdbName} to be garbage-collected`,
-      timeoutMs: 90_000,
-      intervalMs: 250,
-    });
-  }, 150_000);
-
-  it("leaves a user's PDB over the same pods alone and reports it instead of adding a second one", async () => {
-    // Given a user's PDB that already covers the Deployment's pods
-    await hg.apply(makeDeployment("web", withReplicas(4)));
-    await hg.apply(
-      makePdb("web-user-budget", (pdb) => (pdb.spec!.selector = { matchLabels: { app: "web" } })),
-    );
-    await hg.createPolicy(managed(1));
-
-    // When healthgate runs
-    await hg.startOperator();
-
-    // Then the policy reports why it adds none
-    const policy = await waitFor(
-      async () => {
-        const p = await readPolicy(hg.namespace, "web");
-        const finding = p.status?.targets?.[0]?.findings?.find(
-          (f) => f.rule === "PodDisruptionBudgetNotManaged",
-        );
-        expect(finding, JSON.stringify(p.status?.targets?.[0]?.findings)).toBeDefined();
-        return p;
-      },
-      { what: "the policy to report PodDisruptionBudgetNotManaged" },
-    );
-    const finding = policy.status!.targets![0]!.findings!.find(
-      (f) => f.rule === "PodDisruptionBudgetNotManaged",
-    )!;
-    expect(finding.message).toContain("web-user-budget");
-    // and no PDB of its own exists: two budgets over one pod make every eviction fail
-    expect(await readPdb()).toBeUndefined();
-    const budgets = await testClients().policy.listNamespacedPodDisruptionBudget({ namespace: hg.namespace });
-    expect(budgets.items.map((b) => b.metadata!.name)).toEqual(["web-user-budget"]);
     await hg.expectSecondReconcileWritesNothing();
   });
 });

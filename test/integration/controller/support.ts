@@ -12,12 +12,14 @@ import { promisify } from "node:util";
 import {
   PatchStrategy,
   setHeaderOptions,
+  type KubeConfig,
   type KubernetesObject,
   type V1Deployment,
   type V1DeploymentCondition,
   type V1ObjectMeta,
 } from "@kubernetes/client-node";
 import { afterEach, beforeEach, expect, inject } from "vitest";
+import type { DestinationStream } from "pino";
 import { parseAllDocuments } from "yaml";
 import {
   API_VERSION,
@@ -465,8 +467,12 @@ export interface ControllerHarness {
   readonly simulator: PodSimulator;
   /** The running operator (after startOperator). */
   readonly operator: Operator;
-  /** Starts healthgate in-process, scoped to the namespace, and waits for its caches. */
-  startOperator(): Promise<Operator>;
+  /**
+   * Starts healthgate in-process, scoped to the namespace, and waits for its caches. By default
+   * as the test's admin; `kubeConfig` runs it as someone else (e.g. the chart's ServiceAccount),
+   * `logDestination` receives its pino lines (at info and above).
+   */
+  startOperator(options?: { kubeConfig?: KubeConfig; logDestination?: DestinationStream }): Promise<Operator>;
   /** Stops the running operator (a later startOperator starts a fresh one: new memory, new metrics). */
   stopOperator(): Promise<void>;
   /**
@@ -518,11 +524,13 @@ export function useControllerHarness(): ControllerHarness {
     get operator() {
       return need(operator, "the operator");
     },
-    async startOperator() {
+    async startOperator(options = {}) {
       if (operator) throw new Error("the operator is already running; stopOperator() first");
       const started = new Operator({
-        kubeConfig: testKubeConfig(),
-        logger: createLogger(operatorLogLevel()),
+        kubeConfig: options.kubeConfig ?? testKubeConfig(),
+        logger: options.logDestination
+          ? createLogger("info", options.logDestination)
+          : createLogger(operatorLogLevel()),
         namespaces: [need(namespace, "the namespace")],
         port: 0,
         leaderElection: { enabled: false },

@@ -42,6 +42,29 @@ describe("deny.deepLiveness ValidatingAdmissionPolicy", () => {
     });
   });
 
+  it("never judges an object being deleted, nor an UPDATE that leaves every liveness probe as it was", () => {
+    const conditions = (policy["spec"] as { matchConditions: { name: string; expression: string }[] })
+      .matchConditions;
+    expect(conditions.map((c) => c.name)).toEqual(["not-being-deleted", "adds-or-changes-a-liveness-probe"]);
+    expect(conditions[0]?.expression).toBe("!has(object.metadata.deletionTimestamp)");
+    // Parameter-free: match conditions run before any HealthPolicy is looked at.
+    for (const c of conditions) expect(c.expression).not.toContain("params");
+  });
+
+  it("judges only what the policy selects and governs (selector, targetRef, spec.containers)", () => {
+    const cel = JSON.stringify(spec.variables);
+    for (const field of [
+      "params.spec.selector.matchLabels",
+      "params.spec.selector.matchExpressions",
+      "params.spec.targetRef.name",
+      "params.spec.containers",
+      "oldObject.spec.template.spec.containers",
+    ]) {
+      expect(cel).toContain(field);
+    }
+    expect(spec.validations[0]?.expression).toContain("variables.selected");
+  });
+
   it("checks deny.deepLiveness, the deep paths and the rollout deep-check path", () => {
     const cel = JSON.stringify(spec.variables) + JSON.stringify(spec.validations);
     for (const field of [
@@ -49,6 +72,7 @@ describe("deny.deepLiveness ValidatingAdmissionPolicy", () => {
       "params.spec.endpoints.deep.paths",
       "params.spec.rollout.deepCheck.path",
       "livenessProbe.httpGet.path",
+      "livenessProbe.exec.command",
     ]) {
       expect(cel).toContain(field);
     }
