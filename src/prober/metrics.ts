@@ -72,7 +72,8 @@ export function recordResults(
   results: readonly DeepCheckResult[],
   sent: Record<Cohort, number>,
 ): void {
-  for (const cohort of ["new", "stable"] as const) if (sent[cohort] > 0) m.probes.inc({ cohort }, sent[cohort]);
+  for (const cohort of ["new", "stable"] as const)
+    if (sent[cohort] > 0) m.probes.inc({ cohort }, sent[cohort]);
   for (const r of results) {
     m.results.inc({ cohort: r.cohort, outcome: r.outcome, class: resultClass(r) });
     m.duration.observe({ cohort: r.cohort, outcome: r.outcome }, r.durationMs / 1000);

@@ -9,9 +9,7 @@ export interface WorkerConfig {
 }
 
 export type ToWorker =
-  | { type: "upsert"; targets: ProbeTarget[] }
-  | { type: "remove"; keys: string[] }
-  | { type: "stop" };
+  { type: "upsert"; targets: ProbeTarget[] } | { type: "remove"; keys: string[] } | { type: "stop" };
 
 export type FromWorker =
   | {

@@ -12,17 +12,10 @@ import type { Cohort, ProbeTarget } from "./types.ts";
 
 /** Why a pod is not deep-checked; each is reported, never silently skipped. */
 export type UncheckedReason =
-  | "NoDeepCheck"
-  | "HostNetwork"
-  | "NotRunning"
-  | "Terminating"
-  | "NoPodIP"
-  | "PortUnresolved"
-  | "PathRefused";
+  "NoDeepCheck" | "HostNetwork" | "NotRunning" | "Terminating" | "NoPodIP" | "PortUnresolved" | "PathRefused";
 
 export type TargetVerdict =
-  | { target: ProbeTarget }
-  | { unchecked: { reason: UncheckedReason; message: string } };
+  { target: ProbeTarget } | { unchecked: { reason: UncheckedReason; message: string } };
 
 const POD_TEMPLATE_HASH = "pod-template-hash";
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
@@ -49,7 +42,10 @@ export function deepCheckTarget(policy: HealthPolicySpec, pod: Pod, cohort: Coho
     return unchecked("NotRunning", `pod ${name} is ${pod.status?.phase ?? "not started"}, not Running`);
   const ip = pod.status.podIP;
   if (!ip || !(IPV4.test(ip) || (ip.includes(":") && IPV6.test(ip))) || LINK_LOCAL.test(ip))
-    return unchecked("NoPodIP", `pod ${name} has no usable pod IP (status.podIP ${JSON.stringify(ip ?? null)})`);
+    return unchecked(
+      "NoPodIP",
+      `pod ${name} has no usable pod IP (status.podIP ${JSON.stringify(ip ?? null)})`,
+    );
 
   const port = resolveDeepCheckPort(policy, pod);
   if (typeof port === "string") return unchecked("PortUnresolved", `pod ${name}: ${port}`);
@@ -92,7 +88,10 @@ function resolveDeepCheckPort(policy: HealthPolicySpec, pod: Pod): number | stri
   const wanted = policy.rollout?.deepCheck.port ?? policy.endpoints.port;
   if (wanted === undefined) {
     const first = governed.find((c) => (c.ports ?? []).length > 0)?.ports?.[0]?.containerPort;
-    return first ?? "no port: set spec.rollout.deepCheck.port (or spec.endpoints.port), or declare a container port";
+    return (
+      first ??
+      "no port: set spec.rollout.deepCheck.port (or spec.endpoints.port), or declare a container port"
+    );
   }
   for (const container of governed) {
     const port = resolvePort(container, wanted);
