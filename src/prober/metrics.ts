@@ -50,7 +50,7 @@ export function registerDeepCheckMetrics(metrics: HealthgateMetrics): DeepCheckM
     }),
     overruns: new Counter({
       name: "healthgate_deep_check_overruns_total",
-      help: "Deep checks skipped because the previous check of the same pod was still running.",
+      help: "Deep checks skipped because the previous check of the same pod was still running or waiting for a slot.",
       registers,
     }),
     targets: new Gauge({

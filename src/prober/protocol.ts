@@ -17,7 +17,7 @@ export type FromWorker =
       results: DeepCheckResult[];
       /** Probes started since the last batch, by cohort. */
       sent: Record<Cohort, number>;
-      /** Checks skipped since the last batch because the previous one of the same target still ran. */
+      /** Checks skipped since the last batch: the previous one of the same target still ran or waited for a slot. */
       overruns: number;
       inFlight: number;
     }

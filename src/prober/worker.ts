@@ -17,9 +17,10 @@ const clock = () => performance.now();
 const targets = new Map<string, ProbeTarget>();
 const schedule = new ProbeSchedule(Math.random);
 const running = new Map<string, { target: ProbeTarget; abort: AbortController }>();
-/** Due checks waiting for a free slot (bounded concurrency), from `waitingHead` on. */
+/** Due checks waiting for a free slot (bounded concurrency), from `waitingHead` on; `queued` holds their keys. */
 let waiting: Due[] = [];
 let waitingHead = 0;
+const queued = new Set<string>();
 
 let results: DeepCheckResult[] = [];
 let sent: Record<Cohort, number> = { new: 0, stable: 0 };
@@ -58,8 +59,11 @@ function wake(): void {
   wakeTimer = undefined;
   wakeAt = Infinity;
   for (const due of schedule.takeDue(clock())) {
-    if (running.has(due.key)) overruns++;
-    else waiting.push(due);
+    if (running.has(due.key) || queued.has(due.key)) overruns++;
+    else {
+      waiting.push(due);
+      queued.add(due.key);
+    }
   }
   pump();
   arm();
@@ -68,6 +72,7 @@ function wake(): void {
 function pump(): void {
   while (running.size < config.concurrency && waitingHead < waiting.length && !stopping) {
     const due = waiting[waitingHead++]!;
+    queued.delete(due.key);
     const target = targets.get(due.key);
     if (target && !running.has(due.key)) start(target, due.dueAt);
   }

@@ -62,3 +62,30 @@ it(
     }
   },
 );
+
+it(
+  "bench/prober.ts prints start lateness, false failures, hostile bounds, probes/s beside a bare GET, and RSS",
+  { timeout: 120_000 },
+  async () => {
+    const run = await runBench("prober.ts", ["--quick"]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(new RegExp(`all checks\\s+\\d+(\\s+${figure}){4}`));
+    expect(run.stdout).toMatch(/healthy targets: \d+ results, false failures \d+/);
+    for (const kind of [
+      "silent",
+      "drip-headers",
+      "drip-body",
+      "huge-body",
+      "reset-mid-header",
+      "garbage",
+      "redirect",
+      "slow-tls",
+    ])
+      expect(run.stdout).toMatch(new RegExp(`^${kind}\\s+\\d+`, "m"));
+    expect(run.stdout).toMatch(/redirects followed: 0/);
+    expect(run.stdout).toMatch(
+      new RegExp(`probes/s, saturated: prober [\\d,]+ .* bare http.get, fresh connection [\\d,]+`),
+    );
+    expect(run.stdout).toMatch(new RegExp(`RSS MiB .* peak \\(VmHWM\\) ${figure}`));
+  },
+);
