@@ -2,7 +2,7 @@
 // way it can go wrong is a Measurement with an error class.
 //
 // As the kubelet's prober: a fresh connection per probe (no agent, no keep-alive, the socket
-// destroyed at the end), HTTPS without certificate verification, no redirect followed (a 3xx is
+// destroyed at the end; without an agent Node sends Connection: close), HTTPS without certificate verification, no redirect followed (a 3xx is
 // just a status). Stricter than it: one deadline covers connect, TLS, headers and the whole
 // body (a target that drips a byte a second costs the timeout, not forever), and the body read
 // stops at BODY_CAP_BYTES, after which the connection is closed.
@@ -35,16 +35,19 @@ export function classifyError(err: NodeJS.ErrnoException, answered: boolean): Er
   return "other";
 }
 
-export interface ProbeOptions {
-  /** Aborting ends the probe at once (the target was removed); its measurement is then of no use. */
-  signal?: AbortSignal;
+export interface RunningProbe {
+  measurement: Promise<Measurement>;
+  /** Ends the probe at once (the target was removed); its measurement is then of no use. */
+  cancel(): void;
 }
 
-export function probeOnce(target: ProbeTarget, options: ProbeOptions = {}): Promise<Measurement> {
+/** Probes once; `await probeOnce(target).measurement`. */
+export function probeOnce(target: ProbeTarget): RunningProbe {
   const startedAt = Date.now();
   const t0 = performance.now();
   const needle = target.expect.bodyContains;
-  return new Promise<Measurement>((resolve) => {
+  let cancel = () => undefined as void;
+  const measurement = new Promise<Measurement>((resolve) => {
     let statusCode: number | undefined;
     let bytesRead = 0;
     let truncated = false;
@@ -56,7 +59,6 @@ export function probeOnce(target: ProbeTarget, options: ProbeOptions = {}): Prom
       if (done) return;
       done = true;
       clearTimeout(deadline);
-      options.signal?.removeEventListener("abort", onAbort);
       req.destroy();
       const m: Measurement = {
         startedAt,
@@ -71,7 +73,7 @@ export function probeOnce(target: ProbeTarget, options: ProbeOptions = {}): Prom
         m.bodyMatched = Buffer.concat(kept, keptBytes).includes(needle);
       resolve(m);
     };
-    const onAbort = () => finish("other", "aborted");
+    cancel = () => finish("other", "cancelled");
 
     const request = target.scheme === "HTTPS" ? https.request : http.request;
     const req = request({
@@ -80,9 +82,8 @@ export function probeOnce(target: ProbeTarget, options: ProbeOptions = {}): Prom
       path: target.path,
       method: "GET",
       agent: false,
-      headers: { "User-Agent": USER_AGENT, Accept: "*/*", Connection: "close" },
+      headers: { "User-Agent": USER_AGENT },
       rejectUnauthorized: false,
-      maxHeaderSize: 16 * 1024,
     });
     const deadline = setTimeout(
       () =>
@@ -92,8 +93,6 @@ export function probeOnce(target: ProbeTarget, options: ProbeOptions = {}): Prom
         ),
       target.timeoutMs,
     );
-    if (options.signal?.aborted) return onAbort();
-    options.signal?.addEventListener("abort", onAbort, { once: true });
 
     req.on("error", (err: NodeJS.ErrnoException) =>
       finish(classifyError(err, statusCode !== undefined), err.code ?? err.message),
@@ -120,4 +119,5 @@ export function probeOnce(target: ProbeTarget, options: ProbeOptions = {}): Prom
     });
     req.end();
   });
+  return { measurement, cancel: () => cancel() };
 }

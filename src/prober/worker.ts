@@ -4,7 +4,7 @@
 // changed) while its probe runs gives no result — its probe is aborted.
 import { parentPort, workerData } from "node:worker_threads";
 import { deepCheckOutcome } from "../policy/rollout/deepCheck.ts";
-import { probeOnce } from "./httpProbe.ts";
+import { probeOnce, type RunningProbe } from "./httpProbe.ts";
 import type { FromWorker, ToWorker, WorkerConfig } from "./protocol.ts";
 import { ProbeSchedule, type Due } from "./schedule.ts";
 import type { Cohort, DeepCheckResult, ProbeTarget } from "./types.ts";
@@ -16,7 +16,7 @@ const config = workerData as WorkerConfig;
 const clock = () => performance.now();
 const targets = new Map<string, ProbeTarget>();
 const schedule = new ProbeSchedule(Math.random);
-const running = new Map<string, { target: ProbeTarget; abort: AbortController }>();
+const running = new Map<string, { target: ProbeTarget; probe: RunningProbe; cancelled: boolean }>();
 /** Due checks waiting for a free slot (bounded concurrency), from `waitingHead` on; `queued` holds their keys. */
 let waiting: Due[] = [];
 let waitingHead = 0;
@@ -83,15 +83,14 @@ function pump(): void {
 }
 
 function start(target: ProbeTarget, dueAt: number): void {
-  const abort = new AbortController();
-  const entry = { target, abort };
+  const latenessMs = Math.max(0, clock() - dueAt);
+  const entry = { target, probe: probeOnce(target), cancelled: false };
   running.set(target.key, entry);
   sent[target.cohort]++;
-  const latenessMs = Math.max(0, clock() - dueAt);
-  void probeOnce(target, { signal: abort.signal }).then((m) => {
+  void entry.probe.measurement.then((m) => {
     if (running.get(target.key) === entry) running.delete(target.key);
     // Removed or changed while it ran: this measurement is of something no longer asked for.
-    if (abort.signal.aborted || targets.get(target.key) !== target) return;
+    if (entry.cancelled || targets.get(target.key) !== target) return;
     results.push({
       ...m,
       key: target.key,
@@ -111,7 +110,8 @@ function cancel(key: string): void {
   const run = running.get(key);
   if (!run) return;
   running.delete(key);
-  run.abort.abort();
+  run.cancelled = true;
+  run.probe.cancel();
 }
 
 const sameTarget = (a: ProbeTarget, b: ProbeTarget) => JSON.stringify(a) === JSON.stringify(b);

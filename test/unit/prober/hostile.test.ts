@@ -13,6 +13,7 @@ import {
 } from "../../support/loopbackTargets.ts";
 
 const TIMEOUT_MS = 1_000;
+const measure = (target: ProbeTarget) => probeOnce(target).measurement;
 /** The test's own bound: the probe's timeout plus room for a loaded machine. */
 const BOUND_MS = TIMEOUT_MS + 2_000;
 
@@ -57,7 +58,7 @@ describe("a probe against each kind of target returns a measurement, bounded by 
     { kind: "redirect", statusCode: 302, errorClass: undefined, outcome: "fail", bodyMatched: false },
   ] as const)("$kind → $outcome", { timeout: BOUND_MS }, async (row) => {
     const target = targetOf(row.kind);
-    const m = await probeOnce(target);
+    const m = await measure(target);
     expect(m.statusCode).toBe(row.statusCode);
     expect(m.errorClass).toBe(row.errorClass);
     if ("bodyMatched" in row) expect(m.bodyMatched).toBe(row.bodyMatched);
@@ -69,7 +70,7 @@ describe("a probe against each kind of target returns a measurement, bounded by 
     "a 10 MiB body: reads the cap (one chunk past it at most), closes the connection, judges the status",
     { timeout: BOUND_MS },
     async () => {
-      const m = await probeOnce(targetOf("huge-body", { expect: { statuses: [200] } }));
+      const m = await measure(targetOf("huge-body", { expect: { statuses: [200] } }));
       expect(m).toMatchObject({ statusCode: 200, truncated: true });
       expect(m.errorClass).toBeUndefined();
       expect(m.bytesRead).toBeGreaterThanOrEqual(BODY_CAP_BYTES);
@@ -78,20 +79,18 @@ describe("a probe against each kind of target returns a measurement, bounded by 
   );
 
   it("bodyContains looks only at the first 64 KiB", { timeout: BOUND_MS }, async () => {
-    const m = await probeOnce(
-      targetOf("huge-body", { expect: { statuses: [200], bodyContains: "deep ok" } }),
-    );
+    const m = await measure(targetOf("huge-body", { expect: { statuses: [200], bodyContains: "deep ok" } }));
     expect(m).toMatchObject({ statusCode: 200, truncated: true, bodyMatched: false });
   });
 
   it("a redirect to another host is not followed", { timeout: BOUND_MS }, async () => {
-    const m = await probeOnce(targetOf("redirect"));
+    const m = await measure(targetOf("redirect"));
     expect(m.statusCode).toBe(302);
     expect(farm.redirectFollowed()).toBe(0);
   });
 
   it("nothing listening → refused, a transport error", { timeout: BOUND_MS }, async () => {
-    const m = await probeOnce(targetOf("healthy", { ip: "127.21.255.254", port: 9 }));
+    const m = await measure(targetOf("healthy", { ip: "127.21.255.254", port: 9 }));
     expect(m.errorClass).toBe("refused");
     expect(deepCheckOutcome(m, { statuses: [200] })).toBe("error");
   });
@@ -100,15 +99,14 @@ describe("a probe against each kind of target returns a measurement, bounded by 
     "the wrong scheme: HTTPS against plain HTTP → tls; HTTP against TLS → reset (Node's TLS server drops it)",
     { timeout: BOUND_MS },
     async () => {
-      expect((await probeOnce(targetOf("healthy", { scheme: "HTTPS" }))).errorClass).toBe("tls");
-      expect((await probeOnce(targetOf("tls-healthy", { scheme: "HTTP" }))).errorClass).toBe("reset");
+      expect((await measure(targetOf("healthy", { scheme: "HTTPS" }))).errorClass).toBe("tls");
+      expect((await measure(targetOf("tls-healthy", { scheme: "HTTP" }))).errorClass).toBe("reset");
     },
   );
 
-  it("an abort ends the probe at once", { timeout: BOUND_MS }, async () => {
-    const abort = new AbortController();
-    const pending = probeOnce(targetOf("silent", { timeoutMs: 60_000 }), { signal: abort.signal });
-    setTimeout(() => abort.abort(), 50);
-    expect(await pending).toMatchObject({ errorClass: "other", detail: "aborted" });
+  it("cancel() ends the probe at once", { timeout: BOUND_MS }, async () => {
+    const probe = probeOnce(targetOf("silent", { timeoutMs: 60_000 }));
+    setTimeout(() => probe.cancel(), 50);
+    expect(await probe.measurement).toMatchObject({ errorClass: "other", detail: "cancelled" });
   });
 });
