@@ -17,8 +17,10 @@
 //      http.get with agent: false on the main thread, same plain-HTTP targets, same concurrency,
 //      each also per second of its thread being busy (event-loop utilisation), which is what
 //      one core would do when the machine is shared;
-//   4. RSS of this process.
+//   4. RSS of this process, and of a child process running only the prober over the same targets
+//      (the prober's own footprint: before it starts, steady, peak).
 // --quick is a toy size for the smoke test (test/integration/bench.test.ts).
+import { spawn } from "node:child_process";
 import http from "node:http";
 import { parseArgs } from "node:util";
 import { setTimeout as delay } from "node:timers/promises";
@@ -44,8 +46,32 @@ const { values: args } = parseArgs({
     concurrency: { type: "string", default: "256" },
     "saturation-seconds": { type: "string", default: "5" },
     quick: { type: "boolean", default: false },
+    /** Internal: run only the prober over the targets on stdin for N seconds and print its RSS. */
+    "rss-child": { type: "string" },
   },
 });
+
+if (args["rss-child"]) {
+  const input: Buffer[] = [];
+  for await (const chunk of process.stdin) input.push(chunk as Buffer);
+  const childTargets = JSON.parse(Buffer.concat(input).toString()) as ProbeTarget[];
+  const baseline = (await procMemory(process.pid))!.rssMiB;
+  const child = ProberHandle.start({ concurrency: Number(args.concurrency) });
+  let childResults = 0;
+  child.subscribe((batch) => (childResults += batch.length));
+  child.sync(childTargets);
+  const samples: number[] = [];
+  const end = Date.now() + Number(args["rss-child"]) * 1000;
+  while (Date.now() < end) {
+    await delay(500);
+    samples.push((await procMemory(process.pid))!.rssMiB);
+  }
+  await child.stop();
+  const peak = (await procMemory(process.pid))!.hwmMiB;
+  const steady = percentile(samples.slice(Math.floor(samples.length / 2)), 50);
+  process.stdout.write(`${JSON.stringify({ baseline, steady, peak, results: childResults })}\n`);
+  process.exit(0);
+}
 const quick = args.quick;
 const TARGETS = quick ? 200 : Number(args.targets);
 const HOSTILE = quick ? 16 : Number(args.hostile);
@@ -281,6 +307,23 @@ await Promise.all(
 const bareRate = (bareCount * 1000) / (Date.now() - bareStart);
 const bareElu = performance.eventLoopUtilization(mainElu0).utilization;
 
+// ---- 4: the prober's own memory, in a process that does nothing else ---------------------
+
+const rssSeconds = quick ? 2 : Math.max(15, (INTERVAL_MS / 1000) * 1.5);
+say(`measuring the prober's RSS alone: ${TARGETS} targets for ${rssSeconds} s in a child process`);
+const rssChild = spawn(
+  process.execPath,
+  [import.meta.filename, "--rss-child", String(rssSeconds), "--concurrency", String(CONCURRENCY)],
+  {
+    stdio: ["pipe", "pipe", "inherit"],
+  },
+);
+rssChild.stdin.end(JSON.stringify(targets(INTERVAL_MS, true)));
+let rssOut = "";
+rssChild.stdout.on("data", (chunk: Buffer) => (rssOut += chunk.toString()));
+await new Promise((resolve) => rssChild.once("exit", resolve));
+const proberAlone = JSON.parse(rssOut) as { baseline: number; steady: number; peak: number; results: number };
+
 // ---- report ----------------------------------------------------------------------------
 
 const f1 = (n: number) => n.toFixed(1);
@@ -351,6 +394,11 @@ lines.push(
   `RSS MiB (this process: prober + relist simulation): before the prober ${f0(rssBefore.rssMiB)}, ` +
     `during the run ${f0(rssSteady.rssMiB)}, peak during the run ${f0(rssPeakDuringRun)}, ` +
     `process peak (VmHWM) ${f0(rssAfter.hwmMiB)}`,
+);
+lines.push(
+  `RSS MiB, the prober alone with ${TARGETS} targets (a child process doing nothing else, ${rssSeconds} s, ` +
+    `${proberAlone.results} results): before it starts ${f0(proberAlone.baseline)}, steady ${f0(proberAlone.steady)}, ` +
+    `peak (VmHWM) ${f0(proberAlone.peak)}; the prober's share ${f0(proberAlone.steady - proberAlone.baseline)}`,
 );
 lines.push(machineLoad());
 process.stdout.write(`${lines.join("\n")}\n`);

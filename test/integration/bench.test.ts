@@ -90,5 +90,6 @@ it(
     );
     expect(run.stdout).toMatch(/prober \/ bare: \d+ % of probes\/s, \d+ % per busy second/);
     expect(run.stdout).toMatch(new RegExp(`RSS MiB .* peak \\(VmHWM\\) ${figure}`));
+    expect(run.stdout).toMatch(/RSS MiB, the prober alone with 200 targets .* the prober's share -?\d+/);
   },
 );
