@@ -2,7 +2,6 @@
 // its results on — to metrics, and to whoever subscribed (the rollout, later). Thin on purpose:
 // everything that must keep time lives in the worker.
 import { extname } from "node:path";
-import type { EventLoopUtilization } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { Worker } from "node:worker_threads";
 import type { DeepCheckMetrics } from "./metrics.ts";
@@ -83,14 +82,6 @@ export class ProberHandle {
     const wanted = new Set(targets.map((t) => t.key));
     this.remove([...this.targets.keys()].filter((key) => !wanted.has(key)));
     this.upsert(targets);
-  }
-
-  /**
-   * How busy the prober's thread has been since `since` (an earlier reading): the share of time
-   * its event loop was not idle. Probes per second ÷ utilization = probes per busy second.
-   */
-  utilization(since?: EventLoopUtilization): EventLoopUtilization {
-    return this.worker.performance.eventLoopUtilization(since);
   }
 
   /** Stops the worker (in-flight probes are aborted and give no result). */

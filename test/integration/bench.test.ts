@@ -83,12 +83,12 @@ it(
     ])
       expect(run.stdout).toMatch(new RegExp(`^${kind}\\s+\\d+`, "m"));
     expect(run.stdout).toMatch(/redirects followed: 0/);
-    const rate = String.raw`\s+[\d,]+\s+[\d.]+ %\s+[\d,]+\s+\d+$`;
+    const rate = String.raw`\s+[\d,]+\s+[\d.]+\s+[\d,]+\s+\d+$`;
     expect(run.stdout).toMatch(new RegExp(String.raw`^prober \(its worker thread\)${rate}`, "m"));
     expect(run.stdout).toMatch(
       new RegExp(String.raw`^bare http\.get, agent: false \(main thread\)${rate}`, "m"),
     );
-    expect(run.stdout).toMatch(/prober \/ bare: \d+ % of probes\/s, \d+ % per busy second/);
+    expect(run.stdout).toMatch(/prober \/ bare: \d+ % of probes\/s, \d+ % per CPU second of its thread/);
     expect(run.stdout).toMatch(new RegExp(`RSS MiB .* peak \\(VmHWM\\) ${figure}`));
     expect(run.stdout).toMatch(/RSS MiB, the prober alone with 200 targets .* the prober's share -?\d+/);
   },
