@@ -71,6 +71,7 @@ it(
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toMatch(new RegExp(`all checks\\s+\\d+(\\s+${figure}){4}`));
     expect(run.stdout).toMatch(/healthy targets: \d+ results, false failures \d+/);
+    expect(run.stdout).toMatch(/prober thread during the run: [\d.]+ CPU s for \d+ checks/);
     for (const kind of [
       "silent",
       "drip-headers",
