@@ -34,7 +34,7 @@ import {
   type LoopbackServer,
   type TargetKind,
 } from "../test/support/loopbackTargets.ts";
-import { machineLoad, percentile, procMemory, say, table } from "./support.ts";
+import { imageNodeFlags, machineLoad, percentile, procMemory, say, table } from "./support.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -420,7 +420,7 @@ lines.push(
     `process peak (VmHWM) ${f0(rssAfter.hwmMiB)}`,
 );
 lines.push(
-  `RSS MiB, the prober alone with ${TARGETS} targets (a child process doing nothing else, ${rssSeconds} s, ` +
+  `RSS MiB, the prober alone with ${TARGETS} targets (a child process doing nothing else, image flags, ${rssSeconds} s, ` +
     `${proberAlone.results} results): before it starts ${f0(proberAlone.baseline)}, steady ${f0(proberAlone.steady)}, ` +
     `peak (VmHWM) ${f0(proberAlone.peak)}; the prober's share ${f0(proberAlone.steady - proberAlone.baseline)}`,
 );

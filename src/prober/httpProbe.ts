@@ -8,9 +8,15 @@
 // stops at BODY_CAP_BYTES, after which the connection is closed.
 import http from "node:http";
 import https from "node:https";
+import tls from "node:tls";
 import { BODY_CAP_BYTES, type ErrorClass, type Measurement, type ProbeTarget } from "./types.ts";
 
 const USER_AGENT = "healthgate-deep-check/1";
+/**
+ * One TLS context for every HTTPS probe: certificates are not verified, so it needs no CA store,
+ * and without it each connection would build a context of its own (the root store included).
+ */
+let secureContext: tls.SecureContext | undefined;
 
 const TRANSPORT_CODES: Record<string, ErrorClass> = {
   ECONNREFUSED: "refused",
@@ -84,6 +90,7 @@ export function probeOnce(target: ProbeTarget): RunningProbe {
       agent: false,
       headers: { "User-Agent": USER_AGENT },
       rejectUnauthorized: false,
+      ...(target.scheme === "HTTPS" ? { secureContext: (secureContext ??= tls.createSecureContext()) } : {}),
     });
     const deadline = setTimeout(
       () =>
