@@ -336,9 +336,17 @@ const barePerCpu = (bareCount + bareFailures) / bareCpu;
 
 const rssSeconds = quick ? 2 : Math.max(15, (INTERVAL_MS / 1000) * 1.5);
 say(`measuring the prober's RSS alone: ${TARGETS} targets for ${rssSeconds} s in a child process`);
+// With the image's Node flags (the Dockerfile's ENTRYPOINT), as the operator runs.
 const rssChild = spawn(
   process.execPath,
-  [import.meta.filename, "--rss-child", String(rssSeconds), "--concurrency", String(CONCURRENCY)],
+  [
+    ...(await imageNodeFlags()),
+    import.meta.filename,
+    "--rss-child",
+    String(rssSeconds),
+    "--concurrency",
+    String(CONCURRENCY),
+  ],
   {
     stdio: ["pipe", "pipe", "inherit"],
   },
