@@ -147,12 +147,13 @@ describe("ProberHandle", () => {
       const blockEnd = Date.now();
       await waitFor(() => results.some((r) => r.startedAt > blockEnd), { what: "results after the block" });
       // Every pod was checked while the main thread could not run a single callback:
-      // at a 100 ms interval each should start about 6 times; at least 2 leaves room for a loaded machine.
+      // at a 100 ms interval each should start about 6 times (a prober on the main thread: none);
+      // at least 1 each leaves room for a loaded machine.
       for (const i of [0, 1, 2, 3]) {
         const during = of(`uid-${i}`).filter(
           (r) => r.startedAt >= blockStart + 50 && r.startedAt <= blockEnd,
         );
-        expect(during.length, `probes of pod ${i} started during the block`).toBeGreaterThanOrEqual(2);
+        expect(during.length, `probes of pod ${i} started during the block`).toBeGreaterThanOrEqual(1);
         expect(during.every((r) => r.outcome === "pass")).toBe(true);
       }
     },
