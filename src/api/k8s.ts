@@ -94,6 +94,8 @@ export interface PodSpec {
   terminationGracePeriodSeconds?: number;
   readinessGates?: { conditionType: string }[];
   nodeName?: string;
+  /** The pod shares the node's network: its IP is the node's. */
+  hostNetwork?: boolean;
 }
 
 export interface PodTemplateSpec {

@@ -1,5 +1,6 @@
 // Assembles the operator: informers (always warm), leader election (only the
-// leader reconciles), the reconcile loop, and the health/metrics server.
+// leader reconciles), the reconcile loop, the deep-check prober's thread, and the
+// health/metrics server.
 import os from "node:os";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type {
@@ -16,6 +17,8 @@ import { metricsWindowSeconds, PodMetricsHistory } from "../kube/podMetrics.ts";
 import type { Logger } from "../observability/logger.ts";
 import { createMetrics, type HealthgateMetrics } from "../observability/metrics.ts";
 import { HealthServer } from "../observability/server.ts";
+import { ProberHandle } from "../prober/handle.ts";
+import { registerDeepCheckMetrics, type DeepCheckMetrics } from "../prober/metrics.ts";
 import { isOwnCondition, ownConditions, sameJson } from "../policy/decide.ts";
 import { governingPolicy, policySelects } from "../policy/governance.ts";
 import { headroomConcern } from "../policy/headroom/concern.ts";
@@ -66,6 +69,12 @@ export class Operator {
   private readonly reconciler: HealthgateReconciler;
   private readonly server: HealthServer | undefined;
   private readonly podMetrics: PodMetricsHistory;
+  private readonly deepCheckMetrics: DeepCheckMetrics;
+  /**
+   * The out-of-band deep-check prober (its own thread), running while the operator runs. Nothing
+   * gives it targets yet: rollout gating will, from the pod cache.
+   */
+  prober: ProberHandle | undefined;
   private elector: LeaderElector | undefined;
   private leading: AbortController | undefined;
   private running: Promise<void> | undefined;
@@ -116,12 +125,14 @@ export class Operator {
       this.server.addReadinessCheck("caches", () => this.world.hasSynced() || "informer caches not synced");
     }
     registerStatusGauges(this.metrics, this.world);
+    this.deepCheckMetrics = registerDeepCheckMetrics(this.metrics);
     this.wireEvents();
   }
 
   /** Starts caches, the health server and (when elected) reconciling. */
   async start(): Promise<void> {
     this.boundPort = await this.server?.listen();
+    this.prober = ProberHandle.start({ metrics: this.deepCheckMetrics });
     this.world.start();
     await this.world.waitForSync();
     this.options.logger.info({ identity: this.identity }, "caches synced");
@@ -168,6 +179,7 @@ export class Operator {
     if (this.elector) await this.elector.release();
     this.leading?.abort();
     await this.running;
+    await this.prober?.stop();
     await this.world.stop();
     await this.server?.close();
   }

@@ -62,3 +62,37 @@ it(
     }
   },
 );
+
+it(
+  "bench/prober.ts prints start lateness, false failures, hostile bounds, probes/s beside a bare GET, and RSS",
+  { timeout: 120_000 },
+  async () => {
+    const run = await runBench("prober.ts", ["--quick"]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(new RegExp(`all checks\\s+\\d+(\\s+${figure}){4}`));
+    expect(run.stdout).toMatch(/healthy targets: \d+ results, false failures \d+/);
+    expect(run.stdout).toMatch(/prober thread during the run: [\d.]+ CPU s for \d+ checks/);
+    for (const kind of [
+      "silent",
+      "drip-headers",
+      "drip-body",
+      "huge-body",
+      "reset-mid-header",
+      "garbage",
+      "redirect",
+      "slow-tls",
+    ])
+      expect(run.stdout).toMatch(new RegExp(`^${kind}\\s+\\d+`, "m"));
+    expect(run.stdout).toMatch(/redirects followed: 0/);
+    const rate = String.raw`\s+[\d,]+\s+[\d.]+\s+[\d,]+\s+\d+$`;
+    expect(run.stdout).toMatch(new RegExp(String.raw`^prober \(its worker thread\)${rate}`, "m"));
+    expect(run.stdout).toMatch(
+      new RegExp(String.raw`^bare http\.get, agent: false \(main thread\)${rate}`, "m"),
+    );
+    expect(run.stdout).toMatch(/prober \/ bare: \d+ % of probes\/s, \d+ % per CPU second of its thread/);
+    expect(run.stdout).toMatch(new RegExp(`RSS MiB .* peak \\(VmHWM\\) ${figure}`));
+    expect(run.stdout).toMatch(
+      /RSS MiB, the prober alone with 200 targets \(a child process doing nothing else, image flags.* the prober's share -?\d+/,
+    );
+  },
+);

@@ -122,6 +122,20 @@ export const httpPath = () =>
     "must be an absolute HTTP path: start with / and contain no spaces, query (?) or fragment (#), e.g. /healthz",
   );
 
+/**
+ * A path healthgate requests itself (the deep check). Stricter than {@link httpPath}: RFC 3986
+ * path characters only and no empty segment, so it can never read as another host ("//host",
+ * "@host", "http://host", "\\host") or smuggle a header (CR, LF).
+ */
+export const OWN_ENDPOINT_PATH = /^(\/[A-Za-z0-9._~!$&()*+,;=:%-]+)*\/?$/;
+export const ownEndpointPath = () =>
+  matching(
+    z.string().min(1).max(1024),
+    OWN_ENDPOINT_PATH,
+    "must be a path on the pod itself: start with a single /, no empty segment (//), and only letters, digits and " +
+      "- . _ ~ ! $ & ( ) * + , ; = : % (no @, backslash, space, query or fragment), e.g. /health/deep",
+  );
+
 const dnsLabelRe = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 export const containerName = () =>
   matching(

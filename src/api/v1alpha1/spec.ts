@@ -7,6 +7,7 @@ import {
   intOrStringPort,
   labelSelector,
   objectName,
+  ownEndpointPath,
   uniqueItems,
   withRules,
 } from "./common.ts";
@@ -355,9 +356,14 @@ const rolloutStep = z.object({
 
 const deepCheckSpec = withRules(
   z.object({
-    path: httpPath().describe(
-      "Deep endpoint checked out-of-band on each new pod (and a sample of stable pods), e.g. /health/deep.",
+    path: ownEndpointPath().describe(
+      "Deep endpoint checked out-of-band on each new pod (and a sample of stable pods), e.g. /health/deep. " +
+        "healthgate requests it from the pod's own IP only.",
     ),
+    scheme: z
+      .enum(["HTTP", "HTTPS"])
+      .default("HTTP")
+      .describe("HTTP or HTTPS. HTTPS does not verify the certificate, as the kubelet's probes do not."),
     port: intOrStringPort()
       .optional()
       .describe("Container port, by name or number. Default: spec.endpoints.port."),
