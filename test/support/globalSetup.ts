@@ -9,6 +9,7 @@ import path from "node:path";
 import type { TestProject } from "vitest/node";
 import { defaultBinDir, startControlPlane, type ControlPlane } from "../../src/devcluster/controlPlane.ts";
 import { currentNetns } from "../../src/devcluster/net.ts";
+import { testPlaneNodes } from "../../src/devcluster/nodes.ts";
 import {
   isPlaneReachable,
   isPlaneRunning,
@@ -31,8 +32,11 @@ declare module "vitest" {
   }
 }
 
-/** The range used inside the test network namespace (hack/test.sh routes it to loopback). */
-const NETNS_POD_CIDR = "198.18.0.0/15";
+/**
+ * The simulators' range inside the test network namespace (hack/test.sh routes 198.18.0.0/15
+ * to loopback); the real nodes' pods and addresses use the other half, 198.19.0.0/16.
+ */
+const NETNS_POD_CIDR = "198.18.0.0/16";
 /** Outside it: any 127.x address can be bound, but EndpointSlices refuse loopback addresses. */
 const LOOPBACK_POD_CIDR = "127.18.0.0/16";
 
@@ -74,7 +78,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   if (reused) {
     ({ kubeconfigPath, binDir: k8sBinDir } = reused);
   } else {
-    plane = await startControlPlane({ binDir: defaultBinDir(), log: say });
+    plane = await startControlPlane({
+      binDir: defaultBinDir(),
+      log: say,
+      ...testPlaneNodes(podIpsPublishable),
+    });
     ({ kubeconfigPath, binDir: k8sBinDir } = plane);
   }
 

@@ -16,6 +16,7 @@
 // and that carries the resourceVersion it was computed from, so a concurrent
 // gate write makes it fail (409) and it is recomputed from a fresh read.
 import {
+  CoordinationV1Api,
   CoreV1Api,
   PatchStrategy,
   Watch,
@@ -58,13 +59,68 @@ const merge = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
 const strategicMerge = setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch);
 
 /**
+ * The plane's node lifecycle controller marks a node NotReady (and its pods unready) when its
+ * kube-node-lease Lease is not renewed within 50 s, as a kubelet would; for simulated nodes this
+ * worker renews them every 10 s for as long as it runs.
+ */
+let leaseRenewal: NodeJS.Timeout | undefined;
+const leasedNodes = new Map<string, FakeNode>();
+
+async function renewLeases(coordination: CoordinationV1Api, nodes: readonly FakeNode[]): Promise<void> {
+  const renewTime = new Date().toISOString();
+  await Promise.all(
+    nodes.map(async ({ name }) => {
+      try {
+        await coordination.patchNamespacedLease(
+          { name, namespace: "kube-node-lease", body: { spec: { renewTime } } },
+          merge,
+        );
+      } catch (err) {
+        if (!isApiError(err, 404)) throw err;
+        await coordination
+          .createNamespacedLease({
+            namespace: "kube-node-lease",
+            body: {
+              metadata: { name },
+              spec: {
+                holderIdentity: name,
+                leaseDurationSeconds: 40,
+                renewTime: renewTime as unknown as Date,
+              },
+            },
+          })
+          .catch((e: unknown) => {
+            if (!isApiError(e, 409)) throw e;
+          });
+      }
+    }),
+  );
+}
+
+/**
  * Creates the fake Nodes and marks them Ready. Idempotent and safe to run from
  * several workers at once: the nodes are shared by every test of the run.
+ * They carry a NoSchedule taint so that kube-scheduler never binds a pod the
+ * simulator is about to bind (the simulator binds directly, taints aside), and
+ * their Leases are renewed (see leaseRenewal).
  */
 export async function ensureFakeNodes(
   core: CoreV1Api,
   nodes: readonly FakeNode[] = FAKE_NODES,
+  coordination?: CoordinationV1Api,
 ): Promise<void> {
+  if (coordination && nodes.some((n) => !leasedNodes.has(n.name))) {
+    for (const node of nodes) leasedNodes.set(node.name, node);
+    await renewLeases(coordination, nodes);
+  }
+  if (coordination && !leaseRenewal) {
+    leaseRenewal = setInterval(() => {
+      renewLeases(coordination, [...leasedNodes.values()]).catch((err: unknown) =>
+        console.warn(`pod simulator: renewing simulated nodes' Leases: ${(err as Error).message}`),
+      );
+    }, 10_000);
+    leaseRenewal.unref();
+  }
   await Promise.all(
     nodes.map(async ({ name, zone, internalIP }) => {
       const body: V1Node = {
@@ -81,6 +137,7 @@ export async function ensureFakeNodes(
             [SIMULATED_NODE_LABEL]: "true",
           },
         },
+        spec: { taints: [{ key: SIMULATED_NODE_LABEL, value: "true", effect: "NoSchedule" }] },
       };
       let node: V1Node;
       try {
@@ -286,7 +343,7 @@ export class PodSimulator {
       nodes: options.nodes ?? FAKE_NODES,
       behaviour: PodSimulator.policy(options.behaviour ?? READY_AT_ONCE),
     });
-    await ensureFakeNodes(simulator.core, simulator.nodes);
+    await ensureFakeNodes(simulator.core, simulator.nodes, kubeConfig.makeApiClient(CoordinationV1Api));
     await simulator.startWatching();
     return simulator;
   }
