@@ -11,7 +11,9 @@
 // 198.19.0.0/16 inside the test network namespace (hack/test.sh routes
 // 198.18.0.0/15 to loopback; simulated pods keep to 198.18.0.0/16), or from
 // 127.19.0.0/16 on a host's loopback (`healthgate dev`).
+import { execFile } from "node:child_process";
 import { mkdir } from "node:fs/promises";
+import { promisify } from "node:util";
 import path from "node:path";
 import { writeKubeconfig } from "./kubeconfig.ts";
 import { freePort, httpGet, httpRequest, pollUntil, type TlsClient } from "./net.ts";
@@ -103,11 +105,23 @@ function schedulable(node: NodeView): boolean {
   );
 }
 
+/**
+ * The kubelet reports its node IP as the Node's InternalIP (and the pods' hostIP) only when an
+ * interface holds it, and never a loopback address. In the test network namespace (where
+ * 198.19.x.y is routed to loopback but held by no interface) put it on lo; elsewhere (loopback
+ * addresses, or no privilege) the kubelet logs that it cannot validate the address and carries on.
+ */
+async function holdAddress(ip: string): Promise<void> {
+  if (ip.startsWith("127.")) return;
+  await promisify(execFile)("ip", ["addr", "add", `${ip}/32`, "dev", "lo"]).catch(() => undefined);
+}
+
 /** Creates each Node, starts its kubelet and waits until every node is Ready and schedulable. */
 export async function startNodes(options: StartNodesOptions): Promise<LoggedProcess[]> {
   const processes: LoggedProcess[] = [];
   const startOne = async (node: NodeSpec) => {
     const dir = path.join(options.dataDir, "nodes", node.name);
+    await holdAddress(node.ip);
     await mkdir(path.join(dir, "kubelet"), { recursive: true });
     const identity = `system:node:${node.name}`;
     const cert = await issueClientCert(options.pkiDir, `node-${node.name}`, `/O=system:nodes/CN=${identity}`);

@@ -28,7 +28,7 @@ export interface RouteContext {
 }
 
 export type Route = Reply | ((context: RouteContext) => Reply);
-/** Path → route. A path not listed answers 404. */
+/** Path → route; "*" answers any path not listed. Without "*", a path not listed answers 404. */
 export type App = Readonly<Record<string, Route>>;
 
 export interface PodAppsOptions {
@@ -160,8 +160,9 @@ export class PodApps {
   }
 
   private route(name: string, uid: string, path: string): Route | undefined {
+    const app = this.apps.get(uid);
     return (
-      this.overrides.get(`${name} ${path}`) ?? this.overrides.get(`* ${path}`) ?? this.apps.get(uid)?.[path]
+      this.overrides.get(`${name} ${path}`) ?? this.overrides.get(`* ${path}`) ?? app?.[path] ?? app?.["*"]
     );
   }
 

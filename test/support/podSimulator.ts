@@ -67,7 +67,8 @@ let leaseRenewal: NodeJS.Timeout | undefined;
 const leasedNodes = new Map<string, FakeNode>();
 
 async function renewLeases(coordination: CoordinationV1Api, nodes: readonly FakeNode[]): Promise<void> {
-  const renewTime = new Date().toISOString();
+  // A MicroTime: the API server wants six fractional digits.
+  const renewTime = new Date().toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
   await Promise.all(
     nodes.map(async ({ name }) => {
       try {
