@@ -1,5 +1,15 @@
-// Plays the kubelet (and the scheduler) for the pods of one namespace, since the
-// test plane has neither:
+// Plays the kubelet (and the scheduler) for the pods of one namespace, on
+// simulated nodes. The test plane also has real kubelets (test/support/realNodes.ts),
+// and every test whose claim rests on what the kubelet does (probes dialled,
+// startup gating, liveness restarts, preStop drains, readiness gates) runs there
+// (test/integration/kubelet/). The simulator stays where a real kubelet adds
+// nothing: tests of healthgate's own reading and writing of objects (audit,
+// headroom, governance, the API, resilience) and benches with thousands of pods.
+// It runs no probe: a pod turns Ready on a timer or when the test says so. Its
+// pods stay off the real nodes (they do not tolerate their taint) and its nodes
+// are tainted so kube-scheduler never races it for a pod.
+//
+// What it does, as the kubelet and scheduler would:
 //
 // - binds unscheduled pods to fake Nodes, round-robin across zones;
 // - writes pod status as a kubelet would: phase Running, a pod IP from the run's
