@@ -319,6 +319,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
             server,
             admin,
             taints: options.nodeTaints ?? [],
+            clusterDns: serviceRange.replace(/\.0\/\d+$/, ".10"),
             detached,
             timeoutMs: Math.max(startTimeoutMs, 120_000),
           })),

@@ -86,6 +86,8 @@ export interface StartNodesOptions {
   server: string;
   /** Admin credentials, to create the Node objects. */
   admin: TlsClient;
+  /** The cluster DNS Service IP pods are told of (nothing serves it; it spares a warning Event per pod). */
+  clusterDns?: string;
   /** Taints every node registers with (e.g. to keep pods off unless they tolerate it). */
   taints?: readonly Taint[];
   detached: boolean;
@@ -162,6 +164,7 @@ export async function startNodes(options: StartNodesOptions): Promise<LoggedProc
         `--zone=${node.zone}`,
         `--kubelet-port=${await freePort(node.ip)}`,
         `--root-dir=${path.join(dir, "kubelet")}`,
+        ...(options.clusterDns ? [`--cluster-dns=${options.clusterDns}`] : []),
       ],
       path.join(dir, "node.log"),
       options.detached,

@@ -59,19 +59,20 @@ func main() {
 	zone := flag.String("zone", "", "value of the topology.kubernetes.io/zone label")
 	port := flag.Int("kubelet-port", 10250, "the kubelet's HTTPS port on --node-ip")
 	rootDir := flag.String("root-dir", "", "the kubelet's directory (default: a new one under /tmp)")
+	clusterDNS := flag.String("cluster-dns", "", "the cluster DNS Service IP written into pods' resolv.conf (nothing need serve it)")
 	klog.InitFlags(nil)
 	flag.Parse()
 	if *kubeconfig == "" || *nodeName == "" || *nodeIP == "" || *podCIDR == "" {
 		fmt.Fprintln(os.Stderr, "healthgate-node: --kubeconfig, --node-name, --node-ip and --pod-cidr are required")
 		os.Exit(2)
 	}
-	if err := run(*kubeconfig, *nodeName, *nodeIP, *podCIDR, *zone, *port, *rootDir); err != nil {
+	if err := run(*kubeconfig, *nodeName, *nodeIP, *podCIDR, *zone, *port, *rootDir, *clusterDNS); err != nil {
 		fmt.Fprintf(os.Stderr, "healthgate-node %s: %v\n", *nodeName, err)
 		os.Exit(1)
 	}
 }
 
-func run(kubeconfig, nodeName, nodeIP, podCIDR, zone string, port int, rootDir string) error {
+func run(kubeconfig, nodeName, nodeIP, podCIDR, zone string, port int, rootDir, clusterDNS string) error {
 	ctx := context.Background()
 	ips, err := newIPPool(podCIDR)
 	if err != nil {
@@ -105,6 +106,9 @@ func run(kubeconfig, nodeName, nodeIP, podCIDR, zone string, port int, rootDir s
 		}
 	}
 	flags.NodeIP = nodeIP
+	if clusterDNS != "" { // without one, every pod gets a MissingClusterDNS warning Event
+		kc.ClusterDNS = []string{clusterDNS}
+	}
 	kc.Address = nodeIP
 	kc.HealthzPort = 0 // 10248 by default: several nodes share one network namespace
 	heartbeatConfig := *config
