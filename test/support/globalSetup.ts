@@ -9,6 +9,7 @@ import path from "node:path";
 import type { TestProject } from "vitest/node";
 import { defaultBinDir, startControlPlane, type ControlPlane } from "../../src/devcluster/controlPlane.ts";
 import { currentNetns } from "../../src/devcluster/net.ts";
+import type { ProcessRecord } from "../../src/devcluster/processes.ts";
 import { testPlaneNodes } from "../../src/devcluster/nodes.ts";
 import {
   isPlaneReachable,
@@ -29,6 +30,8 @@ declare module "vitest" {
     podIpsPublishable: boolean;
     /** Scratch directory of this run (pod IP block claims). */
     runDir: string;
+    /** The real nodes' kubelet processes, so tests can fail when one has died. */
+    nodeProcesses: ProcessRecord[];
   }
 }
 
@@ -94,6 +97,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide("podCidr", podCidr);
   project.provide("podIpsPublishable", podIpsPublishable);
   project.provide("runDir", runDir);
+  const nodeNames = new Set(testPlaneNodes(podIpsPublishable).nodes.map((n) => n.name));
+  const processes = reused ? reused.processes : (plane?.processes() ?? []);
+  project.provide(
+    "nodeProcesses",
+    processes.filter((p) => nodeNames.has(p.name)),
+  );
 
   return async () => {
     if (plane) {

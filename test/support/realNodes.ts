@@ -13,9 +13,10 @@
 //   EXIT_CODE_ANNOTATION       the pod's containers exit with it (crash loop)
 //   an image on a host ending in ".invalid" cannot be pulled (ErrImagePull)
 import type { V1Pod } from "@kubernetes/client-node";
-import { afterEach, beforeEach, expect } from "vitest";
+import { afterEach, beforeEach, expect, inject } from "vitest";
 import { REAL_NODE_TAINT } from "../../src/devcluster/nodes.ts";
 import { PodApps, type App } from "../../src/devcluster/podApps.ts";
+import { isAlive } from "../../src/devcluster/processes.ts";
 import type { Modifier, PodCarrier } from "./builders.ts";
 import { testClients, testKubeConfig, useTestNamespace, type TestNamespaceOptions } from "./kube.ts";
 import { waitFor } from "./waitFor.ts";
@@ -45,8 +46,11 @@ export const onRealNodes =
     for (const container of spec.containers) container.image = `${APP_IMAGE}:${tag}`;
   };
 
-/** Fails when a real node is not Ready: a test must not pass on a broken harness. */
+/** Fails when a real node's kubelet has died or its Node is not Ready: a test must not pass on a broken harness. */
 export async function expectRealNodesReady(): Promise<void> {
+  for (const record of inject("nodeProcesses")) {
+    expect(await isAlive(record), `kubelet of ${record.name} (pid ${record.pid}) is running`).toBe(true);
+  }
   const nodes = (await testClients().core.listNode()).items.filter((n) =>
     (n.spec?.taints ?? []).some((t) => t.key === REAL_NODE_TAINT.key),
   );
