@@ -324,6 +324,8 @@ export class PodSimulator {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly slots = new Map<string, { current: Deferred[]; next: Deferred[] }>();
   private nextNode = 0;
+  /** The node each pod is bound to, chosen once: a pod seen again before its binding shows (kube-scheduler's Unschedulable status write is one such sighting) keeps its node. */
+  private readonly chosenNode = new Map<string, FakeNode>();
   private stopped = false;
   private watchAbort: AbortController | undefined;
   private loop: Promise<void> | undefined;
@@ -577,7 +579,10 @@ export class PodSimulator {
   }
 
   private dropSimulated(pod: V1Pod): void {
-    if (pod.metadata?.uid) this.simulated.delete(pod.metadata.uid);
+    if (pod.metadata?.uid) {
+      this.simulated.delete(pod.metadata.uid);
+      this.chosenNode.delete(pod.metadata.uid);
+    }
     const timer = this.timers.get(pod.metadata!.name!);
     if (timer) clearTimeout(timer);
     this.timers.delete(pod.metadata!.name!);
@@ -687,7 +692,12 @@ export class PodSimulator {
   }
 
   private async bind(pod: V1Pod): Promise<void> {
-    const node = this.nodes[this.nextNode++ % this.nodes.length]!;
+    const uid = pod.metadata!.uid!;
+    let node = this.chosenNode.get(uid);
+    if (!node) {
+      node = this.nodes[this.nextNode++ % this.nodes.length]!;
+      this.chosenNode.set(uid, node);
+    }
     try {
       await this.core.createNamespacedPodBinding({
         name: pod.metadata!.name!,
