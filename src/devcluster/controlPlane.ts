@@ -194,6 +194,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       `--tls-private-key-file=${pki.servingKey}`,
       `--client-ca-file=${pki.caCert}`,
       "--authorization-mode=Node,RBAC",
+      // A node's kubelet may change only its own Node and the pods bound to it (with the Node authorizer).
+      "--enable-admission-plugins=NodeRestriction",
       // Makes TokenRequest (and so ServiceAccount identities in tests) work.
       "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
       `--service-account-key-file=${pki.serviceAccountPublicKey}`,

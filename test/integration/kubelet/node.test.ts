@@ -2,11 +2,14 @@
 // its own zone, and the fake runtime's gaps are closed where tests need them (an exec that
 // fails, a container that exits with a chosen code, an image that cannot be pulled).
 import { PatchStrategy, setHeaderOptions } from "@kubernetes/client-node";
-import { describe, expect, it } from "vitest";
+import { execFile } from "node:child_process";
+import path from "node:path";
+import { promisify } from "node:util";
+import { describe, expect, inject, it } from "vitest";
 import { ZONE_LABEL } from "../../../src/devcluster/nodes.ts";
 import { imageTag } from "../../../src/devcluster/podApps.ts";
 import { makeDeployment, makePod, withImage, withProbe, withReplicas } from "../../support/builders.ts";
-import { testClients } from "../../support/kube.ts";
+import { testClients, testKubeconfigPath } from "../../support/kube.ts";
 import {
   EXEC_EXIT_CODE_ANNOTATION,
   EXIT_CODE_ANNOTATION,
@@ -130,6 +133,31 @@ describe("real kubelet test nodes", () => {
       { what: "pod crash to crash-loop with exit code 3", timeoutMs: 60_000, intervalMs: 500 },
     );
     expect(status.ready).toBe(false);
+  });
+
+  it("a node's credentials are its own: NodeRestriction refuses node-a a change to node-b", async () => {
+    const kubeconfig = path.join(path.dirname(testKubeconfigPath()), "nodes", "node-a", "kubeconfig");
+    const kubectl = path.join(inject("k8sBinDir"), "kubectl");
+    const label = (node: string) =>
+      promisify(execFile)(kubectl, [
+        "--kubeconfig",
+        kubeconfig,
+        "label",
+        "--overwrite",
+        "node",
+        node,
+        "test.healthgate.io/touched=yes",
+      ]);
+    await expect(label("node-b")).rejects.toThrow(/forbidden|Forbidden/);
+    await label("node-a");
+    await promisify(execFile)(kubectl, [
+      "--kubeconfig",
+      kubeconfig,
+      "label",
+      "node",
+      "node-a",
+      "test.healthgate.io/touched-",
+    ]);
   });
 
   it("an image on an unresolvable registry ends in ErrImagePull / ImagePullBackOff", async () => {
