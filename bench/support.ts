@@ -21,7 +21,10 @@ export const repoRoot = path.resolve(import.meta.dirname, "..");
 export const say = (message: string) => process.stderr.write(`${message}\n`);
 
 /**
- * etcd and kube-apiserver only: no controller touches what a benchmark creates. With `dataDir`
+ * etcd and kube-apiserver only: no controller touches what a benchmark creates, and no node:
+ * benchmarks write their thousands of pods, status included, themselves — what they measure
+ * (healthgate's memory and reaction) does not depend on a kubelet, which the tests' real nodes
+ * (src/devcluster/nodes.ts) provide where it does. With `dataDir`
  * the plane keeps its etcd data there (and leaves it on stop), so a later run can reuse it.
  */
 export async function startBenchPlane(dataDir?: string): Promise<ControlPlane> {

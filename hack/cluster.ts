@@ -18,6 +18,7 @@ import { rm } from "node:fs/promises";
 import { promisify } from "node:util";
 import { defaultBinDir, startControlPlane } from "../src/devcluster/controlPlane.ts";
 import { currentNetns } from "../src/devcluster/net.ts";
+import { testPlaneNodes } from "../src/devcluster/nodes.ts";
 import {
   describePlane,
   devPlaneDir,
@@ -65,7 +66,14 @@ async function up(args: string[]): Promise<void> {
   }
   const dataDir = `${devPlaneDir()}/data`;
   await rm(dataDir, { recursive: true, force: true });
-  const plane = await startControlPlane({ binDir: defaultBinDir(), dataDir, detached: true, log: say });
+  // The same nodes as the test plane's, so that `HEALTHGATE_REUSE_PLANE=1 npm test` can run on it.
+  const plane = await startControlPlane({
+    binDir: defaultBinDir(),
+    dataDir,
+    detached: true,
+    log: say,
+    ...testPlaneNodes(ownNetns),
+  });
   const state = await describePlane(plane);
   await writePlaneState(state);
   say(`up in ${plane.startupMs} ms; record in ${planeStateFile()}`);

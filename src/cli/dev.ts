@@ -1,5 +1,7 @@
 // `healthgate dev`: the README's first command. With no cluster configured it
-// starts a local control plane (built from source by hack/build-k8s.sh), then
+// starts a local control plane (built from source by hack/build-k8s.sh) with
+// three nodes in three zones that run the real kubelet (fake containers: this
+// process answers 200 on every path of each pod's ports, on the pod's IP), then
 // installs the CRD, runs the operator, applies an example, and shows
 // `kubectl get hpol` with the conditions healthgate wrote.
 //
@@ -15,6 +17,8 @@ import { parseArgs, promisify } from "node:util";
 import { DEPLOYMENT_CONDITION_PREFIX } from "../api/v1alpha1/index.ts";
 import { Operator } from "../controller/operator.ts";
 import { defaultBinDir, startControlPlane, type ControlPlane } from "../devcluster/controlPlane.ts";
+import { zonedNodes } from "../devcluster/nodes.ts";
+import { PodApps } from "../devcluster/podApps.ts";
 import { loadKubeConfig } from "../kube/client.ts";
 import { createLogger } from "../observability/logger.ts";
 
@@ -65,11 +69,13 @@ export async function runDev(argv: readonly string[], io: Io = defaultIo): Promi
     io.out(
       `No cluster configured (KUBECONFIG, ~/.kube/config): starting a local control plane from ${path.basename(binDir)} binaries…`,
     );
-    plane = await startControlPlane({ binDir });
+    // Loopback addresses: reachable from this process without privileges or a network namespace.
+    plane = await startControlPlane({ binDir, nodes: zonedNodes(3, "127.19") });
     kubeconfigPath = plane.kubeconfigPath;
     if (existsSync(path.join(binDir, "kubectl"))) kubectl = path.join(binDir, "kubectl");
     io.out(
-      `Control plane ${plane.version} up in ${(plane.startupMs / 1000).toFixed(1)} s at ${plane.server}`,
+      `Control plane ${plane.version} up in ${(plane.startupMs / 1000).toFixed(1)} s at ${plane.server}, ` +
+        `with nodes node-a, node-b, node-c in zones zone-a, zone-b, zone-c`,
     );
   } else {
     io.out(`Using the configured cluster (${kubeconfigPath}).`);
@@ -79,8 +85,10 @@ export async function runDev(argv: readonly string[], io: Io = defaultIo): Promi
 
   const logger = createLogger(values["log-level"] as "warn");
   let operator: Operator | undefined;
+  let apps: PodApps | undefined;
   const stop = async () => {
     await operator?.stop();
+    await apps?.stop();
     await plane?.stop();
   };
   try {
@@ -98,6 +106,14 @@ export async function runDev(argv: readonly string[], io: Io = defaultIo): Promi
     io.out(`Operator running (health and metrics on port ${operator.boundPort}).`);
 
     await k("create", "namespace", ns).catch(() => undefined);
+    if (plane) {
+      // The example's application, on its pods' IPs: every path answers 200.
+      apps = await PodApps.start({
+        kubeConfig: loadKubeConfig(kubeconfigPath),
+        namespace: ns,
+        app: () => ({ "*": {} }),
+      });
+    }
     await k("apply", "-n", ns, "-f", values.example);
     io.out(`Applied ${path.relative(repoRoot, values.example)} in namespace ${ns}.`);
 
@@ -112,10 +128,14 @@ export async function runDev(argv: readonly string[], io: Io = defaultIo): Promi
         JSON.parse(await k("get", "deploy", "-n", ns, "-o", "json")) as { items: DeploymentView[] }
       ).items,
     });
-    while (!settled(await snapshot())) {
+    // On our own plane the example's pods run on the real kubelet: wait for the rollout that
+    // Enforce starts to finish too, so the headroom verdict is about the pods that stay.
+    const done = (view: Awaited<ReturnType<typeof snapshot>>) =>
+      settled(view) && (!plane || view.deployments.every(rolledOut));
+    while (!done(await snapshot())) {
       if (Date.now() > deadline) {
         throw new Error(
-          `the HealthPolicy status in ${ns} did not settle within ${values.timeout} s (observedGeneration, ` +
+          `the HealthPolicy status in ${ns} did not settle within ${values.timeout} s (observedGeneration, rollouts, ` +
             `conditions on the policy and on its Deployments); see kubectl describe hpol -n ${ns}`,
         );
       }
@@ -137,6 +157,11 @@ export async function runDev(argv: readonly string[], io: Io = defaultIo): Promi
       io.out(
         `Deployment ${d.metadata.name}: ${ours.map((c) => `${c.type}=${c.status} (${c.reason ?? ""})`).join(", ")}`,
       );
+    }
+    if (plane) {
+      io.out("");
+      io.out(`$ kubectl get pods -n ${ns} -o wide`);
+      io.out((await k("get", "pods", "-n", ns, "-o", "wide")).trimEnd());
     }
     if (values.once) return 0;
     io.out("");
@@ -168,8 +193,27 @@ interface PolicyView {
   };
 }
 interface DeploymentView {
-  metadata: { name: string };
-  status?: { conditions?: ConditionView[] };
+  metadata: { name: string; generation?: number };
+  spec?: { replicas?: number };
+  status?: {
+    conditions?: ConditionView[];
+    observedGeneration?: number;
+    replicas?: number;
+    updatedReplicas?: number;
+    availableReplicas?: number;
+  };
+}
+
+/** Whether the Deployment's current template is fully rolled out: every replica updated and available, no old ones. */
+function rolledOut(d: DeploymentView): boolean {
+  const want = d.spec?.replicas ?? 1;
+  const s = d.status ?? {};
+  return (
+    s.observedGeneration === d.metadata.generation &&
+    s.replicas === want &&
+    s.updatedReplicas === want &&
+    s.availableReplicas === want
+  );
 }
 
 const STATUS_RANK: Record<string, number> = { False: 0, Unknown: 1, True: 2 };

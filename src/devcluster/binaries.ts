@@ -10,6 +10,8 @@ import path from "node:path";
 export const KUBERNETES_VERSION = "v1.37.2";
 
 export const PLANE_BINARIES = ["etcd", "kube-apiserver", "kube-controller-manager"] as const;
+/** What a plane with nodes runs besides; hack/build-k8s.sh builds them into the cache even when KUBEBUILDER_ASSETS is set. */
+export const NODE_BINARIES = ["kube-scheduler", "healthgate-node"] as const;
 
 /** `${HEALTHGATE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/healthgate}`, as in hack/build-k8s.sh. */
 export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
@@ -23,15 +25,34 @@ export function defaultBinDir(env: NodeJS.ProcessEnv = process.env, version = KU
   return env.KUBEBUILDER_ASSETS || path.join(cacheDir(env), "k8s", version);
 }
 
-/** Throws, saying how to get them, unless `binDir` holds every binary the plane runs. */
-export async function checkBinaries(binDir: string): Promise<void> {
+async function executable(file: string): Promise<boolean> {
+  try {
+    await access(file, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Where each binary the plane runs is: in `binDir`, or (for the node binaries, which envtest
+ * assets lack) in the build cache. Throws, saying how to get them, when one is missing.
+ */
+export async function findBinaries<N extends string>(
+  binDir: string,
+  names: readonly N[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<Record<N, string>> {
+  const found = {} as Record<N, string>;
   const missing: string[] = [];
-  for (const name of PLANE_BINARIES) {
-    try {
-      await access(path.join(binDir, name), constants.X_OK);
-    } catch {
-      missing.push(name);
+  for (const name of names) {
+    const candidates = [path.join(binDir, name)];
+    if ((NODE_BINARIES as readonly string[]).includes(name)) {
+      candidates.push(path.join(cacheDir(env), "k8s", KUBERNETES_VERSION, name));
     }
+    const first = (await Promise.all(candidates.map(executable))).indexOf(true);
+    if (first < 0) missing.push(name);
+    else found[name] = candidates[first]!;
   }
   if (missing.length > 0) {
     throw new Error(
@@ -39,4 +60,10 @@ export async function checkBinaries(binDir: string): Promise<void> {
         `(or point KUBEBUILDER_ASSETS at a directory that holds etcd, kube-apiserver and kube-controller-manager)`,
     );
   }
+  return found;
+}
+
+/** Throws, saying how to get them, unless `binDir` holds every binary the plane runs. */
+export async function checkBinaries(binDir: string): Promise<void> {
+  await findBinaries(binDir, PLANE_BINARIES);
 }

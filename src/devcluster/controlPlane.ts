@@ -1,16 +1,19 @@
 // A real Kubernetes control plane on loopback: etcd, kube-apiserver and
 // kube-controller-manager (the real Deployment, ReplicaSet, EndpointSlice,
 // namespace and garbage-collector controllers), started from a directory of
-// binaries. No kubelet and no scheduler: whoever needs running pods plays the
-// kubelet (test/support/podSimulator.ts does).
+// binaries. With `nodes`, also kube-scheduler and one real kubelet per node
+// (src/devcluster/nodes.ts), and node lifecycle among the controllers; without,
+// whoever needs running pods plays the kubelet (test/support/podSimulator.ts).
 //
 // Used by the integration tests and by `healthgate dev`, so it depends on
 // node: modules only.
-import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { checkBinaries } from "./binaries.ts";
+import { checkBinaries, findBinaries, NODE_BINARIES } from "./binaries.ts";
+import { writeKubeconfig } from "./kubeconfig.ts";
 import { freePort, httpGet, pollUntil, type TlsClient } from "./net.ts";
+import { startNodes, type NodeSpec, type Taint } from "./nodes.ts";
 import { createPki } from "./pki.ts";
 import { LoggedProcess, type ProcessRecord } from "./processes.ts";
 
@@ -34,8 +37,12 @@ export interface ControlPlaneOptions {
   stopGraceMs?: number;
   /** Run kube-controller-manager at all. Default true; false gives a bare API server (cheaper, no controllers). */
   controllerManager?: boolean;
-  /** kube-controller-manager --controllers. Default: all but node lifecycle (no kubelet heartbeats here). */
+  /** kube-controller-manager --controllers. Default: all; all but node lifecycle when there are no nodes. */
   controllers?: readonly string[];
+  /** Nodes that run the real kubelet (zonedNodes() makes them); with any, kube-scheduler runs too. Default none. */
+  nodes?: readonly NodeSpec[];
+  /** Taints every node registers with. */
+  nodeTaints?: readonly Taint[];
   extraApiServerArgs?: readonly string[];
   extraControllerManagerArgs?: readonly string[];
   /** Progress messages ("etcd ready in 310 ms"). Default: silent. */
@@ -46,6 +53,7 @@ export interface ControlPlanePids {
   etcd: number | undefined;
   kubeApiServer: number | undefined;
   kubeControllerManager: number | undefined;
+  kubeScheduler: number | undefined;
 }
 
 export interface ControlPlane {
@@ -74,7 +82,7 @@ export interface ControlPlane {
 }
 
 const ADMIN_USER = "healthgate-admin";
-const DEFAULT_CONTROLLERS = ["*", "-node-lifecycle-controller"];
+const CONTROLLERS_WITHOUT_NODES = ["*", "-node-lifecycle-controller"];
 
 /** The last lines of a component's log, for error messages. */
 async function logTail(file: string, lines = 25): Promise<string> {
@@ -97,25 +105,6 @@ function diesDuringStartup(component: LoggedProcess): Promise<never> {
   });
 }
 
-function kubeconfig(server: string, files: { ca: string; cert: string; key: string }): string {
-  const b64 = (text: string) => Buffer.from(text).toString("base64");
-  // JSON is YAML; every client (kubectl, client-go, client-node) reads it.
-  const config = {
-    apiVersion: "v1",
-    kind: "Config",
-    clusters: [{ name: "healthgate-dev", cluster: { server, "certificate-authority-data": b64(files.ca) } }],
-    users: [
-      {
-        name: ADMIN_USER,
-        user: { "client-certificate-data": b64(files.cert), "client-key-data": b64(files.key) },
-      },
-    ],
-    contexts: [{ name: "healthgate-dev", context: { cluster: "healthgate-dev", user: ADMIN_USER } }],
-    "current-context": "healthgate-dev",
-  };
-  return JSON.stringify(config, null, 2) + "\n";
-}
-
 async function freePorts(host: string, count: number): Promise<number[]> {
   const ports = new Set<number>();
   // The kernel hands out different ephemeral ports to sockets open at the same
@@ -135,6 +124,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   const detached = options.detached ?? false;
   const binDir = path.resolve(options.binDir);
   await checkBinaries(binDir);
+  const nodes = options.nodes ?? [];
+  const nodeBinaries = nodes.length > 0 ? await findBinaries(binDir, NODE_BINARIES) : undefined;
 
   const ownsDataDir = options.dataDir === undefined;
   const dataDir = options.dataDir
@@ -158,10 +149,12 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     ],
   });
   const kubeconfigPath = file("admin.kubeconfig");
-  const [ca, cert, key] = await Promise.all(
-    [pki.caCert, pki.adminCert, pki.adminKey].map((f) => readFile(f, "utf8")),
-  );
-  await writeFile(kubeconfigPath, kubeconfig(server, { ca: ca!, cert: cert!, key: key! }), { mode: 0o600 });
+  await writeKubeconfig(kubeconfigPath, server, {
+    caFile: pki.caCert,
+    certFile: pki.adminCert,
+    keyFile: pki.adminKey,
+    user: ADMIN_USER,
+  });
   const admin: TlsClient = { caFile: pki.caCert, certFile: pki.adminCert, keyFile: pki.adminKey };
 
   const etcdUrl = `http://${host}:${etcdClientPort}`;
@@ -201,6 +194,8 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       `--tls-private-key-file=${pki.servingKey}`,
       `--client-ca-file=${pki.caCert}`,
       "--authorization-mode=Node,RBAC",
+      // A node's kubelet may change only its own Node and the pods bound to it (with the Node authorizer).
+      "--enable-admission-plugins=NodeRestriction",
       // Makes TokenRequest (and so ServiceAccount identities in tests) work.
       "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
       `--service-account-key-file=${pki.serviceAccountPublicKey}`,
@@ -233,7 +228,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     [
       `--kubeconfig=${kubeconfigPath}`,
       "--leader-elect=false",
-      `--controllers=${(options.controllers ?? DEFAULT_CONTROLLERS).join(",")}`,
+      `--controllers=${(options.controllers ?? (nodes.length > 0 ? ["*"] : CONTROLLERS_WITHOUT_NODES)).join(",")}`,
       `--root-ca-file=${pki.caCert}`,
       `--service-account-private-key-file=${pki.serviceAccountKey}`,
       // Lets CertificateSigningRequests be signed, should a test need a cert from the cluster CA.
@@ -247,8 +242,22 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     detached,
   );
 
+  const scheduler = new LoggedProcess(
+    "kube-scheduler",
+    nodeBinaries?.["kube-scheduler"] ?? "kube-scheduler",
+    [
+      `--kubeconfig=${kubeconfigPath}`,
+      "--leader-elect=false",
+      // No HTTPS endpoint: its fixed default port (10259) would be shared by two planes.
+      "--secure-port=0",
+    ],
+    file("kube-scheduler.log"),
+    detached,
+  );
+
   const withControllerManager = options.controllerManager ?? true;
   const components = withControllerManager ? [etcd, apiServer, controllerManager] : [etcd, apiServer];
+  if (nodes.length > 0) components.push(scheduler);
   const timed = async <T>(what: string, step: () => Promise<T>): Promise<T> => {
     const t0 = Date.now();
     const value = await step();
@@ -300,6 +309,25 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         );
       });
     }
+    if (nodeBinaries) {
+      await timed("kube-scheduler", () => scheduler.start());
+      await timed(`${nodes.length} nodes`, async () => {
+        components.push(
+          ...(await startNodes({
+            nodes,
+            binary: nodeBinaries["healthgate-node"],
+            dataDir,
+            pkiDir: file("pki"),
+            server,
+            admin,
+            taints: options.nodeTaints ?? [],
+            clusterDns: serviceRange.replace(/\.0\/\d+$/, ".10"),
+            detached,
+            timeoutMs: Math.max(startTimeoutMs, 120_000),
+          })),
+        );
+      });
+    }
     const info = JSON.parse((await httpGet(`${server}/version`, admin)).body) as { gitVersion?: string };
     version = info.gitVersion ?? "unknown";
   } catch (err) {
@@ -329,6 +357,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
         etcd: etcd.record?.pid,
         kubeApiServer: apiServer.record?.pid,
         kubeControllerManager: controllerManager.record?.pid,
+        kubeScheduler: scheduler.record?.pid,
       };
     },
     processes: () => components.flatMap((c) => (c.record ? [c.record] : [])),

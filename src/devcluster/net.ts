@@ -33,30 +33,56 @@ export interface HttpResult {
 
 /** GET `url` (http or https with client certificate), never following redirects. */
 export function httpGet(url: string, tls?: TlsClient, timeoutMs = 5_000): Promise<HttpResult> {
+  return httpRequest("GET", url, { ...(tls ? { tls } : {}), timeoutMs });
+}
+
+export interface HttpRequestOptions {
+  tls?: TlsClient;
+  /** Sent as application/json. */
+  json?: unknown;
+  timeoutMs?: number;
+}
+
+/** One HTTP(S) request, never following redirects; resolves with any status. */
+export function httpRequest(
+  method: string,
+  url: string,
+  options: HttpRequestOptions = {},
+): Promise<HttpResult> {
+  const { tls, json, timeoutMs = 5_000 } = options;
+  const body = json === undefined ? undefined : JSON.stringify(json);
   return new Promise((resolve, reject) => {
     const onResponse = (res: http.IncomingMessage) => {
-      let body = "";
+      let text = "";
       res.setEncoding("utf8");
-      res.on("data", (chunk: string) => (body += chunk));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on("data", (chunk: string) => (text += chunk));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
       res.on("error", reject);
     };
+    const headers = body === undefined ? {} : { "content-type": "application/json" };
     const req = url.startsWith("https:")
-      ? https.get(
+      ? https.request(
           url,
-          tls
-            ? {
-                ca: readFileSync(tls.caFile),
-                ...(tls.certFile && tls.keyFile
-                  ? { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) }
-                  : {}),
-              }
-            : {},
+          {
+            method,
+            headers,
+            ...(tls
+              ? {
+                  ca: readFileSync(tls.caFile),
+                  ...(tls.certFile && tls.keyFile
+                    ? { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) }
+                    : {}),
+                }
+              : {}),
+          },
           onResponse,
         )
-      : http.get(url, onResponse);
-    req.setTimeout(timeoutMs, () => req.destroy(new Error(`GET ${url} timed out after ${timeoutMs} ms`)));
+      : http.request(url, { method, headers }, onResponse);
+    req.setTimeout(timeoutMs, () =>
+      req.destroy(new Error(`${method} ${url} timed out after ${timeoutMs} ms`)),
+    );
     req.on("error", reject);
+    req.end(body);
   });
 }
 

@@ -92,6 +92,19 @@ async function issue(
   ]); // prettier-ignore
 }
 
+/**
+ * Issues a client certificate signed by the CA of `dir` (made by createPki), e.g. a node's
+ * `/O=system:nodes/CN=system:node:<name>`. Returns the certificate and key files.
+ */
+export async function issueClientCert(
+  dir: string,
+  name: string,
+  subject: string,
+): Promise<{ cert: string; key: string }> {
+  await issue(dir, name, subject, "client");
+  return { cert: path.join(dir, `${name}.crt`), key: path.join(dir, `${name}.key`) };
+}
+
 /** Creates a CA and every credential the plane needs in `dir`. */
 export async function createPki(dir: string, options: PkiOptions): Promise<Pki> {
   await mkdir(dir, { recursive: true, mode: 0o700 });

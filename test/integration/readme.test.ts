@@ -83,14 +83,15 @@ it(
       expect(code, `stdout:\n${stdout}\nstderr:\n${stderr}`).toBe(0);
       expect(stdout).toContain("No cluster configured");
       expect(stdout).toContain(`Control plane ${KUBERNETES_VERSION} up`);
-      // and it shows `kubectl get hpol`: the example in Enforce mode, 1 target, compliant, headroom sufficient, Ready
+      // and it shows `kubectl get hpol`: the example in Enforce mode, 1 target, compliant, Ready, and
+      // headroom insufficient: the plane's three zones hold the 4 pods unevenly, so losing a zone is too much
       const lines = stdout.split("\n");
       const header = lines.findIndex((l) => l.startsWith("$ kubectl get hpol -n healthgate-demo"));
       expect(header, stdout).toBeGreaterThanOrEqual(0);
       expect(lines[header + 1]).toMatch(
         /^NAME\s+MODE\s+TARGETS\s+COMPLIANT\s+HEADROOM\s+ROLLOUT\s+READY\s+AGE\s*$/,
       );
-      expect(lines[header + 2], stdout).toMatch(/^web-api\s+Enforce\s+1\s+1\s+True\s+True\s+\d+s\s*$/);
+      expect(lines[header + 2], stdout).toMatch(/^web-api\s+Enforce\s+1\s+1\s+False\s+True\s+\d+s\s*$/);
       // and the policy's conditions as the README prints them
       const conditions = lines
         .slice(lines.indexOf("Policy conditions:") + 1)
@@ -104,14 +105,23 @@ it(
       expect(conditions.find((l) => l.startsWith("  Ready="))).toMatch(
         /^ {2}Ready=True \(Reconciled\): governing 1 Deployment/,
       );
+      // (the zone view, end to end: zones of the real nodes the scheduler put the pods on)
       expect(conditions.find((l) => l.startsWith("  HeadroomSufficient="))).toMatch(
-        /^ {2}HeadroomSufficient=True \(Sufficient\): HPA target 60% at minReplicas 4: losing 1 leaves 3 at 80%/,
+        /^ {2}HeadroomSufficient=False \(ZoneLossTooLarge\): HPA target 60% at minReplicas 4: losing zone zone-[abc] \([234] pods\) leaves/,
       );
       // and the same verdicts, prefixed, on the Deployment
       const deployment = lines.find((l) => l.startsWith("Deployment web-api: "));
       expect(deployment, stdout).toContain("healthgate.io/ProbesCompliant=True");
       expect(deployment).toContain("healthgate.io/LivenessShallow=True");
-      expect(deployment).toContain("healthgate.io/HeadroomSufficient=True");
+      expect(deployment).toContain("healthgate.io/HeadroomSufficient=False (ZoneLossTooLarge)");
+      // and the example's pods, rolled out with healthgate's probes, Ready on the real kubelet in three zones
+      const pods = lines.slice(lines.indexOf("$ kubectl get pods -n healthgate-demo -o wide") + 2);
+      const running = pods.filter((l) => /^web-api-\S+\s+1\/1\s+Running\s+0\s/.test(l));
+      expect(running.length, stdout).toBe(4);
+      expect(
+        new Set(running.map((l) => /\s(node-[abc])\s/.exec(l)?.[1])).size,
+        stdout,
+      ).toBeGreaterThanOrEqual(2);
     } finally {
       await rm(home, { recursive: true, force: true });
     }

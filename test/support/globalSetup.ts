@@ -9,6 +9,8 @@ import path from "node:path";
 import type { TestProject } from "vitest/node";
 import { defaultBinDir, startControlPlane, type ControlPlane } from "../../src/devcluster/controlPlane.ts";
 import { currentNetns } from "../../src/devcluster/net.ts";
+import type { ProcessRecord } from "../../src/devcluster/processes.ts";
+import { testPlaneNodes } from "../../src/devcluster/nodes.ts";
 import {
   isPlaneReachable,
   isPlaneRunning,
@@ -28,11 +30,16 @@ declare module "vitest" {
     podIpsPublishable: boolean;
     /** Scratch directory of this run (pod IP block claims). */
     runDir: string;
+    /** The real nodes' kubelet processes, so tests can fail when one has died. */
+    nodeProcesses: ProcessRecord[];
   }
 }
 
-/** The range used inside the test network namespace (hack/test.sh routes it to loopback). */
-const NETNS_POD_CIDR = "198.18.0.0/15";
+/**
+ * The simulators' range inside the test network namespace (hack/test.sh routes 198.18.0.0/15
+ * to loopback); the real nodes' pods and addresses use the other half, 198.19.0.0/16.
+ */
+const NETNS_POD_CIDR = "198.18.0.0/16";
 /** Outside it: any 127.x address can be bound, but EndpointSlices refuse loopback addresses. */
 const LOOPBACK_POD_CIDR = "127.18.0.0/16";
 
@@ -74,7 +81,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   if (reused) {
     ({ kubeconfigPath, binDir: k8sBinDir } = reused);
   } else {
-    plane = await startControlPlane({ binDir: defaultBinDir(), log: say });
+    plane = await startControlPlane({
+      binDir: defaultBinDir(),
+      log: say,
+      ...testPlaneNodes(podIpsPublishable),
+    });
     ({ kubeconfigPath, binDir: k8sBinDir } = plane);
   }
 
@@ -86,6 +97,12 @@ export default async function setup(project: TestProject): Promise<() => Promise
   project.provide("podCidr", podCidr);
   project.provide("podIpsPublishable", podIpsPublishable);
   project.provide("runDir", runDir);
+  const nodeNames = new Set(testPlaneNodes(podIpsPublishable).nodes.map((n) => n.name));
+  const processes = reused ? reused.processes : (plane?.processes() ?? []);
+  project.provide(
+    "nodeProcesses",
+    processes.filter((p) => nodeNames.has(p.name)),
+  );
 
   return async () => {
     if (plane) {

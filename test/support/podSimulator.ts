@@ -1,5 +1,15 @@
-// Plays the kubelet (and the scheduler) for the pods of one namespace, since the
-// test plane has neither:
+// Plays the kubelet (and the scheduler) for the pods of one namespace, on
+// simulated nodes. The test plane also has real kubelets (test/support/realNodes.ts),
+// and every test whose claim rests on what the kubelet does (probes dialled,
+// startup gating, liveness restarts, preStop drains, readiness gates) runs there
+// (test/integration/kubelet/). The simulator stays where a real kubelet adds
+// nothing: tests of healthgate's own reading and writing of objects (audit,
+// headroom, governance, the API, resilience) and benches with thousands of pods.
+// It runs no probe: a pod turns Ready on a timer or when the test says so. Its
+// pods stay off the real nodes (they do not tolerate their taint) and its nodes
+// are tainted so kube-scheduler never races it for a pod.
+//
+// What it does, as the kubelet and scheduler would:
 //
 // - binds unscheduled pods to fake Nodes, round-robin across zones;
 // - writes pod status as a kubelet would: phase Running, a pod IP from the run's
@@ -16,6 +26,7 @@
 // and that carries the resourceVersion it was computed from, so a concurrent
 // gate write makes it fail (409) and it is recomputed from a fresh read.
 import {
+  CoordinationV1Api,
   CoreV1Api,
   PatchStrategy,
   Watch,
@@ -58,13 +69,69 @@ const merge = setHeaderOptions("Content-Type", PatchStrategy.MergePatch);
 const strategicMerge = setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch);
 
 /**
+ * The plane's node lifecycle controller marks a node NotReady (and its pods unready) when its
+ * kube-node-lease Lease is not renewed within 50 s, as a kubelet would; for simulated nodes this
+ * worker renews them every 10 s for as long as it runs.
+ */
+let leaseRenewal: NodeJS.Timeout | undefined;
+const leasedNodes = new Map<string, FakeNode>();
+
+async function renewLeases(coordination: CoordinationV1Api, nodes: readonly FakeNode[]): Promise<void> {
+  // A MicroTime: the API server wants six fractional digits.
+  const renewTime = new Date().toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
+  await Promise.all(
+    nodes.map(async ({ name }) => {
+      try {
+        await coordination.patchNamespacedLease(
+          { name, namespace: "kube-node-lease", body: { spec: { renewTime } } },
+          merge,
+        );
+      } catch (err) {
+        if (!isApiError(err, 404)) throw err;
+        await coordination
+          .createNamespacedLease({
+            namespace: "kube-node-lease",
+            body: {
+              metadata: { name },
+              spec: {
+                holderIdentity: name,
+                leaseDurationSeconds: 40,
+                renewTime: renewTime as unknown as Date,
+              },
+            },
+          })
+          .catch((e: unknown) => {
+            if (!isApiError(e, 409)) throw e;
+          });
+      }
+    }),
+  );
+}
+
+/**
  * Creates the fake Nodes and marks them Ready. Idempotent and safe to run from
  * several workers at once: the nodes are shared by every test of the run.
+ * They carry a NoSchedule taint so that kube-scheduler never binds a pod the
+ * simulator is about to bind (the simulator binds directly, taints aside), and
+ * their Leases are renewed (see leaseRenewal).
  */
 export async function ensureFakeNodes(
   core: CoreV1Api,
   nodes: readonly FakeNode[] = FAKE_NODES,
+  coordination?: CoordinationV1Api,
 ): Promise<void> {
+  if (coordination && nodes.some((n) => !leasedNodes.has(n.name))) {
+    for (const node of nodes) leasedNodes.set(node.name, node);
+    await renewLeases(coordination, nodes);
+  }
+  if (coordination && !leaseRenewal) {
+    leaseRenewal = setInterval(() => {
+      renewLeases(coordination, [...leasedNodes.values()]).catch((err: unknown) =>
+        console.warn(`pod simulator: renewing simulated nodes' Leases: ${(err as Error).message}`),
+      );
+    }, 10_000);
+    leaseRenewal.unref();
+  }
   await Promise.all(
     nodes.map(async ({ name, zone, internalIP }) => {
       const body: V1Node = {
@@ -81,6 +148,7 @@ export async function ensureFakeNodes(
             [SIMULATED_NODE_LABEL]: "true",
           },
         },
+        spec: { taints: [{ key: SIMULATED_NODE_LABEL, value: "true", effect: "NoSchedule" }] },
       };
       let node: V1Node;
       try {
@@ -256,6 +324,8 @@ export class PodSimulator {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly slots = new Map<string, { current: Deferred[]; next: Deferred[] }>();
   private nextNode = 0;
+  /** The node each pod is bound to, chosen once: a pod seen again before its binding shows (kube-scheduler's Unschedulable status write is one such sighting) keeps its node. */
+  private readonly chosenNode = new Map<string, FakeNode>();
   private stopped = false;
   private watchAbort: AbortController | undefined;
   private loop: Promise<void> | undefined;
@@ -286,7 +356,7 @@ export class PodSimulator {
       nodes: options.nodes ?? FAKE_NODES,
       behaviour: PodSimulator.policy(options.behaviour ?? READY_AT_ONCE),
     });
-    await ensureFakeNodes(simulator.core, simulator.nodes);
+    await ensureFakeNodes(simulator.core, simulator.nodes, kubeConfig.makeApiClient(CoordinationV1Api));
     await simulator.startWatching();
     return simulator;
   }
@@ -509,7 +579,10 @@ export class PodSimulator {
   }
 
   private dropSimulated(pod: V1Pod): void {
-    if (pod.metadata?.uid) this.simulated.delete(pod.metadata.uid);
+    if (pod.metadata?.uid) {
+      this.simulated.delete(pod.metadata.uid);
+      this.chosenNode.delete(pod.metadata.uid);
+    }
     const timer = this.timers.get(pod.metadata!.name!);
     if (timer) clearTimeout(timer);
     this.timers.delete(pod.metadata!.name!);
@@ -619,7 +692,12 @@ export class PodSimulator {
   }
 
   private async bind(pod: V1Pod): Promise<void> {
-    const node = this.nodes[this.nextNode++ % this.nodes.length]!;
+    const uid = pod.metadata!.uid!;
+    let node = this.chosenNode.get(uid);
+    if (!node) {
+      node = this.nodes[this.nextNode++ % this.nodes.length]!;
+      this.chosenNode.set(uid, node);
+    }
     try {
       await this.core.createNamespacedPodBinding({
         name: pod.metadata!.name!,

@@ -17,6 +17,7 @@ import {
   type V1Deployment,
   type V1DeploymentCondition,
   type V1ObjectMeta,
+  type V1Pod,
 } from "@kubernetes/client-node";
 import { afterEach, beforeEach, expect, inject } from "vitest";
 import type { DestinationStream } from "pino";
@@ -34,6 +35,7 @@ import {
   type HealthPolicyStatus,
 } from "../../../src/api/v1alpha1/index.ts";
 import { Operator } from "../../../src/controller/operator.ts";
+import type { App, PodApps } from "../../../src/devcluster/podApps.ts";
 import { createLogger, logLevels, type LogLevel } from "../../../src/observability/logger.ts";
 import type { Modifier } from "../../support/builders.ts";
 import {
@@ -45,6 +47,7 @@ import {
   testKubeconfigPath,
 } from "../../support/kube.ts";
 import { PodSimulator } from "../../support/podSimulator.ts";
+import { servePods } from "../../support/realNodes.ts";
 import { waitFor } from "../../support/waitFor.ts";
 
 const execFileAsync = promisify(execFile);
@@ -464,7 +467,10 @@ function operatorLogLevel(): LogLevel {
 export interface ControllerHarness {
   /** The test's namespace. */
   readonly namespace: string;
+  /** Plays the kubelet, unless the harness runs on the real nodes. */
   readonly simulator: PodSimulator;
+  /** Serves the pods' endpoints when the harness runs on the real nodes (useControllerHarness({ app })). */
+  readonly apps: PodApps;
   /** The running operator (after startOperator). */
   readonly operator: Operator;
   /**
@@ -487,25 +493,35 @@ export interface ControllerHarness {
 }
 
 /**
- * Per test: a namespace named after the test, a pod simulator playing the kubelet in it, and
- * (on demand) the operator. Everything is stopped and deleted after the test, operator first.
+ * Per test: a namespace named after the test, a pod simulator playing the kubelet in it (or,
+ * with `app`, pods on the real nodes served by `app`: see test/support/realNodes.ts), and (on
+ * demand) the operator. Everything is stopped and deleted after the test, operator first; the
+ * test fails if the simulator or the pods' servers met errors, or a real node is not Ready.
  */
-export function useControllerHarness(): ControllerHarness {
+export function useControllerHarness(options: { app?: (pod: V1Pod) => App } = {}): ControllerHarness {
   let namespace: string | undefined;
   let simulator: PodSimulator | undefined;
+  let served: Awaited<ReturnType<typeof servePods>> | undefined;
   let operator: Operator | undefined;
 
   beforeEach(async (context) => {
     namespace = await createTestNamespace(context.task.name);
-    simulator = await PodSimulator.start({ namespace });
+    if (options.app) served = await servePods(namespace, options.app);
+    else simulator = await PodSimulator.start({ namespace });
   });
   afterEach(async () => {
     await operator?.stop();
     operator = undefined;
-    await simulator?.stop();
+    const [sim, pods] = [simulator, served];
     simulator = undefined;
+    served = undefined;
+    await sim?.stop();
     if (namespace) await deleteTestNamespace(namespace);
     namespace = undefined;
+    await pods?.stop();
+    if (sim && sim.errors.length > 0) {
+      throw new Error(`the pod simulator met errors: ${sim.errors.map((e) => e.message).join("; ")}`);
+    }
   });
 
   const need = <T>(value: T | undefined, what: string): T => {
@@ -520,6 +536,9 @@ export function useControllerHarness(): ControllerHarness {
     },
     get simulator() {
       return need(simulator, "the pod simulator");
+    },
+    get apps() {
+      return need(served?.apps, "the pods' servers (useControllerHarness({ app }))");
     },
     get operator() {
       return need(operator, "the operator");
