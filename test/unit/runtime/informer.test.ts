@@ -321,6 +321,22 @@ describe("Informer", () => {
     await informer.stop();
   });
 
+  it("a successful relist resets the backoff: the next failure waits the base delay again", async () => {
+    const api = seeded("a");
+    const unavailable = () => new ApiException(503, "unavailable", {}, {});
+    api.failLists.push(unavailable(), unavailable(), unavailable());
+    const { clock, informer } = await startInformer(api);
+    await clock.advance(500 + 1_000 + 2_000); // three failed lists: 0.5 × 1, 2 and 4 s
+    expect(informer.hasSynced()).toBe(true);
+    expect(api.watches).toHaveLength(1);
+    api.currentWatch.close(); // the first failure after a good list: 0.5 × 1 s, not 0.5 × 8 s
+    await clock.advance(499);
+    expect(api.watches).toHaveLength(1);
+    await clock.advance(1);
+    expect(api.watches).toHaveLength(2);
+    await informer.stop();
+  });
+
   it("relists a silent watch after the watchdog bound and counts what the watch missed", async () => {
     const { api, clock, metrics, informer, events } = await startInformer(seeded("a", "b"));
     events.length = 0;
