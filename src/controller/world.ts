@@ -8,10 +8,16 @@ import type {
   PodDisruptionBudget,
   ReplicaSet,
 } from "../api/k8s.ts";
-import type { KubeObject, KubeClient } from "../kube/client.ts";
+import type { KubeObject } from "../kube/client.ts";
+import type { Clock } from "../kube/clock.ts";
 import { resources } from "../kube/client.ts";
 import { fieldsV1Paths } from "../policy/probes/owned.ts";
-import { controllerUidIndexer, Informer, type InformerOptions } from "../kube/informer.ts";
+import {
+  controllerUidIndexer,
+  Informer,
+  type InformerOptions,
+  type ListWatchClient,
+} from "../kube/informer.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { HealthgateMetrics } from "../observability/metrics.ts";
 
@@ -110,16 +116,27 @@ export const slim = {
 };
 
 export interface WorldOptions {
-  client: KubeClient;
+  client: ListWatchClient;
   metrics: HealthgateMetrics;
   logger: Logger;
   /** Watch one namespace; omit for all. */
   namespace?: string | undefined;
   watchdogMs?: number;
+  /** Periodic relist-and-diff of every informer (`--resync-seconds`); 0 or omitted: off. */
+  resyncMs?: number;
+  clock?: Clock;
 }
 
 /** The informers, with indexers the reconciler needs. */
-export function createWorld({ client, metrics, logger, namespace, watchdogMs }: WorldOptions) {
+export function createWorld({
+  client,
+  metrics,
+  logger,
+  namespace,
+  watchdogMs,
+  resyncMs,
+  clock,
+}: WorldOptions) {
   const common = <T extends KubeObject>(
     resource: InformerOptions<T>["resource"],
     transform: (obj: Raw) => T,
@@ -133,6 +150,8 @@ export function createWorld({ client, metrics, logger, namespace, watchdogMs }: 
       metrics,
       logger: logger.child({ informer: resource.plural }),
       ...(watchdogMs !== undefined ? { watchdogMs } : {}),
+      ...(resyncMs !== undefined ? { resyncMs } : {}),
+      ...(clock !== undefined ? { clock } : {}),
       ...extra,
     });
 
@@ -155,8 +174,24 @@ export function createWorld({ client, metrics, logger, namespace, watchdogMs }: 
     nodes: common<KubeObject>(resources.nodes, slim.node),
   };
   const all = Object.values(world) as Informer<KubeObject>[];
+  let zones: { version: number; byNode: Readonly<Record<string, string>> } | undefined;
   return {
     ...world,
+    /**
+     * Node name → zone (topology.kubernetes.io/zone), for nodes that carry the label. Computed
+     * once per version of the node cache, not once per reconcile; frozen, shared.
+     */
+    nodeZones: (): Readonly<Record<string, string>> => {
+      if (zones?.version !== world.nodes.version) {
+        const byNode: Record<string, string> = {};
+        for (const node of world.nodes.list()) {
+          const zone = node.metadata.labels?.[ZONE_LABEL];
+          if (zone) byNode[node.metadata.name] = zone;
+        }
+        zones = { version: world.nodes.version, byNode: Object.freeze(byNode) };
+      }
+      return zones.byNode;
+    },
     start: () => all.forEach((i) => i.start()),
     stop: () => Promise.all(all.map((i) => i.stop())),
     hasSynced: () => all.every((i) => i.hasSynced()),

@@ -130,6 +130,7 @@ export class Informer<T extends KubeObject = KubeObject> {
   private readonly synced = Promise.withResolvers<void>();
   private readonly stopping = new AbortController();
   private hasSyncedOnce = false;
+  private changes = 0;
   private resourceVersion = "";
   private lastActivityAt = 0;
   /** Consecutive failures; reset by any sign of a healthy watch. */
@@ -194,6 +195,11 @@ export class Informer<T extends KubeObject = KubeObject> {
 
   keys(): string[] {
     return [...this.store.keys()];
+  }
+
+  /** Moves with every change the cache applies: what is derived from the cache is as old as this. */
+  get version(): number {
+    return this.changes;
   }
 
   byIndex(indexName: string, value: string): T[] {
@@ -382,6 +388,7 @@ export class Informer<T extends KubeObject = KubeObject> {
   private apply(change: Change<T>): void {
     const key = objectKey(change.obj);
     const old = this.store.get(key);
+    this.changes++;
     if (change.type === "delete") this.store.delete(key);
     else this.store.set(key, change.obj);
     this.reindex(key, old, change.type === "delete" ? undefined : change.obj);

@@ -8,6 +8,7 @@ import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig } from "@kubernetes/
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { GROUP, PLURAL, VERSION } from "../../../src/api/v1alpha1/index.ts";
 import { Operator } from "../../../src/controller/operator.ts";
+import { policyKey } from "../../../src/controller/reconciler.ts";
 import { startControlPlane } from "../../../src/devcluster/controlPlane.ts";
 import { createLogger } from "../../../src/observability/logger.ts";
 import { makeDeployment, withReplicas } from "../../support/builders.ts";
@@ -78,6 +79,15 @@ describe("Two policies selecting one Deployment", () => {
     // Then the newer one governs: Ready, and it enforces its probes
     await waitForPolicyCondition(hg.namespace, "aa-newer", "Ready", { status: "True", reason: "Reconciled" });
     await waitForDeploymentCondition(hg.namespace, "web", "ProbesCompliant", { status: "True" });
+    // and healthgate forgets what it wrote to the deleted policy's status
+    await waitFor(
+      () => {
+        expect(hg.operator.reconciler.remembersWrite(policyKey(hg.namespace, "zz-older"))).toBe(false);
+        return true;
+      },
+      { what: "the status healthgate wrote to the deleted policy to be forgotten" },
+    );
+    expect(hg.operator.reconciler.remembersWrite(policyKey(hg.namespace, "aa-newer"))).toBe(true);
     const enforced = await readDeployment(hg.namespace, "web");
     expect(enforced.spec!.template.spec!.containers[0]!.livenessProbe?.httpGet?.path).toBe("/healthz");
     await hg.expectSecondReconcileWritesNothing();
