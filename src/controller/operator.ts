@@ -101,6 +101,7 @@ export class Operator {
       ...(options.watchdogMs !== undefined ? { watchdogMs: options.watchdogMs } : {}),
       ...(options.resyncMs !== undefined ? { resyncMs: options.resyncMs } : {}),
       ...(options.clock !== undefined ? { clock: options.clock } : {}),
+      keepPod: (pod) => this.needsPod(pod),
     });
     this.podMetrics = new PodMetricsHistory({
       client: this.client,
@@ -159,6 +160,9 @@ export class Operator {
       throw err;
     }
     if (stopping.aborted) return;
+    // Until every cache synced, pods were kept whatever their owner; now drop those no governed
+    // Deployment needs.
+    this.world.pods.prune();
     this.options.logger.info({ identity: this.identity }, "caches synced");
     const le = this.options.leaderElection ?? { enabled: false };
     if (!le.enabled) {
@@ -287,6 +291,30 @@ export class Operator {
     }
   }
 
+  /**
+   * Whether a pod belongs to a governed Deployment (through its controlling ReplicaSet): only
+   * those are cached. Until the caches synced, and while its ReplicaSet or Deployment is not in
+   * the cache yet, a pod is kept: the caches fill in no particular order.
+   */
+  private needsPod(pod: Pod): boolean {
+    if (!this.world.hasSynced()) return true;
+    const ns = pod.metadata.namespace ?? "";
+    if (!this.governs(ns)) return false;
+    const rsRef = pod.metadata.ownerReferences?.find((r) => r.controller && r.kind === "ReplicaSet");
+    if (!rsRef) return false;
+    const rs = this.world.replicaSets.get(`${ns}/${rsRef.name}`);
+    if (!rs) return true;
+    const name = rs.metadata.ownerReferences?.find((r) => r.controller && r.kind === "Deployment")?.name;
+    if (!name) return false;
+    const d = this.world.deployments.get(`${ns}/${name}`);
+    return !d || this.policiesSelecting(d).length > 0;
+  }
+
+  /** Pods are cached only for governed Deployments: when more become governed, fetch theirs. */
+  private governanceWidened(newlyGoverned: boolean): void {
+    if (newlyGoverned && this.world.hasSynced()) this.world.pods.refilter();
+  }
+
   private policiesSelecting(d: Deployment): HealthPolicy[] {
     return this.parsedPolicies(d.metadata.namespace ?? "").filter((p) => policySelects(p, d));
   }
@@ -342,17 +370,44 @@ export class Operator {
     const ownerDeployment = (rs: ReplicaSet | undefined) =>
       rs?.metadata.ownerReferences?.find((r) => r.controller && r.kind === "Deployment")?.name;
 
+    /** Whether `raw` selects a Deployment that no policy but `raw` (as it was: `before`) selects. */
+    const selectsUngoverned = (raw: KubeObject, before?: KubeObject) => {
+      const ns = raw.metadata.namespace ?? "";
+      const parsed = parseCachedPolicy(raw);
+      if (!parsed.ok) return false;
+      const prior = before ? parseCachedPolicy(before) : undefined;
+      const others = this.parsedPolicies(ns).filter((p) => p.metadata.name !== raw.metadata.name);
+      return world.deployments
+        .list()
+        .some(
+          (d) =>
+            d.metadata.namespace === ns &&
+            policySelects(parsed.policy, d) &&
+            !(prior?.ok && policySelects(prior.policy, d)) &&
+            !others.some((p) => policySelects(p, d)),
+        );
+    };
     world.policies.addHandlers({
-      add: policyChanged,
+      add: (raw) => {
+        policyChanged(raw);
+        this.governanceWidened(selectsUngoverned(raw));
+      },
       // Most updates are healthgate's own status writes coming back. Status says what the policy
       // found, not what governs a Deployment: requeue the policy alone, not every target
       // (with N targets, each write would otherwise cost N reconciles).
       update: (o, n) => {
-        if (!sameApartFromStatus(o, n)) return policyChanged(n);
+        if (!sameApartFromStatus(o, n)) {
+          policyChanged(n);
+          this.governanceWidened(selectsUngoverned(n, o));
+          return;
+        }
         const key = policyKey(n.metadata.namespace ?? "", n.metadata.name);
         if (!this.reconciler.isOwnEcho(key, (n as { status?: unknown }).status)) enqueue(key);
       },
-      delete: policyDeleted,
+      delete: (raw) => {
+        policyDeleted(raw);
+        world.pods.prune();
+      },
     });
     world.deployments.addHandlers({
       add: deploymentChanged,
@@ -361,6 +416,11 @@ export class Operator {
         const key = deploymentKey(n.metadata.namespace ?? "", n.metadata.name);
         if (sameApartFromOwnConditions(o, n) && this.reconciler.isOwnEcho(key, ownConditions(n))) return;
         deploymentChanged(n);
+        if (!sameJson(o.metadata.labels, n.metadata.labels)) {
+          this.governanceWidened(
+            this.policiesSelecting(n).length > 0 && this.policiesSelecting(o).length === 0,
+          );
+        }
       },
       delete: (d) => deploymentChanged(d, true),
     });

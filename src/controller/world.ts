@@ -83,29 +83,22 @@ export const slim = {
       status: rs.status ?? {},
     };
   },
+  /**
+   * What the concerns read of a pod: its node (zones), phase and deletion (which pods count),
+   * its containers' CPU requests (Metrics-source headroom) and its controlling ReplicaSet.
+   */
   pod: (obj: Raw): Pod => {
     const pod = obj as unknown as Pod;
-    const status = pod.status ?? {};
     return {
-      metadata: meta(obj, { labels: true, ownerReferences: true }),
+      metadata: meta(obj, { ownerReferences: true }),
       spec: {
         ...(pod.spec.nodeName ? { nodeName: pod.spec.nodeName } : {}),
-        ...(pod.spec.readinessGates ? { readinessGates: pod.spec.readinessGates } : {}),
-        containers: pod.spec.containers.map((c) => ({
-          name: c.name,
-          ...(c.resources?.requests ? { resources: { requests: c.resources.requests } } : {}),
-        })),
+        containers: pod.spec.containers.map((c) => {
+          const cpu = c.resources?.requests?.cpu;
+          return { name: c.name, ...(cpu !== undefined ? { resources: { requests: { cpu } } } : {}) };
+        }),
       },
-      status: {
-        ...(status.phase ? { phase: status.phase } : {}),
-        ...(status.podIP ? { podIP: status.podIP } : {}),
-        conditions: (status.conditions ?? []).map(({ type, status: s }) => ({ type, status: s })),
-        containerStatuses: (status.containerStatuses ?? []).map(({ name, ready, restartCount }) => ({
-          name,
-          ready,
-          restartCount,
-        })),
-      },
+      status: pod.status?.phase ? { phase: pod.status.phase } : {},
     };
   },
   node: (obj: Raw) => {
@@ -124,6 +117,8 @@ export interface WorldOptions {
   watchdogMs?: number;
   /** Periodic relist-and-diff of every informer (`--resync-seconds`); 0 or omitted: off. */
   resyncMs?: number;
+  /** Which pods to cache (those a governed Deployment needs); omitted: all. */
+  keepPod?: (pod: Pod) => boolean;
   clock?: Clock;
 }
 
@@ -136,6 +131,7 @@ export function createWorld({
   watchdogMs,
   resyncMs,
   clock,
+  keepPod,
 }: WorldOptions) {
   const common = <T extends KubeObject>(
     resource: InformerOptions<T>["resource"],
@@ -161,7 +157,10 @@ export function createWorld({
     replicaSets: common<ReplicaSet>(resources.replicaSets, slim.replicaSet, {
       indexers: { owner: controllerUidIndexer("Deployment") },
     }),
-    pods: common<Pod>(resources.pods, slim.pod, { indexers: { owner: controllerUidIndexer("ReplicaSet") } }),
+    pods: common<Pod>(resources.pods, slim.pod, {
+      indexers: { owner: controllerUidIndexer("ReplicaSet") },
+      ...(keepPod ? { keep: keepPod } : {}),
+    }),
     hpas: common<HorizontalPodAutoscaler>(resources.horizontalPodAutoscalers, slim.whole, {
       indexers: {
         target: (hpa) =>

@@ -37,6 +37,11 @@ export interface ControlPlaneOptions {
   /** kube-controller-manager --controllers. Default: all but node lifecycle (no kubelet heartbeats here). */
   controllers?: readonly string[];
   extraApiServerArgs?: readonly string[];
+  /**
+   * An audit.k8s.io/v1 Policy (YAML or JSON). When set, kube-apiserver writes its audit log, one
+   * JSON event a line, to `auditLogPath` (the tests prove least privilege from it).
+   */
+  auditPolicy?: string;
   extraControllerManagerArgs?: readonly string[];
   /** Progress messages ("etcd ready in 310 ms"). Default: silent. */
   log?: (message: string) => void;
@@ -63,6 +68,8 @@ export interface ControlPlane {
   readonly pids: ControlPlanePids;
   /** Identity (PID + start time) of each running component, for a state file. */
   processes(): ProcessRecord[];
+  /** kube-apiserver's audit log, when an audit policy was given. */
+  readonly auditLogPath: string | undefined;
   /** Milliseconds from the call to startControlPlane until every component was ready. */
   readonly startupMs: number;
   /** Stops every component (controller manager, API server, etcd) and removes a temporary data dir. Idempotent. */
@@ -163,6 +170,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   );
   await writeFile(kubeconfigPath, kubeconfig(server, { ca: ca!, cert: cert!, key: key! }), { mode: 0o600 });
   const admin: TlsClient = { caFile: pki.caCert, certFile: pki.adminCert, keyFile: pki.adminKey };
+  const auditLogPath = options.auditPolicy !== undefined ? file("audit.log") : undefined;
+  if (options.auditPolicy !== undefined) await writeFile(file("audit-policy.yaml"), options.auditPolicy);
+  const auditArgs = auditLogPath
+    ? [
+        `--audit-policy-file=${file("audit-policy.yaml")}`,
+        `--audit-log-path=${auditLogPath}`,
+        "--audit-log-format=json",
+      ]
+    : [];
 
   const etcdUrl = `http://${host}:${etcdClientPort}`;
   const etcdPeerUrl = `http://${host}:${etcdPeerPort}`;
@@ -221,6 +237,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       // Aggregated APIs (an APIService backed by a Service) are dialled at the Service's
       // endpoint rather than its ClusterIP: nothing routes ClusterIPs here (no kube-proxy).
       "--enable-aggregator-routing=true",
+      ...auditArgs,
       ...(options.extraApiServerArgs ?? []),
     ],
     file("kube-apiserver.log"),
@@ -319,6 +336,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   return {
     kubeconfigPath,
     server,
+    auditLogPath,
     caFile: pki.caCert,
     version,
     dataDir,

@@ -47,6 +47,12 @@ export interface InformerOptions<T extends KubeObject> {
    */
   transform?: (obj: RawObject) => T;
   indexers?: Record<string, Indexer<T>>;
+  /**
+   * Which objects (after the transform) the cache holds; the others are never stored and never
+   * reach the handlers (one that stops being kept is deleted). When more objects may be wanted
+   * than before, call refilter(); when fewer, prune().
+   */
+  keep?: (obj: T) => boolean;
   /** Objects per list page. */
   pageSize?: number;
   /** Relist-and-diff when a watch has shown no life (event or bookmark) for this long. */
@@ -105,8 +111,8 @@ export function labelIndexer(label: string): Indexer<KubeObject> {
 
 /** Why the informer itself cut a watch short. */
 class Interruption {
-  readonly reason: "watchdog" | "resync";
-  constructor(reason: "watchdog" | "resync") {
+  readonly reason: "watchdog" | "resync" | "filter";
+  constructor(reason: "watchdog" | "resync" | "filter") {
     this.reason = reason;
   }
 }
@@ -209,6 +215,21 @@ export class Informer<T extends KubeObject = KubeObject> {
     return [...keys].map((key) => this.store.get(key)).filter((obj) => obj !== undefined);
   }
 
+  /**
+   * `keep` may now accept objects it refused before: relist (the watch is cut short) so they
+   * are cached. Calls while a relist is pending add nothing.
+   */
+  refilter(): void {
+    if (this.openWatch && !this.openWatch.signal.aborted) this.openWatch.abort(new Interruption("filter"));
+  }
+
+  /** `keep` may now refuse objects it accepted before: drop them (as deletes), without a request. */
+  prune(): void {
+    const keep = this.options.keep;
+    if (!keep) return;
+    for (const obj of [...this.store.values()]) if (!keep(obj)) this.apply({ type: "delete", obj });
+  }
+
   /** Returns a function that removes the handlers again. */
   addHandlers(handlers: InformerHandlers<T>): () => void {
     this.handlers.add(handlers);
@@ -274,7 +295,7 @@ export class Informer<T extends KubeObject = KubeObject> {
       );
       for (const item of page.items) {
         const obj = this.prepare(item);
-        listed.set(objectKey(obj), obj);
+        if (this.kept(obj)) listed.set(objectKey(obj), obj);
       }
       continueToken = page.metadata.continue || undefined;
       resourceVersion = page.metadata.resourceVersion;
@@ -372,10 +393,15 @@ export class Informer<T extends KubeObject = KubeObject> {
     if (event.type !== "BOOKMARK") {
       const obj = this.prepare(event.object);
       const old = this.store.get(objectKey(obj));
-      if (event.type === "DELETED") this.apply({ type: "delete", obj });
-      else this.apply(old ? { type: "update", old, obj } : { type: "add", obj });
+      if (event.type === "DELETED" || !this.kept(obj)) {
+        if (old) this.apply({ type: "delete", obj });
+      } else this.apply(old ? { type: "update", old, obj } : { type: "add", obj });
     }
     this.resourceVersion = event.object.metadata.resourceVersion ?? this.resourceVersion;
+  }
+
+  private kept(obj: T): boolean {
+    return this.options.keep ? this.options.keep(obj) : true;
   }
 
   private prepare(raw: RawObject): T {

@@ -94,6 +94,52 @@ describe("Two policies selecting one Deployment", () => {
   });
 });
 
+describe("The pod cache", () => {
+  const hg = useControllerHarness();
+
+  it("holds the pods of governed Deployments only, and fetches a Deployment's pods once a policy selects it", async () => {
+    // Given a governed Deployment and one no policy selects, both rolled out
+    await hg.apply(makeDeployment("web", withReplicas(2)));
+    await hg.apply(makeDeployment("batch", withReplicas(3)));
+    await waitForRolloutComplete(hg.namespace, "web");
+    await waitForRolloutComplete(hg.namespace, "batch");
+    await hg.createPolicy(makePolicy("web"));
+
+    // When healthgate runs
+    await hg.startOperator();
+    await waitForPolicyCondition(hg.namespace, "web", "Ready", { status: "True" });
+
+    // Then it caches web's pods, and none of batch's
+    const cached = (prefix: string) =>
+      hg.operator.world.pods.list().filter((p) => p.metadata.name.startsWith(prefix)).length;
+    expect(cached("web-")).toBe(2);
+    expect(cached("batch-")).toBe(0);
+
+    // When a policy starts selecting batch
+    await hg.createPolicy(makePolicy("batch"));
+
+    // Then batch's pods are fetched
+    await waitFor(
+      () => {
+        expect(cached("batch-")).toBe(3);
+        return true;
+      },
+      { what: "the operator to cache batch's 3 pods" },
+    );
+
+    // When that policy goes again, so do the pods
+    await deletePolicy(hg.namespace, "batch");
+    await waitFor(
+      () => {
+        expect(cached("batch-")).toBe(0);
+        return true;
+      },
+      { what: "the operator to drop batch's pods" },
+    );
+    expect(cached("web-")).toBe(2);
+  });
+});
+
 /** Deletes every `x-kubernetes-validations` (CEL rule) in a schema. */
 function withoutCelRules(node: unknown): unknown {
   if (Array.isArray(node)) return node.map(withoutCelRules);
