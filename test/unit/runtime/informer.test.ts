@@ -337,6 +337,29 @@ describe("Informer", () => {
     await informer.stop();
   });
 
+  it("keeps only what `keep` accepts; prune drops what it stops accepting; refilter fetches what it starts accepting", async () => {
+    let wanted = new Set(["a"]);
+    const { api, clock, metrics, informer, events } = await startInformer(seeded("a", "b"), {
+      keep: (obj) => wanted.has(obj.metadata.name),
+    });
+    expect(informer.keys()).toEqual(["shop/a"]);
+    api.currentWatch.emit("MODIFIED", pod("b", "11")); // never kept: no event
+    api.currentWatch.emit("ADDED", pod("c", "12"));
+    expect(events).toEqual(["add a@10"]);
+
+    wanted = new Set(["b"]);
+    informer.prune();
+    expect(informer.keys()).toEqual([]);
+    expect(events.at(-1)).toBe("delete a");
+
+    informer.refilter();
+    await clock.advance(0);
+    expect(informer.keys()).toEqual(["shop/b"]);
+    expect(events.at(-1)).toBe("add b@10"); // as the relist serves it
+    expect(await counter(metrics, "healthgate_watch_relists_total", { reason: "filter" })).toBe(1);
+    await informer.stop();
+  });
+
   it("relists a silent watch after the watchdog bound and counts what the watch missed", async () => {
     const { api, clock, metrics, informer, events } = await startInformer(seeded("a", "b"));
     events.length = 0;
