@@ -305,8 +305,10 @@ export class Informer<T extends KubeObject = KubeObject> {
     for (const change of changes) this.apply(change);
     this.resourceVersion = resourceVersion;
     // A list that went through is as good a sign of health as a watch event: the next failure
-    // backs off from the start again, not from where a run of failed lists left it.
-    this.failures = 0;
+    // backs off from the start again, not from where a run of failed lists left it. Not after a
+    // 410 relist: a watch that keeps answering 410 at once must still back off (a first 410
+    // relists without delay, so resetting here would relist in a tight loop).
+    if (reason !== "gone") this.failures = 0;
     if ((reason === "watchdog" || reason === "resync") && changes.length > 0) {
       metrics.watchSilentChanges.inc({ resource: resource.plural }, changes.length);
       this.log.warn({ reason, changes: changes.length }, "relist found changes the watch never delivered");

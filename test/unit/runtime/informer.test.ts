@@ -360,6 +360,20 @@ describe("Informer", () => {
     await informer.stop();
   });
 
+  it("a watch that answers 410 again right after its relist backs off instead of relisting in a loop", async () => {
+    const { api, clock, informer } = await startInformer(seeded("a"));
+    const gone = () => new ApiException(410, "too old resource version", {}, {});
+    api.currentWatch.fail(gone()); // routine: relist at once
+    await clock.advance(0);
+    expect(api.listCalls).toBe(2);
+    api.currentWatch.fail(gone()); // again at once: now 0.5 × 2 s
+    await clock.advance(999);
+    expect(api.listCalls).toBe(2);
+    await clock.advance(1);
+    expect(api.listCalls).toBe(3);
+    await informer.stop();
+  });
+
   it("relists a silent watch after the watchdog bound and counts what the watch missed", async () => {
     const { api, clock, metrics, informer, events } = await startInformer(seeded("a", "b"));
     events.length = 0;
