@@ -20,7 +20,6 @@ import {
   makePolicy,
   mergePatch,
   policyCondition,
-  readPolicy,
   reconciles,
   useControllerHarness,
   waitUntilIdle,
