@@ -1,7 +1,8 @@
 import { defineConfig } from "vitest/config";
 
-// Two projects: `unit` (pure code, no cluster) and `integration` (a real
-// control plane started once per run by test/support/globalSetup.ts).
+// Three projects: `unit` (pure code, no cluster), `integration` (a real control plane started
+// once per run by test/support/globalSetup.ts), and `audit`, which runs after both and checks
+// the chart's RBAC against the run's audit log.
 export default defineConfig({
   test: {
     projects: [
@@ -10,6 +11,7 @@ export default defineConfig({
           name: "unit",
           include: ["test/unit/**/*.test.ts"],
           environment: "node",
+          sequence: { groupOrder: 0 },
         },
       },
       {
@@ -22,6 +24,19 @@ export default defineConfig({
           hookTimeout: 180_000,
           // One control plane on 2 cores: files run one or two at a time.
           maxWorkers: 2,
+          sequence: { groupOrder: 0 },
+        },
+      },
+      {
+        // After every integration file (a later group): reads the run's kube-apiserver audit log
+        // (test/audit/rbac.test.ts). Its inputs come from the integration project's globalSetup
+        // through the environment.
+        test: {
+          name: "audit",
+          include: ["test/audit/**/*.test.ts"],
+          environment: "node",
+          testTimeout: 120_000,
+          sequence: { groupOrder: 1 },
         },
       },
     ],

@@ -59,6 +59,8 @@ const IMAGE_FLAGS = await imageNodeFlags();
 const VARIANTS: Record<string, Variant> = {
   /** What the image runs. */
   image: { flags: IMAGE_FLAGS },
+  /** The image under the chart's 512Mi memory limit: V8 sizes its heap from the cgroup limit. */
+  "image-512Mi": { flags: [...IMAGE_FLAGS, "--max-semi-space-size=2", "--max-old-space-size=256"] },
   "image+malloc-trim": { flags: IMAGE_FLAGS, env: MALLOC_TRIM },
   "image+arena2": { flags: IMAGE_FLAGS, env: { MALLOC_ARENA_MAX: "2" } },
   default: {},

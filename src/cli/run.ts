@@ -2,10 +2,11 @@
 // environment (src/cli/config.ts); SIGTERM stops it gracefully within 10 s:
 // /readyz fails first, reconciles stop, the Lease is released so a standby
 // takes over at once, watches close.
-import { Operator } from "../controller/operator.ts";
+import type { KubeConfig } from "@kubernetes/client-node";
+import { Operator, type OperatorOptions } from "../controller/operator.ts";
 import { loadKubeConfig } from "../kube/client.ts";
-import { createLogger } from "../observability/logger.ts";
-import { ConfigError, parseRunConfig } from "./config.ts";
+import { createLogger, type Logger } from "../observability/logger.ts";
+import { ConfigError, parseRunConfig, type RunConfig } from "./config.ts";
 
 const SHUTDOWN_BUDGET_MS = 10_000;
 
@@ -28,30 +29,19 @@ export async function runOperator(argv: readonly string[]): Promise<number> {
     process.stderr.write(`healthgate run: ${err instanceof Error ? err.message : String(err)}\n`);
     return 2;
   }
-  const operator = new Operator({
-    kubeConfig,
-    logger,
-    namespaces: config.namespaces,
-    port: config.httpPort,
-    concurrency: config.concurrency,
-    watchdogMs: config.watchdogSeconds * 1000,
-    identity: config.leaderElectionIdentity,
-    leaderElection: config.leaderElect
-      ? {
-          enabled: true,
-          namespace: config.leaderElectionNamespace ?? "default",
-          name: config.leaderElectionId,
-        }
-      : { enabled: false },
-  });
+  const operator = new Operator(operatorOptions(config, kubeConfig, logger));
 
   const stopped = new Promise<string>((resolve) => {
     process.once("SIGTERM", () => resolve("SIGTERM"));
     process.once("SIGINT", () => resolve("SIGINT"));
   });
-  await operator.start();
-  logger.info({ identity: operator.identity, port: operator.boundPort }, "healthgate running");
-  const signal = await stopped;
+  // A SIGTERM before the caches sync (a missing CRD or RBAC keeps them from ever syncing) stops
+  // the process as promptly as one after: the kubelet should not have to kill it.
+  const first = await Promise.race([stopped, operator.start().then(() => undefined)]);
+  if (first === undefined) {
+    logger.info({ identity: operator.identity, port: operator.boundPort }, "healthgate running");
+  }
+  const signal = first ?? (await stopped);
   logger.info({ reason: signal }, "shutting down");
   const timer = setTimeout(() => {
     logger.error({ reason: "ShutdownTimeout" }, "graceful shutdown took too long; exiting");
@@ -61,4 +51,25 @@ export async function runOperator(argv: readonly string[]): Promise<number> {
   await operator.stop();
   clearTimeout(timer);
   return 0;
+}
+
+/** Every setting of `healthgate run`, as the operator takes it. */
+export function operatorOptions(config: RunConfig, kubeConfig: KubeConfig, logger: Logger): OperatorOptions {
+  return {
+    kubeConfig,
+    logger,
+    namespaces: config.namespaces,
+    port: config.httpPort,
+    concurrency: config.concurrency,
+    watchdogMs: config.watchdogSeconds * 1000,
+    resyncMs: config.resyncSeconds * 1000,
+    identity: config.leaderElectionIdentity,
+    leaderElection: config.leaderElect
+      ? {
+          enabled: true,
+          namespace: config.leaderElectionNamespace ?? "default",
+          name: config.leaderElectionId,
+        }
+      : { enabled: false },
+  };
 }

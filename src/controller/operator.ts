@@ -21,6 +21,7 @@ import { ProberHandle } from "../prober/handle.ts";
 import { registerDeepCheckMetrics, type DeepCheckMetrics } from "../prober/metrics.ts";
 import { isOwnCondition, ownConditions, sameJson } from "../policy/decide.ts";
 import { governingPolicy, policySelects } from "../policy/governance.ts";
+import { selectorMatches } from "../policy/selector.ts";
 import { headroomConcern } from "../policy/headroom/concern.ts";
 import { isManagedPdb, pdbName } from "../policy/headroom/pdb.ts";
 import { probesConcern } from "../policy/probes/concern.ts";
@@ -44,6 +45,8 @@ export interface OperatorOptions {
   port?: number | undefined;
   concurrency?: number;
   watchdogMs?: number;
+  /** Periodic relist-and-diff of every cache (`--resync-seconds`); 0 or omitted: off. */
+  resyncMs?: number;
   leaderElection?:
     | { enabled: false }
     | {
@@ -66,7 +69,7 @@ export class Operator {
   readonly client: KubeClient;
   private readonly options: OperatorOptions;
   private readonly loop: ReconcileLoop;
-  private readonly reconciler: HealthgateReconciler;
+  readonly reconciler: HealthgateReconciler;
   private readonly server: HealthServer | undefined;
   private readonly podMetrics: PodMetricsHistory;
   private readonly deepCheckMetrics: DeepCheckMetrics;
@@ -78,6 +81,9 @@ export class Operator {
   private elector: LeaderElector | undefined;
   private leading: AbortController | undefined;
   private running: Promise<void> | undefined;
+  private starting: Promise<void> | undefined;
+  /** Aborted by stop(): a start still waiting for caches gives up. */
+  private readonly stopping = new AbortController();
   readonly identity: string;
   boundPort: number | undefined;
 
@@ -93,6 +99,9 @@ export class Operator {
       logger,
       namespace: options.namespaces?.length === 1 ? options.namespaces[0] : undefined,
       ...(options.watchdogMs !== undefined ? { watchdogMs: options.watchdogMs } : {}),
+      ...(options.resyncMs !== undefined ? { resyncMs: options.resyncMs } : {}),
+      ...(options.clock !== undefined ? { clock: options.clock } : {}),
+      keepPod: (pod) => this.needsPod(pod),
     });
     this.podMetrics = new PodMetricsHistory({
       client: this.client,
@@ -129,12 +138,31 @@ export class Operator {
     this.wireEvents();
   }
 
-  /** Starts caches, the health server and (when elected) reconciling. */
-  async start(): Promise<void> {
+  /**
+   * Starts caches, the health server and (when elected) reconciling. Resolves once caches
+   * synced, or at once when stop() is called first (caches that cannot sync — a missing CRD,
+   * missing RBAC — must not keep a SIGTERM waiting).
+   */
+  start(): Promise<void> {
+    this.starting ??= this.startUp();
+    return this.starting;
+  }
+
+  private async startUp(): Promise<void> {
+    const stopping = this.stopping.signal;
     this.boundPort = await this.server?.listen();
     this.prober = ProberHandle.start({ metrics: this.deepCheckMetrics });
     this.world.start();
-    await this.world.waitForSync();
+    try {
+      await this.world.waitForSync(stopping);
+    } catch (err) {
+      if (stopping.aborted) return;
+      throw err;
+    }
+    if (stopping.aborted) return;
+    // Until every cache synced, pods were kept whatever their owner; now drop those no governed
+    // Deployment needs.
+    this.world.pods.prune();
     this.options.logger.info({ identity: this.identity }, "caches synced");
     const le = this.options.leaderElection ?? { enabled: false };
     if (!le.enabled) {
@@ -162,20 +190,35 @@ export class Operator {
   }
 
   private lead(signal: AbortSignal): Promise<void> {
+    const previous = this.running;
     const controller = new AbortController();
     signal.addEventListener("abort", () => controller.abort(), { once: true });
     this.leading = controller;
-    this.options.logger.info({ identity: this.identity }, "leading: reconciling");
-    // Only the leader reconciles, so only it spends requests on metrics.k8s.io; a new leader
-    // starts with an empty history (it is in memory either way).
-    this.podMetrics.start(controller.signal);
-    this.running = this.loop.run(controller.signal, this.allKeys()).finally(() => this.podMetrics.stop());
-    return this.running;
+    const term = (async () => {
+      // A term starts only once the previous one has fully stopped: its shutdown would
+      // otherwise stop this term's metrics poller (the elector already waits; this holds for
+      // any caller).
+      await previous;
+      if (controller.signal.aborted) return;
+      this.options.logger.info({ identity: this.identity }, "leading: reconciling");
+      // Only the leader reconciles, so only it spends requests on metrics.k8s.io; a new leader
+      // starts with an empty history (it is in memory either way).
+      this.podMetrics.start(controller.signal);
+      try {
+        await this.loop.run(controller.signal, this.allKeys());
+      } finally {
+        await this.podMetrics.stop();
+      }
+    })();
+    this.running = term;
+    return term;
   }
 
   /** Graceful stop: fail /readyz, stop reconciling, release the lease, stop watches. */
   async stop(): Promise<void> {
+    this.stopping.abort();
     this.server?.markShuttingDown();
+    await this.starting?.catch(() => undefined);
     if (this.elector) await this.elector.release();
     this.leading?.abort();
     await this.running;
@@ -248,6 +291,30 @@ export class Operator {
     }
   }
 
+  /**
+   * Whether a pod belongs to a governed Deployment (through its controlling ReplicaSet): only
+   * those are cached. Until the caches synced, and while its ReplicaSet or Deployment is not in
+   * the cache yet, a pod is kept: the caches fill in no particular order.
+   */
+  private needsPod(pod: Pod): boolean {
+    if (!this.world.hasSynced()) return true;
+    const ns = pod.metadata.namespace ?? "";
+    if (!this.governs(ns)) return false;
+    const rsRef = pod.metadata.ownerReferences?.find((r) => r.controller && r.kind === "ReplicaSet");
+    if (!rsRef) return false;
+    const rs = this.world.replicaSets.get(`${ns}/${rsRef.name}`);
+    if (!rs) return true;
+    const name = rs.metadata.ownerReferences?.find((r) => r.controller && r.kind === "Deployment")?.name;
+    if (!name) return false;
+    const d = this.world.deployments.get(`${ns}/${name}`);
+    return !d || this.policiesSelecting(d).length > 0;
+  }
+
+  /** Pods are cached only for governed Deployments: when more become governed, fetch theirs. */
+  private governanceWidened(newlyGoverned: boolean): void {
+    if (newlyGoverned && this.world.hasSynced()) this.world.pods.refilter();
+  }
+
   private policiesSelecting(d: Deployment): HealthPolicy[] {
     return this.parsedPolicies(d.metadata.namespace ?? "").filter((p) => policySelects(p, d));
   }
@@ -289,6 +356,8 @@ export class Operator {
     };
     const policyDeleted = (raw: KubeObject) => {
       const ns = raw.metadata.namespace ?? "";
+      // Its own key too: that reconcile finds it gone and drops what was remembered of it.
+      enqueue(policyKey(ns, raw.metadata.name));
       // Deployments it governed: another policy may govern them now, or none.
       for (const d of world.deployments.list())
         if (d.metadata.namespace === ns) {
@@ -301,17 +370,44 @@ export class Operator {
     const ownerDeployment = (rs: ReplicaSet | undefined) =>
       rs?.metadata.ownerReferences?.find((r) => r.controller && r.kind === "Deployment")?.name;
 
+    /** Whether `raw` selects a Deployment that no policy but `raw` (as it was: `before`) selects. */
+    const selectsUngoverned = (raw: KubeObject, before?: KubeObject) => {
+      const ns = raw.metadata.namespace ?? "";
+      const parsed = parseCachedPolicy(raw);
+      if (!parsed.ok) return false;
+      const prior = before ? parseCachedPolicy(before) : undefined;
+      const others = this.parsedPolicies(ns).filter((p) => p.metadata.name !== raw.metadata.name);
+      return world.deployments
+        .list()
+        .some(
+          (d) =>
+            d.metadata.namespace === ns &&
+            policySelects(parsed.policy, d) &&
+            !(prior?.ok && policySelects(prior.policy, d)) &&
+            !others.some((p) => policySelects(p, d)),
+        );
+    };
     world.policies.addHandlers({
-      add: policyChanged,
+      add: (raw) => {
+        policyChanged(raw);
+        this.governanceWidened(selectsUngoverned(raw));
+      },
       // Most updates are healthgate's own status writes coming back. Status says what the policy
       // found, not what governs a Deployment: requeue the policy alone, not every target
       // (with N targets, each write would otherwise cost N reconciles).
       update: (o, n) => {
-        if (!sameApartFromStatus(o, n)) return policyChanged(n);
+        if (!sameApartFromStatus(o, n)) {
+          policyChanged(n);
+          this.governanceWidened(selectsUngoverned(n, o));
+          return;
+        }
         const key = policyKey(n.metadata.namespace ?? "", n.metadata.name);
         if (!this.reconciler.isOwnEcho(key, (n as { status?: unknown }).status)) enqueue(key);
       },
-      delete: policyDeleted,
+      delete: (raw) => {
+        policyDeleted(raw);
+        world.pods.prune();
+      },
     });
     world.deployments.addHandlers({
       add: deploymentChanged,
@@ -320,6 +416,11 @@ export class Operator {
         const key = deploymentKey(n.metadata.namespace ?? "", n.metadata.name);
         if (sameApartFromOwnConditions(o, n) && this.reconciler.isOwnEcho(key, ownConditions(n))) return;
         deploymentChanged(n);
+        if (!sameJson(o.metadata.labels, n.metadata.labels)) {
+          this.governanceWidened(
+            this.policiesSelecting(n).length > 0 && this.policiesSelecting(o).length === 0,
+          );
+        }
       },
       delete: (d) => deploymentChanged(d, true),
     });
@@ -350,19 +451,27 @@ export class Operator {
       }
     };
     world.hpas.addHandlers({ add: hpaChanged, update: (_o, n) => hpaChanged(n), delete: hpaChanged });
-    const pdbChanged = (pdb: PodDisruptionBudget) => {
-      const ns = pdb.metadata.namespace ?? "";
-      // Governed Deployments judge every budget over their pods; the one healthgate made for a
-      // Deployment is also that Deployment's business when nothing governs it any more.
-      const managed = isManagedPdb(pdb);
-      const policies = this.parsedPolicies(ns);
+    // A PDB matters to the governed Deployments whose pods its selector matches, before or after
+    // the change (its status moves with every pod readiness change, so nothing wider), and the
+    // one healthgate made for a Deployment is that Deployment's business even when nothing
+    // governs it any more.
+    const pdbChanged = (...versions: PodDisruptionBudget[]) => {
+      const ns = versions[0]?.metadata.namespace ?? "";
+      let policies: HealthPolicy[] | undefined;
       for (const d of world.deployments.list()) {
         if (d.metadata.namespace !== ns) continue;
-        const own = managed && pdb.metadata.name === pdbName(d.metadata.name);
-        if (own || governingPolicy(policies, d)) deploymentChanged(d);
+        if (versions.some((pdb) => isManagedPdb(pdb) && pdb.metadata.name === pdbName(d.metadata.name))) {
+          deploymentChanged(d);
+          continue;
+        }
+        const podLabels = d.spec.template.metadata?.labels ?? {};
+        if (!versions.some((pdb) => pdb.spec.selector && selectorMatches(pdb.spec.selector, podLabels)))
+          continue;
+        policies ??= this.parsedPolicies(ns);
+        if (governingPolicy(policies, d)) deploymentChanged(d);
       }
     };
-    world.pdbs.addHandlers({ add: pdbChanged, update: (_o, n) => pdbChanged(n), delete: pdbChanged });
+    world.pdbs.addHandlers({ add: pdbChanged, update: (o, n) => pdbChanged(o, n), delete: pdbChanged });
   }
 }
 

@@ -40,7 +40,14 @@ import { governingPolicy, policySelects } from "../policy/governance.ts";
 import { isManagedPdb, pdbName } from "../policy/headroom/pdb.ts";
 import { conflictingHandlers, ownedFieldsDiffer } from "../policy/probes/concern.ts";
 import { selectorMatches } from "../policy/selector.ts";
-import type { Concern, ConditionIntent, OwnedObject, OwnedSpec, TargetSnapshot } from "../policy/seam.ts";
+import type {
+  Concern,
+  ConditionIntent,
+  EventIntent,
+  OwnedObject,
+  OwnedSpec,
+  TargetSnapshot,
+} from "../policy/seam.ts";
 import {
   apiErrorMessage,
   isConflict,
@@ -48,15 +55,18 @@ import {
   isRefused,
   resources,
   retryAfterMs,
+  type ApplyOptions,
   type KubeClient,
   type KubeObject,
+  type ResourceRef,
 } from "../kube/client.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { HealthgateMetrics } from "../observability/metrics.ts";
 import type { Clock } from "../kube/clock.ts";
+import { eventFor } from "../kube/events.ts";
 import { metricsWindowSeconds, type PodMetricsHistory } from "../kube/podMetrics.ts";
 import type { World } from "./world.ts";
-import { FIELD_MANAGER, STATUS_FIELD_MANAGER, ZONE_LABEL, type CachedDeployment } from "./world.ts";
+import { FIELD_MANAGER, STATUS_FIELD_MANAGER, type CachedDeployment } from "./world.ts";
 import type { Action, Reconciler } from "./reconcileLoop.ts";
 
 const parsedPolicies = new WeakMap<KubeObject, ParseResult>();
@@ -90,9 +100,32 @@ export type Key = `Deployment/${string}` | `HealthPolicy/${string}`;
 export const deploymentKey = (ns: string, name: string): Key => `Deployment/${ns}/${name}`;
 export const policyKey = (ns: string, name: string): Key => `HealthPolicy/${ns}/${name}`;
 
+/**
+ * The requests a reconcile makes. Each carries the leadership term's abort signal: the
+ * parameters optional on KubeClient are required here, so a request without it does not compile.
+ */
+export interface TermClient {
+  get<T extends KubeObject>(ref: ResourceRef, target: Target, signal: AbortSignal): Promise<T>;
+  create<T extends KubeObject>(obj: T, signal: AbortSignal): Promise<T>;
+  delete(
+    ref: ResourceRef,
+    target: Target,
+    signal: AbortSignal,
+    preconditions?: Parameters<KubeClient["delete"]>[3],
+  ): Promise<void>;
+  applyObject<T extends KubeObject>(obj: T, options: ApplyOptions & { signal: AbortSignal }): Promise<T>;
+  jsonPatch<T extends KubeObject>(
+    ref: ResourceRef,
+    target: Target,
+    operations: Parameters<KubeClient["jsonPatch"]>[2],
+    options: { fieldManager?: string; signal: AbortSignal },
+  ): Promise<T>;
+}
+type Target = Parameters<KubeClient["get"]>[1];
+
 export interface ReconcilerOptions {
   world: World;
-  client: KubeClient;
+  client: TermClient;
   concerns: readonly Concern[];
   clock: Clock;
   logger: Logger;
@@ -177,11 +210,7 @@ export class HealthgateReconciler implements Reconciler {
         (pdb) =>
           pdb.metadata.namespace === ns && pdb.spec.selector && selectorMatches(pdb.spec.selector, podLabels),
       );
-    const nodeZones: Record<string, string> = {};
-    for (const node of world.nodes.list()) {
-      const zone = node.metadata.labels?.[ZONE_LABEL];
-      if (zone) nodeZones[node.metadata.name] = zone;
-    }
+    const nodeZones = world.nodeZones();
     const hpa = world.hpas.byIndex("target", `${ns}/${deployment.metadata.name}`)[0];
     const now = new Date(this.o.clock.now());
     return {
@@ -225,13 +254,21 @@ export class HealthgateReconciler implements Reconciler {
       await this.writeDeploymentConditions(deployment, [], now, signal);
       return {};
     }
-    await this.resumeConflict(policy, deployment);
+    await this.resumeConflict(policy, deployment, signal);
     const decision = decideTarget(this.snapshot(policy, deployment), this.o.concerns);
-    await this.applyOwnedSpec(policy, deployment, decision, signal);
+    const applied = await this.applyOwnedSpec(policy, deployment, decision, signal);
     const key = deploymentKey(namespace, name);
     const refused = await this.applyOwnedObjects(deployment, decision.ownedObjects, signal);
     const decided = this.withRefusal(key, this.withConflict(key, decision));
-    await this.writeDeploymentConditions(deployment, decided.conditions, now, signal);
+    // Events about the Deployment: one that explains a condition goes out when that condition
+    // flips (below); the others (LivenessDeepReplaced) go out with the apply they announce.
+    const aboutDeployment = decided.events.filter((e) => e.regarding === "Deployment");
+    const reasons = new Set(decided.conditions.map((c) => c.reason));
+    if (applied) {
+      for (const e of aboutDeployment.filter((e) => !reasons.has(e.reason)))
+        await this.event(deployment, e.type, e.reason, e.message, signal);
+    }
+    await this.writeDeploymentConditions(deployment, decided.conditions, now, signal, aboutDeployment);
     // Every policy selecting it reports on it: the governing one, and any other as overlapping.
     for (const p of policies) {
       if (policySelects(p, deployment)) this.o.enqueue(policyKey(namespace, p.metadata.name));
@@ -248,20 +285,23 @@ export class HealthgateReconciler implements Reconciler {
     return requeueMs.length > 0 ? { requeueAfterMs: Math.min(...requeueMs) } : {};
   }
 
-  /** Enforce: ONE forced apply of every owned field, only when the live template lacks them. */
+  /**
+   * Enforce: ONE forced apply of every owned field, only when the live template lacks them.
+   * True when it applied.
+   */
   private async applyOwnedSpec(
     policy: HealthPolicy,
     deployment: Deployment,
     decision: TargetDecision,
     signal: AbortSignal,
-  ): Promise<void> {
-    if (policy.spec.mode !== "Enforce" || !decision.ownedSpec) return;
+  ): Promise<boolean> {
+    if (policy.spec.mode !== "Enforce" || !decision.ownedSpec) return false;
     const liveOwned = (deployment as CachedDeployment).healthgateOwned ?? [];
-    if (!ownedFieldsDiffer(deployment.spec.template, decision.ownedSpec, liveOwned)) return;
+    if (!ownedFieldsDiffer(deployment.spec.template, decision.ownedSpec, liveOwned)) return false;
     const key = deploymentKey(deployment.metadata.namespace ?? "", deployment.metadata.name);
     const nowMs = this.o.clock.now();
     let history: EnforceState = this.flips.get(key) ?? emptyHistory();
-    if (holding(history, nowMs)) return;
+    if (holding(history, nowMs)) return false;
     const body = ownedSpecApplyBody(deployment, decision.ownedSpec);
     const bodyJson = JSON.stringify(body);
     // The cache has not caught up with our own apply yet (a ReplicaSet or status event arrived
@@ -272,7 +312,7 @@ export class HealthgateReconciler implements Reconciler {
       history.appliedGeneration !== undefined &&
       (deployment.metadata.generation ?? 0) <= history.appliedGeneration
     ) {
-      return;
+      return false;
     }
     // The same fields we applied before are gone again: somebody took them back (a policy
     // edit changes the body, and a change of ours is no flip).
@@ -280,10 +320,10 @@ export class HealthgateReconciler implements Reconciler {
       const { history: next, conflicted } = recordFlip(history, nowMs);
       history = { ...history, ...next };
       if (conflicted) {
-        const manager = await this.otherManager(deployment);
+        const manager = await this.otherManager(deployment, signal);
         this.flips.set(key, { ...history, manager });
-        await this.event(deployment, "Warning", "EnforceConflict", conflictMessage(manager));
-        return;
+        await this.event(deployment, "Warning", "EnforceConflict", conflictMessage(manager), signal);
+        return false;
       }
     }
     const stored = await this.o.client.applyObject(body, {
@@ -301,6 +341,7 @@ export class HealthgateReconciler implements Reconciler {
       { namespace: deployment.metadata.namespace, name: deployment.metadata.name, kind: "Deployment" },
       "applied owned probe fields",
     );
+    return true;
   }
 
   /**
@@ -328,12 +369,13 @@ export class HealthgateReconciler implements Reconciler {
     );
   }
 
-  private async otherManager(deployment: Deployment): Promise<string | undefined> {
+  private async otherManager(deployment: Deployment, signal: AbortSignal): Promise<string | undefined> {
     try {
-      const live = await this.o.client.get<Deployment>(resources.deployments, {
-        namespace: deployment.metadata.namespace,
-        name: deployment.metadata.name,
-      });
+      const live = await this.o.client.get<Deployment>(
+        resources.deployments,
+        { namespace: deployment.metadata.namespace, name: deployment.metadata.name },
+        signal,
+      );
       return otherProbeManager(live.metadata.managedFields ?? [], FIELD_MANAGER);
     } catch (err) {
       this.o.logger.warn({ err: apiErrorMessage(err) }, "could not read managedFields");
@@ -396,14 +438,19 @@ export class HealthgateReconciler implements Reconciler {
     return this.lastWritten.has(key) && sameJson(this.lastWritten.get(key), written);
   }
 
+  /** Whether healthgate still keeps what it last wrote for `key` (dropped once the object is gone). */
+  remembersWrite(key: Key): boolean {
+    return this.lastWritten.has(key);
+  }
+
   /** A conflict an earlier replica reported on the Deployment holds here too (see resumedHold). */
-  private async resumeConflict(policy: HealthPolicy, deployment: Deployment): Promise<void> {
+  private async resumeConflict(policy: HealthPolicy, deployment: Deployment, signal: AbortSignal) {
     const key = deploymentKey(deployment.metadata.namespace ?? "", deployment.metadata.name);
     if (policy.spec.mode !== "Enforce" || this.flips.has(key)) return;
     const type = DEPLOYMENT_CONDITION_PREFIX + ConditionType.ProbesCompliant;
     const resumed = resumedHold(deployment.status?.conditions, type, this.o.clock.now());
     if (!resumed) return;
-    const manager = await this.otherManager(deployment);
+    const manager = await this.otherManager(deployment, signal);
     this.flips.set(key, { ...resumed, ...(manager !== undefined ? { manager } : {}) });
     this.o.logger.info(
       {
@@ -447,6 +494,7 @@ export class HealthgateReconciler implements Reconciler {
     intents: readonly ConditionIntent[],
     now: Date,
     signal: AbortSignal,
+    explained: readonly EventIntent[] = [],
   ) {
     const { conditions, changed } = deploymentConditions(deployment, intents, now);
     if (!changed) return;
@@ -454,11 +502,14 @@ export class HealthgateReconciler implements Reconciler {
     await this.applyStatus(key, deployment, "apps/v1", { conditions }, conditions, signal);
     for (const type of flippedTypes(ownConditions(deployment), conditions)) {
       const c = conditions.find((x) => x.type === type) as DeploymentCondition;
+      // A concern's own Event for this reason says more than the condition's message.
+      const own = explained.find((e) => e.reason === c.reason);
       await this.event(
         deployment,
-        c.status === "True" ? "Normal" : "Warning",
+        own?.type ?? (c.status === "True" ? "Normal" : "Warning"),
         c.reason ?? "Changed",
-        `${type}=${c.status}: ${c.message ?? ""}`,
+        `${type}=${c.status}: ${own?.message ?? c.message ?? ""}`,
+        signal,
       );
     }
   }
@@ -507,7 +558,7 @@ export class HealthgateReconciler implements Reconciler {
         this.refusals.delete(key);
       } catch (err) {
         if (!isRefused(err)) throw err;
-        await this.refused(deployment, `${obj.kind} ${obj.metadata.name}`, err);
+        await this.refused(deployment, `${obj.kind} ${obj.metadata.name}`, err, signal);
         return err;
       }
     }
@@ -547,7 +598,7 @@ export class HealthgateReconciler implements Reconciler {
    * object) goes False with reason ApplyRejected and the server's own message, which names the
    * field; an Event says the same once per distinct message.
    */
-  private async refused(deployment: Deployment, what: string, err: unknown): Promise<void> {
+  private async refused(deployment: Deployment, what: string, err: unknown, signal: AbortSignal) {
     const key = deploymentKey(deployment.metadata.namespace ?? "", deployment.metadata.name);
     const message =
       `healthgate could not apply ${what} for Deployment ${deployment.metadata.name}: the API server refused it ` +
@@ -574,14 +625,18 @@ export class HealthgateReconciler implements Reconciler {
       },
       `the API server refused ${what}`,
     );
-    if (before?.message !== message) await this.event(deployment, "Warning", "ApplyRejected", message);
+    if (before?.message !== message)
+      await this.event(deployment, "Warning", "ApplyRejected", message, signal);
   }
 
   // ---- HealthPolicy: status -----------------------------------------------------------------
 
   private async reconcilePolicy(namespace: string, name: string, signal: AbortSignal): Promise<Action> {
     const raw = this.o.world.policies.get(`${namespace}/${name}`);
-    if (!raw || raw.metadata.deletionTimestamp) return {};
+    if (!raw || raw.metadata.deletionTimestamp) {
+      this.lastWritten.delete(policyKey(namespace, name));
+      return {};
+    }
     const now = new Date(this.o.clock.now());
     const parsed = parseCachedPolicy(raw);
     const previous = (raw as { status?: HealthPolicyStatus }).status;
@@ -622,7 +677,7 @@ export class HealthgateReconciler implements Reconciler {
     }
     const status = policyStatus(policy, decisions, overlaps, now);
     const wrote = await this.writePolicyStatus(raw, previous, signal, status);
-    if (wrote) await this.policyEvents(raw, previous, status, decisions);
+    if (wrote) await this.policyEvents(raw, previous, status, decisions, signal);
     const requeues = decisions.flatMap((d) =>
       d.requeueAfterSeconds !== undefined ? [d.requeueAfterSeconds * 1000] : [],
     );
@@ -646,6 +701,7 @@ export class HealthgateReconciler implements Reconciler {
     previous: HealthPolicyStatus | undefined,
     status: HealthPolicyStatus,
     decisions: readonly TargetDecision[],
+    signal: AbortSignal,
   ) {
     for (const type of flippedTypes(previous?.conditions ?? [], status.conditions ?? [])) {
       const c = status.conditions?.find((x) => x.type === type);
@@ -655,6 +711,7 @@ export class HealthgateReconciler implements Reconciler {
         c.status === "True" ? "Normal" : "Warning",
         c.reason,
         `${type}=${c.status}: ${c.message}`,
+        signal,
       );
     }
     for (const decision of decisions) {
@@ -672,13 +729,14 @@ export class HealthgateReconciler implements Reconciler {
         "FindingsChanged",
         `Deployment ${decision.deployment}: ${decision.findings.length} finding(s)` +
           (worst ? `; worst: ${worst.rule} (${worst.severity}) ${worst.message}` : ""),
+        signal,
       );
     }
     for (const decision of decisions) {
       for (const intent of decision.events.filter((e) => e.regarding === "Policy")) {
         const cond = status.conditions?.find((c) => c.reason === intent.reason);
         if (cond && flippedTypes(previous?.conditions ?? [], [cond]).length > 0) {
-          await this.event(raw, intent.type, intent.reason, intent.message);
+          await this.event(raw, intent.type, intent.reason, intent.message, signal);
         }
       }
     }
@@ -687,33 +745,16 @@ export class HealthgateReconciler implements Reconciler {
   // ---- events -------------------------------------------------------------------------------
 
   /** Events are best effort: a failure is logged, never fails the reconcile. */
-  private async event(regarding: KubeObject, type: "Normal" | "Warning", reason: string, note: string) {
-    const now = new Date(this.o.clock.now());
-    const micro = now.toISOString().replace(/Z$/, "000Z");
+  private async event(
+    regarding: KubeObject,
+    type: "Normal" | "Warning",
+    reason: string,
+    note: string,
+    signal: AbortSignal,
+  ) {
+    const source = { identity: this.o.identity, now: new Date(this.o.clock.now()), random: Math.random() };
     try {
-      await this.o.client.create({
-        apiVersion: "events.k8s.io/v1",
-        kind: "Event",
-        metadata: {
-          name: `${regarding.metadata.name}.${now.getTime().toString(16)}${Math.floor(Math.random() * 0xffff).toString(16)}`,
-          namespace: regarding.metadata.namespace ?? "default",
-        },
-        eventTime: micro,
-        reportingController: "healthgate.io/healthgate",
-        reportingInstance: this.o.identity,
-        action: reason,
-        reason,
-        type,
-        note: note.slice(0, 1024),
-        regarding: {
-          apiVersion:
-            regarding.apiVersion ?? (regarding.kind === "Deployment" ? "apps/v1" : "healthgate.io/v1alpha1"),
-          kind: regarding.kind ?? "Deployment",
-          name: regarding.metadata.name,
-          namespace: regarding.metadata.namespace,
-          uid: regarding.metadata.uid,
-        },
-      } as KubeObject);
+      await this.o.client.create(eventFor(regarding, type, reason, note, source), signal);
     } catch (err) {
       if (isRefused(err)) this.o.metrics?.writesRefused.inc({ write: "event", resource: "events" });
       this.o.logger.warn(

@@ -7,7 +7,7 @@
 //
 // Used by the integration tests and by `healthgate dev`, so it depends on
 // node: modules only.
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { checkBinaries, findBinaries, NODE_BINARIES } from "./binaries.ts";
@@ -44,6 +44,11 @@ export interface ControlPlaneOptions {
   /** Taints every node registers with. */
   nodeTaints?: readonly Taint[];
   extraApiServerArgs?: readonly string[];
+  /**
+   * An audit.k8s.io/v1 Policy (YAML or JSON). When set, kube-apiserver writes its audit log, one
+   * JSON event a line, to `auditLogPath` (the tests prove least privilege from it).
+   */
+  auditPolicy?: string;
   extraControllerManagerArgs?: readonly string[];
   /** Progress messages ("etcd ready in 310 ms"). Default: silent. */
   log?: (message: string) => void;
@@ -71,6 +76,8 @@ export interface ControlPlane {
   readonly pids: ControlPlanePids;
   /** Identity (PID + start time) of each running component, for a state file. */
   processes(): ProcessRecord[];
+  /** kube-apiserver's audit log, when an audit policy was given. */
+  readonly auditLogPath: string | undefined;
   /** Milliseconds from the call to startControlPlane until every component was ready. */
   readonly startupMs: number;
   /** Stops every component (controller manager, API server, etcd) and removes a temporary data dir. Idempotent. */
@@ -156,6 +163,15 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
     user: ADMIN_USER,
   });
   const admin: TlsClient = { caFile: pki.caCert, certFile: pki.adminCert, keyFile: pki.adminKey };
+  const auditLogPath = options.auditPolicy !== undefined ? file("audit.log") : undefined;
+  if (options.auditPolicy !== undefined) await writeFile(file("audit-policy.yaml"), options.auditPolicy);
+  const auditArgs = auditLogPath
+    ? [
+        `--audit-policy-file=${file("audit-policy.yaml")}`,
+        `--audit-log-path=${auditLogPath}`,
+        "--audit-log-format=json",
+      ]
+    : [];
 
   const etcdUrl = `http://${host}:${etcdClientPort}`;
   const etcdPeerUrl = `http://${host}:${etcdPeerPort}`;
@@ -216,6 +232,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
       // Aggregated APIs (an APIService backed by a Service) are dialled at the Service's
       // endpoint rather than its ClusterIP: nothing routes ClusterIPs here (no kube-proxy).
       "--enable-aggregator-routing=true",
+      ...auditArgs,
       ...(options.extraApiServerArgs ?? []),
     ],
     file("kube-apiserver.log"),
@@ -347,6 +364,7 @@ export async function startControlPlane(options: ControlPlaneOptions): Promise<C
   return {
     kubeconfigPath,
     server,
+    auditLogPath,
     caFile: pki.caCert,
     version,
     dataDir,

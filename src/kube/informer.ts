@@ -47,6 +47,12 @@ export interface InformerOptions<T extends KubeObject> {
    */
   transform?: (obj: RawObject) => T;
   indexers?: Record<string, Indexer<T>>;
+  /**
+   * Which objects (after the transform) the cache holds; the others are never stored and never
+   * reach the handlers (one that stops being kept is deleted). When more objects may be wanted
+   * than before, call refilter(); when fewer, prune().
+   */
+  keep?: (obj: T) => boolean;
   /** Objects per list page. */
   pageSize?: number;
   /** Relist-and-diff when a watch has shown no life (event or bookmark) for this long. */
@@ -105,8 +111,8 @@ export function labelIndexer(label: string): Indexer<KubeObject> {
 
 /** Why the informer itself cut a watch short. */
 class Interruption {
-  readonly reason: "watchdog" | "resync";
-  constructor(reason: "watchdog" | "resync") {
+  readonly reason: "watchdog" | "resync" | "filter";
+  constructor(reason: "watchdog" | "resync" | "filter") {
     this.reason = reason;
   }
 }
@@ -130,6 +136,7 @@ export class Informer<T extends KubeObject = KubeObject> {
   private readonly synced = Promise.withResolvers<void>();
   private readonly stopping = new AbortController();
   private hasSyncedOnce = false;
+  private changes = 0;
   private resourceVersion = "";
   private lastActivityAt = 0;
   /** Consecutive failures; reset by any sign of a healthy watch. */
@@ -196,11 +203,31 @@ export class Informer<T extends KubeObject = KubeObject> {
     return [...this.store.keys()];
   }
 
+  /** Moves with every change the cache applies: what is derived from the cache is as old as this. */
+  get version(): number {
+    return this.changes;
+  }
+
   byIndex(indexName: string, value: string): T[] {
     const index = this.indexes.get(indexName);
     if (!index) throw new Error(`informer for ${this.options.resource.plural} has no index "${indexName}"`);
     const keys = index.keysByValue.get(value) ?? [];
     return [...keys].map((key) => this.store.get(key)).filter((obj) => obj !== undefined);
+  }
+
+  /**
+   * `keep` may now accept objects it refused before: relist (the watch is cut short) so they
+   * are cached. Calls while a relist is pending add nothing.
+   */
+  refilter(): void {
+    if (this.openWatch && !this.openWatch.signal.aborted) this.openWatch.abort(new Interruption("filter"));
+  }
+
+  /** `keep` may now refuse objects it accepted before: drop them (as deletes), without a request. */
+  prune(): void {
+    const keep = this.options.keep;
+    if (!keep) return;
+    for (const obj of [...this.store.values()]) if (!keep(obj)) this.apply({ type: "delete", obj });
   }
 
   /** Returns a function that removes the handlers again. */
@@ -268,7 +295,7 @@ export class Informer<T extends KubeObject = KubeObject> {
       );
       for (const item of page.items) {
         const obj = this.prepare(item);
-        listed.set(objectKey(obj), obj);
+        if (this.kept(obj)) listed.set(objectKey(obj), obj);
       }
       continueToken = page.metadata.continue || undefined;
       resourceVersion = page.metadata.resourceVersion;
@@ -277,6 +304,11 @@ export class Informer<T extends KubeObject = KubeObject> {
     const changes = diffRelist(this.store, listed);
     for (const change of changes) this.apply(change);
     this.resourceVersion = resourceVersion;
+    // A list that went through is as good a sign of health as a watch event: the next failure
+    // backs off from the start again, not from where a run of failed lists left it. Not after a
+    // 410 relist: a watch that keeps answering 410 at once must still back off (a first 410
+    // relists without delay, so resetting here would relist in a tight loop).
+    if (reason !== "gone") this.failures = 0;
     if ((reason === "watchdog" || reason === "resync") && changes.length > 0) {
       metrics.watchSilentChanges.inc({ resource: resource.plural }, changes.length);
       this.log.warn({ reason, changes: changes.length }, "relist found changes the watch never delivered");
@@ -363,10 +395,15 @@ export class Informer<T extends KubeObject = KubeObject> {
     if (event.type !== "BOOKMARK") {
       const obj = this.prepare(event.object);
       const old = this.store.get(objectKey(obj));
-      if (event.type === "DELETED") this.apply({ type: "delete", obj });
-      else this.apply(old ? { type: "update", old, obj } : { type: "add", obj });
+      if (event.type === "DELETED" || !this.kept(obj)) {
+        if (old) this.apply({ type: "delete", obj });
+      } else this.apply(old ? { type: "update", old, obj } : { type: "add", obj });
     }
     this.resourceVersion = event.object.metadata.resourceVersion ?? this.resourceVersion;
+  }
+
+  private kept(obj: T): boolean {
+    return this.options.keep ? this.options.keep(obj) : true;
   }
 
   private prepare(raw: RawObject): T {
@@ -379,6 +416,7 @@ export class Informer<T extends KubeObject = KubeObject> {
   private apply(change: Change<T>): void {
     const key = objectKey(change.obj);
     const old = this.store.get(key);
+    this.changes++;
     if (change.type === "delete") this.store.delete(key);
     else this.store.set(key, change.obj);
     this.reindex(key, old, change.type === "delete" ? undefined : change.obj);

@@ -83,6 +83,11 @@ export class LeaderElector {
   /** When the lease, as last observed held by someone else, expires on our clock. */
   private expiresAt: number | undefined;
   private lastRenewAt = 0;
+  /**
+   * The last term's shutdown (onStoppedLeading) while it runs. Terms never overlap: this replica
+   * takes or renews the lease again only after it, and starts no new term before it ends.
+   */
+  private draining: Promise<void> | undefined;
 
   constructor(options: LeaderElectionOptions) {
     this.options = options;
@@ -147,6 +152,10 @@ export class LeaderElector {
     const stopped = this.stopping.signal;
     while (!stopped.aborted) {
       if (this.wake.signal.aborted) this.wake = new AbortController();
+      if (this.draining) {
+        await this.draining;
+        continue;
+      }
       const attemptAt = this.clock.now();
       try {
         // A leader's attempt must end before its renew deadline does; a candidate's has a
@@ -299,7 +308,8 @@ export class LeaderElector {
       () => void this.stepDown("RenewDeadlineExceeded"),
       attemptAt + this.renewDeadlineMs - this.clock.now(),
     );
-    if (this.leading) return;
+    // A renewal that raced a step-down: the old term is still draining; the loop waits for it.
+    if (this.leading || this.draining) return;
     const leading = new AbortController();
     this.leading = leading;
     this.options.metrics.leader.set({ lease: this.options.name }, 1);
@@ -319,10 +329,16 @@ export class LeaderElector {
     this.options.metrics.leader.set({ lease: this.options.name }, 0);
     const log = reason === "Released" ? this.log.info.bind(this.log) : this.log.warn.bind(this.log);
     log({ reason }, "stopped leading");
-    try {
-      await this.options.onStoppedLeading();
-    } catch (err) {
-      this.log.error({ err }, "onStoppedLeading failed");
-    }
+    const drained = (async () => {
+      try {
+        await this.options.onStoppedLeading();
+      } catch (err) {
+        this.log.error({ err }, "onStoppedLeading failed");
+      }
+    })().finally(() => {
+      if (this.draining === drained) this.draining = undefined;
+    });
+    this.draining = drained;
+    await drained;
   }
 }

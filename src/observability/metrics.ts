@@ -2,7 +2,7 @@
 // component. Names are `healthgate_*` with base units (`_seconds`, `_total`).
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 
-export type RelistReason = "initial" | "gone" | "watchdog" | "error" | "resync";
+export type RelistReason = "initial" | "gone" | "watchdog" | "error" | "resync" | "filter";
 
 export interface HealthgateMetrics {
   readonly registry: Registry;
@@ -108,7 +108,7 @@ export function createMetrics({ processMetrics = false }: MetricsOptions = {}): 
     }),
     watchRelists: new Counter({
       name: "healthgate_watch_relists_total",
-      help: "Full relists by reason (initial, gone, watchdog, error, resync).",
+      help: "Full relists by reason (initial, gone, watchdog, error, resync, filter).",
       labelNames: ["resource", "reason"],
       registers,
     }),

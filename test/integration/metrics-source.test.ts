@@ -18,7 +18,7 @@ import { beforeAll, describe, expect, inject, it } from "vitest";
 import { Operator } from "../../src/controller/operator.ts";
 import { createLogger } from "../../src/observability/logger.ts";
 import { makeDeployment, withReplicas, type Modifier } from "../support/builders.ts";
-import { ignoreNotFound, isApiError, testClients, testKubeConfig } from "../support/kube.ts";
+import { ignoreNotFound, isApiError, testClients, operatorKubeConfig } from "../support/kube.ts";
 import { claimIpBlock, IpAllocator } from "../support/podIps.ts";
 import { waitFor } from "../support/waitFor.ts";
 import {
@@ -244,7 +244,7 @@ describe("Headroom source Metrics", () => {
     );
     // (healthgate in-process, scoped to the namespace, polling metrics.k8s.io every 200 ms)
     const operator = new Operator({
-      kubeConfig: testKubeConfig(),
+      kubeConfig: operatorKubeConfig(),
       logger: createLogger("silent"),
       namespaces: [hg.namespace],
       leaderElection: { enabled: false },

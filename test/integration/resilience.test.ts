@@ -10,7 +10,7 @@
 // Takeover figures are printed (console.log) for the record; nothing here asserts a duration:
 // each bound is only how long a test waits before it fails.
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
@@ -99,6 +99,8 @@ async function startOperatorProcess(options: {
   identity: string;
   namespace: string;
   leaseName: string;
+  /** Default: the run's admin kubeconfig. */
+  kubeconfig?: string;
 }): Promise<OperatorProcess> {
   const port = await freePort("127.0.0.1");
   const child = spawn(
@@ -106,7 +108,7 @@ async function startOperatorProcess(options: {
     [
       MAIN,
       "run",
-      `--kubeconfig=${testKubeconfigPath()}`,
+      `--kubeconfig=${options.kubeconfig ?? testKubeconfigPath()}`,
       `--namespaces=${options.namespace}`,
       `--leader-election-namespace=${options.namespace}`,
       `--leader-election-id=${options.leaseName}`,
@@ -612,4 +614,54 @@ describe("A kube-apiserver that answers 429 Too Many Requests", () => {
       }
     },
   );
+});
+
+describe("SIGTERM before the caches sync", () => {
+  const ns = useTestNamespace();
+
+  it("stops promptly when the caches can never sync (credentials the API server refuses)", async () => {
+    // Given credentials the API server refuses (as missing RBAC or a missing CRD would, every
+    // list fails and the caches never sync)
+    const admin = testClients().kc;
+    const cluster = admin.getCurrentCluster()!;
+    const refused = new KubeConfig();
+    refused.loadFromOptions({
+      clusters: [cluster],
+      users: [{ name: "refused", token: "not-a-token-the-server-knows" }],
+      contexts: [{ name: "refused", cluster: cluster.name, user: "refused" }],
+      currentContext: "refused",
+    });
+    const dir = await mkdtemp(path.join(tmpdir(), "healthgate-refused-"));
+    const kubeconfig = path.join(dir, "kubeconfig");
+    await writeFile(kubeconfig, refused.exportConfig());
+    try {
+      const op = await startOperatorProcess({
+        identity: "healthgate-unsynced",
+        namespace: ns.name,
+        leaseName: "healthgate-unsynced",
+        kubeconfig,
+      });
+      await waitFor(
+        () => {
+          expect(op.output(), "its log").toContain("list failed; retrying");
+          return true;
+        },
+        { what: "the operator to be retrying its lists", timeoutMs: 30_000, intervalMs: 100 },
+      );
+      const ready = await fetch(`http://127.0.0.1:${op.port}/readyz`);
+      expect(ready.status, "unsynced caches keep /readyz failing").not.toBe(200);
+
+      // When it gets SIGTERM
+      const sentAt = Date.now();
+      op.child.kill("SIGTERM");
+
+      // Then it exits cleanly, within its 10 s shutdown budget, without waiting for the caches
+      const exit = await Promise.race([op.exited, delay(15_000).then(() => undefined)]);
+      expect(exit, `still running 15 s after SIGTERM:\n${op.output()}`).toBeDefined();
+      expect({ code: exit!.code, signal: exit!.signal }, op.output()).toEqual({ code: 0, signal: null });
+      expect(exit!.at - sentAt).toBeLessThan(10_000);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

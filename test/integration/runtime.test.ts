@@ -2,6 +2,7 @@
 // watch), leader election between two electors, and server-side apply.
 import { afterEach, describe, expect, it } from "vitest";
 import { KubeClient, resources, type KubeObject, type RawObject } from "../../src/kube/client.ts";
+import { eventFor } from "../../src/kube/events.ts";
 import { Informer, type ListWatchClient } from "../../src/kube/informer.ts";
 import { LeaderElector, type Lease } from "../../src/kube/leaderElection.ts";
 import { createLogger } from "../../src/observability/logger.ts";
@@ -257,5 +258,28 @@ describe("server-side apply against a real API server", () => {
     ).rejects.toMatchObject({
       code: 404,
     });
+  });
+});
+
+describe("Events against a real API server", () => {
+  const ns = useTestNamespace();
+
+  it("a long note of multi-byte characters is cut to the server's 1,024-byte limit and accepted", async () => {
+    // Given a note of 600 "—" (3 bytes each: 1,800 bytes, but only 600 UTF-16 units)
+    const note = "—".repeat(600);
+    const regarding = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "cm", namespace: ns.name } };
+    const body = eventFor(regarding, "Normal", "Test", note, {
+      identity: "healthgate-test",
+      now: new Date(),
+      random: 0.5,
+    });
+
+    // When it is recorded
+    const created = await client().create(body);
+
+    // Then the server accepted it, cut at a character boundary and marked as cut
+    const stored = (created as { note?: string }).note ?? "";
+    expect(Buffer.byteLength(stored, "utf8")).toBeLessThanOrEqual(1024);
+    expect(stored).toMatch(/^—+…$/);
   });
 });

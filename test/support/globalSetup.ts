@@ -17,6 +17,7 @@ import {
   readPlaneState,
   type PlaneState,
 } from "../../src/devcluster/state.ts";
+import { createOperatorIdentity } from "./operatorIdentity.ts";
 
 declare module "vitest" {
   export interface ProvidedContext {
@@ -32,6 +33,8 @@ declare module "vitest" {
     runDir: string;
     /** The real nodes' kubelet processes, so tests can fail when one has died. */
     nodeProcesses: ProcessRecord[];
+    /** Kubeconfig of the chart's ServiceAccount, with the chart's RBAC: what operators in tests run as. */
+    operatorKubeconfigPath: string;
   }
 }
 
@@ -50,6 +53,17 @@ function canBind(address: string): Promise<boolean> {
     server.listen(0, address, () => server.close(() => resolve(true)));
   });
 }
+
+/**
+ * kube-apiserver's audit policy for a run: every request a ServiceAccount makes (the operator
+ * runs as one), at Metadata level, once it completed; nothing else (admin, controllers).
+ */
+const AUDIT_POLICY = JSON.stringify({
+  apiVersion: "audit.k8s.io/v1",
+  kind: "Policy",
+  omitStages: ["RequestReceived"],
+  rules: [{ level: "Metadata", userGroups: ["system:serviceaccounts"] }, { level: "None" }],
+});
 
 const say = (message: string) => process.stderr.write(`[globalSetup] ${message}\n`);
 
@@ -84,14 +98,25 @@ export default async function setup(project: TestProject): Promise<() => Promise
     plane = await startControlPlane({
       binDir: defaultBinDir(),
       log: say,
+      auditPolicy: AUDIT_POLICY,
       ...testPlaneNodes(podIpsPublishable),
     });
     ({ kubeconfigPath, binDir: k8sBinDir } = plane);
   }
+  const operatorKubeconfigPath = path.join(runDir, "operator.kubeconfig");
+  await createOperatorIdentity({
+    adminKubeconfig: kubeconfigPath,
+    kubectl: path.join(k8sBinDir, "kubectl"),
+    kubeconfigOut: operatorKubeconfigPath,
+  });
 
   process.env.HEALTHGATE_TEST_KUBECONFIG = kubeconfigPath;
   process.env.HEALTHGATE_TEST_RUN_DIR = runDir;
   process.env.HEALTHGATE_TEST_POD_CIDR = podCidr;
+  process.env.HEALTHGATE_TEST_OPERATOR_KUBECONFIG = operatorKubeconfigPath;
+  // Read by test/audit/rbac.test.ts, which runs after every integration file (groupOrder).
+  process.env.HEALTHGATE_TEST_AUDIT_LOG = plane?.auditLogPath ?? "";
+  project.provide("operatorKubeconfigPath", operatorKubeconfigPath);
   project.provide("kubeconfigPath", kubeconfigPath);
   project.provide("k8sBinDir", k8sBinDir);
   project.provide("podCidr", podCidr);

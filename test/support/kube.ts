@@ -48,6 +48,23 @@ export interface TestClients {
   objects: KubernetesObjectApi;
 }
 
+/**
+ * What an operator started by a test runs as: the chart's ServiceAccount with the chart's RBAC
+ * (test/support/operatorIdentity.ts), so the audit log shows what healthgate itself asks for.
+ */
+export function operatorKubeconfigPath(): string {
+  const path = inject("operatorKubeconfigPath") ?? process.env.HEALTHGATE_TEST_OPERATOR_KUBECONFIG;
+  if (!path)
+    throw new Error("no operator identity: run the integration tests through `npm test` (hack/test.sh)");
+  return path;
+}
+
+export function operatorKubeConfig(): KubeConfig {
+  const kc = new KubeConfig();
+  kc.loadFromFile(operatorKubeconfigPath());
+  return kc;
+}
+
 export function testKubeConfig(): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromFile(testKubeconfigPath());

@@ -248,6 +248,14 @@ describe("Enforce", () => {
         { what },
       );
     await healthgateHolds("healthgate to replace the deep liveness probe");
+    // and an Event about the Deployment announces the replacement
+    await waitForEvent(hg.namespace, {
+      type: "Normal",
+      reason: "LivenessDeepReplaced",
+      regardingKind: "Deployment",
+      regardingName: "web",
+      noteContains: "/health/deep",
+    });
 
     // When the GitOps controller syncs the old manifest back three times, each after healthgate retook the fields
     for (let flip = 1; flip <= 3; flip++) {

@@ -8,6 +8,7 @@ import { AppsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig } from "@kubernetes/
 import { beforeAll, describe, expect, inject, it } from "vitest";
 import { GROUP, PLURAL, VERSION } from "../../../src/api/v1alpha1/index.ts";
 import { Operator } from "../../../src/controller/operator.ts";
+import { policyKey } from "../../../src/controller/reconciler.ts";
 import { startControlPlane } from "../../../src/devcluster/controlPlane.ts";
 import { createLogger } from "../../../src/observability/logger.ts";
 import { makeDeployment, withReplicas } from "../../support/builders.ts";
@@ -78,9 +79,64 @@ describe("Two policies selecting one Deployment", () => {
     // Then the newer one governs: Ready, and it enforces its probes
     await waitForPolicyCondition(hg.namespace, "aa-newer", "Ready", { status: "True", reason: "Reconciled" });
     await waitForDeploymentCondition(hg.namespace, "web", "ProbesCompliant", { status: "True" });
+    // and healthgate forgets what it wrote to the deleted policy's status
+    await waitFor(
+      () => {
+        expect(hg.operator.reconciler.remembersWrite(policyKey(hg.namespace, "zz-older"))).toBe(false);
+        return true;
+      },
+      { what: "the status healthgate wrote to the deleted policy to be forgotten" },
+    );
+    expect(hg.operator.reconciler.remembersWrite(policyKey(hg.namespace, "aa-newer"))).toBe(true);
     const enforced = await readDeployment(hg.namespace, "web");
     expect(enforced.spec!.template.spec!.containers[0]!.livenessProbe?.httpGet?.path).toBe("/healthz");
     await hg.expectSecondReconcileWritesNothing();
+  });
+});
+
+describe("The pod cache", () => {
+  const hg = useControllerHarness();
+
+  it("holds the pods of governed Deployments only, and fetches a Deployment's pods once a policy selects it", async () => {
+    // Given a governed Deployment and one no policy selects, both rolled out
+    await hg.apply(makeDeployment("web", withReplicas(2)));
+    await hg.apply(makeDeployment("batch", withReplicas(3)));
+    await waitForRolloutComplete(hg.namespace, "web");
+    await waitForRolloutComplete(hg.namespace, "batch");
+    await hg.createPolicy(makePolicy("web"));
+
+    // When healthgate runs
+    await hg.startOperator();
+    await waitForPolicyCondition(hg.namespace, "web", "Ready", { status: "True" });
+
+    // Then it caches web's pods, and none of batch's
+    const cached = (prefix: string) =>
+      hg.operator.world.pods.list().filter((p) => p.metadata.name.startsWith(prefix)).length;
+    expect(cached("web-")).toBe(2);
+    expect(cached("batch-")).toBe(0);
+
+    // When a policy starts selecting batch
+    await hg.createPolicy(makePolicy("batch"));
+
+    // Then batch's pods are fetched
+    await waitFor(
+      () => {
+        expect(cached("batch-")).toBe(3);
+        return true;
+      },
+      { what: "the operator to cache batch's 3 pods" },
+    );
+
+    // When that policy goes again, so do the pods
+    await deletePolicy(hg.namespace, "batch");
+    await waitFor(
+      () => {
+        expect(cached("batch-")).toBe(0);
+        return true;
+      },
+      { what: "the operator to drop batch's pods" },
+    );
+    expect(cached("web-")).toBe(2);
   });
 });
 

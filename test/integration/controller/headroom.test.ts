@@ -5,8 +5,10 @@ import { beforeAll, describe, expect, it } from "vitest";
 import {
   makeDeployment,
   makeHpa,
+  makePdb,
   withCpuTarget,
   withMaxReplicas,
+  withLabels,
   withMinReplicas,
   withReplicas,
 } from "../../support/builders.ts";
@@ -18,7 +20,9 @@ import {
   makePolicy,
   mergePatch,
   policyCondition,
+  reconciles,
   useControllerHarness,
+  waitUntilIdle,
   waitForDeploymentCondition,
   waitForPolicyCondition,
   withHeadroom,
@@ -143,6 +147,49 @@ describe("Headroom", () => {
       ok: true,
     });
     await hg.expectSecondReconcileWritesNothing();
+  });
+
+  it("a PodDisruptionBudget's change reconciles only the Deployments its selector matches", async () => {
+    // Given six governed Deployments (tier=shop), one policy over them, and healthgate idle
+    const names = ["web-0", "web-1", "web-2", "web-3", "web-4", "web-5"];
+    for (const name of names)
+      await hg.apply(makeDeployment(name, withReplicas(1), withLabels({ tier: "shop" })));
+    const policy = makePolicy(
+      "shop",
+      withHeadroom({
+        source: "Static",
+        peakUtilizationPercent: 50,
+        tolerate: 1,
+        ceilingPercent: 90,
+        zones: false,
+      }),
+    );
+    policy.spec.selector = { matchLabels: { tier: "shop" } };
+    await hg.createPolicy(policy);
+    await hg.startOperator();
+    await waitUntilIdle(hg.operator, names.length + 1);
+    const before = await reconciles(hg.operator);
+
+    // When a PDB over web-0's pods is created (and the disruption controller writes its status)
+    await hg.apply(
+      makePdb("web-0-budget", (pdb) => (pdb.spec!.selector = { matchLabels: { app: "web-0" } })),
+    );
+    await waitFor(
+      async () => {
+        const pdb = await testClients().policy.readNamespacedPodDisruptionBudget({
+          name: "web-0-budget",
+          namespace: hg.namespace,
+        });
+        expect(pdb.status?.observedGeneration).toBe(pdb.metadata?.generation);
+        return true;
+      },
+      { what: "the disruption controller to observe web-0-budget" },
+    );
+    await waitUntilIdle(hg.operator, before + 1);
+
+    // Then only web-0 (and the policy reporting on it) was looked at again, not all six
+    const after = await reconciles(hg.operator);
+    expect(after - before, "reconciles caused by the PDB's events").toBeLessThan(names.length);
   });
 
   it("HPA: judges the HPA's target at minReplicas, follows its edits, and says Unknown without it", async () => {

@@ -43,7 +43,7 @@ import {
   deleteTestNamespace,
   ignoreNotFound,
   testClients,
-  testKubeConfig,
+  operatorKubeConfig,
   testKubeconfigPath,
 } from "../../support/kube.ts";
 import { PodSimulator } from "../../support/podSimulator.ts";
@@ -546,7 +546,7 @@ export function useControllerHarness(options: { app?: (pod: V1Pod) => App } = {}
     async startOperator(options = {}) {
       if (operator) throw new Error("the operator is already running; stopOperator() first");
       const started = new Operator({
-        kubeConfig: options.kubeConfig ?? testKubeConfig(),
+        kubeConfig: options.kubeConfig ?? operatorKubeConfig(),
         logger: options.logDestination
           ? createLogger("info", options.logDestination)
           : createLogger(operatorLogLevel()),

@@ -1,5 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { KubeConfig } from "@kubernetes/client-node";
 import { ConfigError, parseRunConfig } from "../../../src/cli/config.ts";
+import { operatorOptions } from "../../../src/cli/run.ts";
+import { createLogger } from "../../../src/observability/logger.ts";
 
 const host = { hostname: "laptop", pid: 4242 };
 const inPod = { POD_NAMESPACE: "healthgate-system", POD_NAME: "healthgate-7d9f-abcde" };
@@ -112,5 +115,22 @@ describe("parseRunConfig", () => {
 
   it("reports every problem at once", () => {
     expect(problemsOf(["--http-port=0", "--concurrency=x"], {})).toHaveLength(3);
+  });
+});
+
+describe("operatorOptions", () => {
+  it("hands --resync-seconds and --watchdog-seconds to the operator in milliseconds", () => {
+    const config = parseRunConfig(["--resync-seconds=3600", "--watchdog-seconds=120"], inPod, host);
+    const options = operatorOptions(config, new KubeConfig(), createLogger("silent"));
+    expect(options).toMatchObject({ resyncMs: 3_600_000, watchdogMs: 120_000 });
+  });
+
+  it("leaves resync off by default", () => {
+    const options = operatorOptions(
+      parseRunConfig([], inPod, host),
+      new KubeConfig(),
+      createLogger("silent"),
+    );
+    expect(options.resyncMs).toBe(0);
   });
 });

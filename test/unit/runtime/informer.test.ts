@@ -321,6 +321,59 @@ describe("Informer", () => {
     await informer.stop();
   });
 
+  it("a successful relist resets the backoff: the next failure waits the base delay again", async () => {
+    const api = seeded("a");
+    const unavailable = () => new ApiException(503, "unavailable", {}, {});
+    api.failLists.push(unavailable(), unavailable(), unavailable());
+    const { clock, informer } = await startInformer(api);
+    await clock.advance(500 + 1_000 + 2_000); // three failed lists: 0.5 × 1, 2 and 4 s
+    expect(informer.hasSynced()).toBe(true);
+    expect(api.watches).toHaveLength(1);
+    api.currentWatch.close(); // the first failure after a good list: 0.5 × 1 s, not 0.5 × 8 s
+    await clock.advance(499);
+    expect(api.watches).toHaveLength(1);
+    await clock.advance(1);
+    expect(api.watches).toHaveLength(2);
+    await informer.stop();
+  });
+
+  it("keeps only what `keep` accepts; prune drops what it stops accepting; refilter fetches what it starts accepting", async () => {
+    let wanted = new Set(["a"]);
+    const { api, clock, metrics, informer, events } = await startInformer(seeded("a", "b"), {
+      keep: (obj) => wanted.has(obj.metadata.name),
+    });
+    expect(informer.keys()).toEqual(["shop/a"]);
+    api.currentWatch.emit("MODIFIED", pod("b", "11")); // never kept: no event
+    api.currentWatch.emit("ADDED", pod("c", "12"));
+    expect(events).toEqual(["add a@10"]);
+
+    wanted = new Set(["b"]);
+    informer.prune();
+    expect(informer.keys()).toEqual([]);
+    expect(events.at(-1)).toBe("delete a");
+
+    informer.refilter();
+    await clock.advance(0);
+    expect(informer.keys()).toEqual(["shop/b"]);
+    expect(events.at(-1)).toBe("add b@10"); // as the relist serves it
+    expect(await counter(metrics, "healthgate_watch_relists_total", { reason: "filter" })).toBe(1);
+    await informer.stop();
+  });
+
+  it("a watch that answers 410 again right after its relist backs off instead of relisting in a loop", async () => {
+    const { api, clock, informer } = await startInformer(seeded("a"));
+    const gone = () => new ApiException(410, "too old resource version", {}, {});
+    api.currentWatch.fail(gone()); // routine: relist at once
+    await clock.advance(0);
+    expect(api.listCalls).toBe(2);
+    api.currentWatch.fail(gone()); // again at once: now 0.5 × 2 s
+    await clock.advance(999);
+    expect(api.listCalls).toBe(2);
+    await clock.advance(1);
+    expect(api.listCalls).toBe(3);
+    await informer.stop();
+  });
+
   it("relists a silent watch after the watchdog bound and counts what the watch missed", async () => {
     const { api, clock, metrics, informer, events } = await startInformer(seeded("a", "b"));
     events.length = 0;

@@ -252,6 +252,48 @@ describe("LeaderElector", () => {
     await a.le.release();
   });
 
+  it("starts a new term only after the previous one has fully stopped", async () => {
+    const clock = new FakeClock();
+    const store = new LeaseStore();
+    const log: string[] = [];
+    let finishDraining = () => {};
+    const le = new LeaderElector({
+      client: store,
+      namespace: "healthgate-system",
+      name: "healthgate",
+      identity: "a",
+      onStartedLeading: () => void log.push("started"),
+      // The first term's shutdown takes a while (reconciles in flight finishing).
+      onStoppedLeading: () =>
+        log.length === 1
+          ? new Promise<void>((resolve) => {
+              finishDraining = () => {
+                log.push("drained");
+                resolve();
+              };
+            })
+          : undefined,
+      metrics: createMetrics(),
+      logger: createLogger("silent"),
+      clock,
+      random: () => 0.5,
+    });
+    le.start();
+    await settle();
+    store.down = true;
+    await clock.advance(10_000); // the renew deadline passes: the term ends, and drains
+    expect(le.isLeader()).toBe(false);
+    store.down = false;
+    await clock.advance(20_000); // the lease is still ours to take, but the old term has not stopped
+    expect(log).toEqual(["started"]);
+    expect(store.holder).toBe("a");
+    finishDraining();
+    await clock.advance(2_000);
+    expect(log).toEqual(["started", "drained", "started"]);
+    expect(le.isLeader()).toBe(true);
+    await le.release();
+  });
+
   it("steps down at once when another replica has taken the lease (409, re-read)", async () => {
     const clock = new FakeClock();
     const store = new LeaseStore();
