@@ -225,6 +225,8 @@ describe("RBAC", () => {
   const namespaced: Array<[group: string, resource: string, verbs: string]> = [
     ["healthgate.io", "healthpolicies", "get list watch"],
     ["healthgate.io", "healthpolicies/status", "get patch update"],
+    ["healthgate.io", "healthtargets", "get list watch create patch delete"],
+    ["healthgate.io", "healthtargets/status", "patch"],
     ["apps", "deployments", "get list watch patch"],
     ["apps", "deployments/status", "get patch"],
     ["apps", "replicasets", "get list watch"],
