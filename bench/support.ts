@@ -43,7 +43,7 @@ export function benchClient(plane: ControlPlane): KubeClient {
   return new KubeClient(loadKubeConfig(plane.kubeconfigPath), { metrics: createMetrics() });
 }
 
-async function kubectl(plane: ControlPlane, args: string[]): Promise<string> {
+export async function kubectl(plane: ControlPlane, args: string[]): Promise<string> {
   const { stdout } = await execFileAsync(
     path.join(plane.binDir, "kubectl"),
     ["--kubeconfig", plane.kubeconfigPath, ...args],

@@ -10,10 +10,11 @@
 // --once exits after showing the result (used by its test); without it the
 // operator keeps running until Ctrl-C.
 import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
-import os from "node:os";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import os, { tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs, promisify } from "node:util";
+import { admissionList } from "../admission/enforce.ts";
 import { DEPLOYMENT_CONDITION_PREFIX } from "../api/v1alpha1/index.ts";
 import { Operator } from "../controller/operator.ts";
 import { defaultBinDir, startControlPlane, type ControlPlane } from "../devcluster/controlPlane.ts";
@@ -93,8 +94,16 @@ export async function runDev(argv: readonly string[], io: Io = defaultIo): Promi
   };
   try {
     await k("apply", "--server-side", "--field-manager=healthgate-dev", "-f", path.join(repoRoot, "crds"));
-    await k("wait", "--for=condition=Established", "--timeout=60s", "crd/healthpolicies.healthgate.io");
-    io.out("Installed the HealthPolicy CRD.");
+    for (const crd of ["healthpolicies.healthgate.io", "healthtargets.healthgate.io"])
+      await k("wait", "--for=condition=Established", "--timeout=60s", `crd/${crd}`);
+    io.out("Installed the HealthPolicy and HealthTarget CRDs.");
+    // Enforce's admission policies, as the chart installs them, with this operator's identity
+    // (yours: it runs in this process) as the one allowed to write HealthTarget status.
+    const writer = (await k("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")).trim();
+    const admission = path.join(mkdtempSync(path.join(tmpdir(), "healthgate-dev-")), "admission.json");
+    writeFileSync(admission, JSON.stringify(admissionList("healthgate", writer)));
+    await k("apply", "--server-side", "--field-manager=healthgate-dev", "-f", admission);
+    io.out("Installed Enforce's admission policies.");
 
     operator = new Operator({
       kubeConfig: loadKubeConfig(kubeconfigPath),

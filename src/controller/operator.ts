@@ -61,6 +61,11 @@ export interface OperatorOptions {
   clock?: Clock;
   /** How often metrics.k8s.io is polled for namespaces with a Metrics-source policy. Default 30 s. */
   podMetricsIntervalMs?: number;
+  /**
+   * Whether Enforce can act (the API server serves MutatingAdmissionPolicies). Default: asked
+   * of API discovery at start.
+   */
+  enforceAvailable?: boolean;
 }
 
 export class Operator {
@@ -84,6 +89,8 @@ export class Operator {
   private starting: Promise<void> | undefined;
   /** Aborted by stop(): a start still waiting for caches gives up. */
   private readonly stopping = new AbortController();
+  /** Set at start from discovery (or the option): MutatingAdmissionPolicies served? */
+  private enforceAvailable = true;
   readonly identity: string;
   boundPort: number | undefined;
 
@@ -121,6 +128,7 @@ export class Operator {
       enqueue: (key) => this.loop.enqueue(key),
       podMetrics: this.podMetrics,
       metrics: this.metrics,
+      enforceAvailable: () => this.enforceAvailable,
     }));
     this.loop = new ReconcileLoop(reconciler, {
       name: "healthgate",
@@ -152,6 +160,16 @@ export class Operator {
     const stopping = this.stopping.signal;
     this.boundPort = await this.server?.listen();
     this.prober = ProberHandle.start({ metrics: this.deepCheckMetrics });
+    this.enforceAvailable =
+      this.options.enforceAvailable ??
+      (await this.client.serves("admissionregistration.k8s.io", "v1", "mutatingadmissionpolicies"));
+    if (!this.enforceAvailable) {
+      this.options.logger.warn(
+        { reason: "EnforceUnavailable" },
+        "the API server serves no MutatingAdmissionPolicies (admissionregistration.k8s.io/v1, Kubernetes 1.36+): " +
+          "policies in mode Enforce report EnforceUnavailable and audit only",
+      );
+    }
     this.world.start();
     try {
       await this.world.waitForSync(stopping);
@@ -472,6 +490,16 @@ export class Operator {
       }
     };
     world.pdbs.addHandlers({ add: pdbChanged, update: (o, n) => pdbChanged(o, n), delete: pdbChanged });
+    // A record deleted or edited by someone else: its Deployment's reconcile restores it.
+    // healthgate's own status writes change nothing it reads from there.
+    const recordChanged = (t: KubeObject) => byDeploymentName(t.metadata.namespace ?? "", t.metadata.name);
+    world.targets.addHandlers({
+      add: recordChanged,
+      update: (o, n) => {
+        if (!sameApartFromStatus(o, n)) recordChanged(n);
+      },
+      delete: recordChanged,
+    });
   }
 }
 

@@ -10,10 +10,12 @@ import type { Deployment, DeploymentCondition, Pod } from "../api/k8s.ts";
 import {
   API_VERSION,
   ConditionType,
-  DEPLOYMENT_CONDITION_PREFIX,
   KIND,
+  TargetConditionType,
+  type Decision,
   type HealthPolicy,
   type HealthPolicyStatus,
+  type HealthTargetStatus,
 } from "../api/v1alpha1/index.ts";
 import { parseHealthPolicy, type ParseResult } from "../api/v1alpha1/parse.ts";
 import { setPolicyCondition } from "../policy/conditions.ts";
@@ -22,32 +24,23 @@ import {
   deploymentConditions,
   flippedTypes,
   ownConditions,
-  ownedSpecApplyBody,
   policyStatus,
   sameJson,
   type OverlapReport,
   type TargetDecision,
 } from "../policy/decide.ts";
 import {
-  emptyHistory,
-  holding,
-  otherProbeManager,
-  recordFlip,
-  resumedHold,
-  type FlipHistory,
-} from "../policy/enforceConflict.ts";
+  RELEASED_LABEL,
+  carriesDecision,
+  decisionOf,
+  enforceComplianceIntent,
+  enforcedCondition,
+  guardProblems,
+} from "../policy/enforce.ts";
 import { governingPolicy, policySelects } from "../policy/governance.ts";
 import { isManagedPdb, pdbName } from "../policy/headroom/pdb.ts";
-import { conflictingHandlers, ownedFieldsDiffer } from "../policy/probes/concern.ts";
 import { selectorMatches } from "../policy/selector.ts";
-import type {
-  Concern,
-  ConditionIntent,
-  EventIntent,
-  OwnedObject,
-  OwnedSpec,
-  TargetSnapshot,
-} from "../policy/seam.ts";
+import type { Concern, ConditionIntent, EventIntent, OwnedObject, TargetSnapshot } from "../policy/seam.ts";
 import {
   apiErrorMessage,
   isConflict,
@@ -66,7 +59,13 @@ import type { Clock } from "../kube/clock.ts";
 import { eventFor } from "../kube/events.ts";
 import { metricsWindowSeconds, type PodMetricsHistory } from "../kube/podMetrics.ts";
 import type { World } from "./world.ts";
-import { FIELD_MANAGER, STATUS_FIELD_MANAGER, type CachedDeployment } from "./world.ts";
+import {
+  FIELD_MANAGER,
+  RELEASE_FIELD_MANAGER,
+  STATUS_FIELD_MANAGER,
+  type CachedDeployment,
+  type CachedTarget,
+} from "./world.ts";
 import type { Action, Reconciler } from "./reconcileLoop.ts";
 
 const parsedPolicies = new WeakMap<KubeObject, ParseResult>();
@@ -94,11 +93,13 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
-export { FIELD_MANAGER, STATUS_FIELD_MANAGER } from "./world.ts";
+export { FIELD_MANAGER, RELEASE_FIELD_MANAGER, STATUS_FIELD_MANAGER } from "./world.ts";
 
-export type Key = `Deployment/${string}` | `HealthPolicy/${string}`;
+export type Key = `Deployment/${string}` | `HealthPolicy/${string}` | `HealthTarget/${string}`;
 export const deploymentKey = (ns: string, name: string): Key => `Deployment/${ns}/${name}`;
 export const policyKey = (ns: string, name: string): Key => `HealthPolicy/${ns}/${name}`;
+/** Only for remembering healthgate's own record-status writes; never queued. */
+const targetKey = (ns: string, name: string): Key => `HealthTarget/${ns}/${name}`;
 
 /**
  * The requests a reconcile makes. Each carries the leadership term's abort signal: the
@@ -120,6 +121,11 @@ export interface TermClient {
     operations: Parameters<KubeClient["jsonPatch"]>[2],
     options: { fieldManager?: string; signal: AbortSignal },
   ): Promise<T>;
+  mergePatchStatus<T extends KubeObject>(
+    target: Parameters<KubeClient["mergePatchStatus"]>[0],
+    status: unknown,
+    options: { fieldManager?: string; resourceVersion?: string; signal: AbortSignal },
+  ): Promise<T>;
 }
 type Target = Parameters<KubeClient["get"]>[1];
 
@@ -137,20 +143,23 @@ export interface ReconcilerOptions {
   podMetrics?: Pick<PodMetricsHistory, "samples">;
   /** Where refused writes are counted (healthgate_writes_refused_total). */
   metrics?: Pick<HealthgateMetrics, "writesRefused">;
-}
-
-/** Enforce bookkeeping for one Deployment: the flips, and what we last applied. */
-interface EnforceState extends FlipHistory {
-  applied?: string;
-  /** metadata.generation our last apply produced: a cached copy at or below it predates that apply. */
-  appliedGeneration?: number;
-  manager?: string | undefined;
+  /**
+   * Whether the API server serves MutatingAdmissionPolicies (Kubernetes 1.36+, or the feature
+   * gate on): without them Enforce cannot act, and policies in Enforce report EnforceUnavailable
+   * and audit. Default true.
+   */
+  enforceAvailable?: () => boolean;
 }
 
 export class HealthgateReconciler implements Reconciler {
   private readonly o: ReconcilerOptions;
-  /** Enforce-conflict bookkeeping per Deployment key (in memory: a new leader starts afresh). */
-  private readonly flips = new Map<string, EnforceState>();
+  /**
+   * Release writes re-sent per Deployment for one revision. The admission policy reads the
+   * record from the API server's own cache, which may not hold the status written a moment
+   * before: a release write that came too early is re-sent (same label: admission runs
+   * again) a few times, with backoff, before the record says EnforceNotApplied.
+   */
+  private readonly releaseRetries = new Map<string, { revision: string; attempts: number }>();
   /**
    * What healthgate last wrote per key: a Deployment's healthgate.io/ conditions, a policy's
    * status. An update that shows exactly that and nothing else new is our own write coming
@@ -238,33 +247,40 @@ export class HealthgateReconciler implements Reconciler {
   private async reconcileDeployment(namespace: string, name: string, signal: AbortSignal): Promise<Action> {
     const deployment = this.o.world.deployments.get(`${namespace}/${name}`);
     if (!deployment || deployment.metadata.deletionTimestamp) {
-      // Its PodDisruptionBudget carries an ownerReference to it: the garbage collector deletes it.
-      this.flips.delete(deploymentKey(namespace, name));
+      // Its PodDisruptionBudget and its record carry an ownerReference to it: the garbage
+      // collector deletes them.
       this.lastWritten.delete(deploymentKey(namespace, name));
+      this.lastWritten.delete(targetKey(namespace, name));
       this.refusals.delete(deploymentKey(namespace, name));
+      this.releaseRetries.delete(`${namespace}/${name}`);
       return {};
     }
+    await this.migrateFromV01(deployment, signal);
     const now = new Date(this.o.clock.now());
     const policies = this.policiesIn(namespace);
     const policy = governingPolicy(policies, deployment);
     if (!policy) {
-      // No longer governed: remove what healthgate made for it, and take our conditions off
-      // (SSA drops what the manager stops sending).
+      // No longer governed: remove what healthgate made for it (its budget, its record), and take
+      // our conditions off (SSA drops what the manager stops sending). The template keeps what it
+      // has: leaving Enforce writes nothing there.
       await this.applyOwnedObjects(deployment, [], signal);
       await this.writeDeploymentConditions(deployment, [], now, signal);
+      await this.deleteRecord(namespace, name, signal);
       return {};
     }
-    await this.resumeConflict(policy, deployment, signal);
     const decision = decideTarget(this.snapshot(policy, deployment), this.o.concerns);
-    const applied = await this.applyOwnedSpec(policy, deployment, decision, signal);
+    const release = await this.release(policy, deployment, decision, now, signal);
     const key = deploymentKey(namespace, name);
     const refused = await this.applyOwnedObjects(deployment, decision.ownedObjects, signal);
-    const decided = this.withRefusal(key, this.withConflict(key, decision));
+    const decided = this.withRefusal(
+      key,
+      release ? withEnforceCompliance(decision, deployment, release.released) : decision,
+    );
     // Events about the Deployment: one that explains a condition goes out when that condition
-    // flips (below); the others (LivenessDeepReplaced) go out with the apply they announce.
+    // flips (below); the others (LivenessDeepReplaced) go out with the release they announce.
     const aboutDeployment = decided.events.filter((e) => e.regarding === "Deployment");
     const reasons = new Set(decided.conditions.map((c) => c.reason));
-    if (applied) {
+    if (release?.wrote) {
       for (const e of aboutDeployment.filter((e) => !reasons.has(e.reason)))
         await this.event(deployment, e.type, e.reason, e.message, signal);
     }
@@ -273,114 +289,170 @@ export class HealthgateReconciler implements Reconciler {
     for (const p of policies) {
       if (policySelects(p, deployment)) this.o.enqueue(policyKey(namespace, p.metadata.name));
     }
-    const conflict = this.flips.get(deploymentKey(namespace, name));
-    const holdMs =
-      conflict?.holdUntil !== undefined ? Math.max(0, conflict.holdUntil - this.o.clock.now()) : undefined;
     const requeueMs = [
       decided.requeueAfterSeconds !== undefined ? decided.requeueAfterSeconds * 1000 : undefined,
-      holdMs,
+      release?.retryAfterMs,
     ].filter((v): v is number => v !== undefined && v > 0);
     // A refused write backs off like any failed reconcile, after saying so in status.
     if (refused) throw refused;
     return requeueMs.length > 0 ? { requeueAfterMs: Math.min(...requeueMs) } : {};
   }
 
+  /** Whether this policy's Enforce can act: mode Enforce on a cluster that serves MutatingAdmissionPolicies. */
+  private enforcing(policy: HealthPolicy): boolean {
+    return policy.spec.mode === "Enforce" && (this.o.enforceAvailable?.() ?? true);
+  }
+
   /**
-   * Enforce: ONE forced apply of every owned field, only when the live template lacks them.
-   * True when it applied.
+   * Enforce: the record (HealthTarget, named after the Deployment) and the release. Writes the
+   * released decision into the record's status, then — when the Deployment's release
+   * label does not name it yet — makes healthgate's release write: the label alone,
+   * under its own field manager, so the MutatingAdmissionPolicy runs and writes the decision
+   * into the template. Outside Enforce the record holds no decision and nothing is written to
+   * the Deployment. Returns the released decision, if any.
    */
-  private async applyOwnedSpec(
+  private async release(
     policy: HealthPolicy,
     deployment: Deployment,
     decision: TargetDecision,
+    now: Date,
     signal: AbortSignal,
-  ): Promise<boolean> {
-    if (policy.spec.mode !== "Enforce" || !decision.ownedSpec) return false;
-    const liveOwned = (deployment as CachedDeployment).healthgateOwned ?? [];
-    if (!ownedFieldsDiffer(deployment.spec.template, decision.ownedSpec, liveOwned)) return false;
-    const key = deploymentKey(deployment.metadata.namespace ?? "", deployment.metadata.name);
-    const nowMs = this.o.clock.now();
-    let history: EnforceState = this.flips.get(key) ?? emptyHistory();
-    if (holding(history, nowMs)) return false;
-    const body = ownedSpecApplyBody(deployment, decision.ownedSpec);
-    const bodyJson = JSON.stringify(body);
-    // The cache has not caught up with our own apply yet (a ReplicaSet or status event arrived
-    // first): that copy shows the template as it was before the apply, which is no flip. The
-    // watch event of the apply requeues the key.
+  ): Promise<{ released: Decision; wrote: boolean; retryAfterMs?: number } | undefined> {
+    const namespace = deployment.metadata.namespace ?? "";
+    const name = deployment.metadata.name;
+    const record = this.o.world.targets.get(`${namespace}/${name}`);
+    const enforce = this.enforcing(policy) && decision.ownedSpec !== undefined;
+    const released = enforce && decision.ownedSpec ? decisionOf(decision.ownedSpec) : undefined;
+    await this.applyRecordSpec(policy, deployment, record, signal);
+    const status = recordStatus(record?.status, released, deployment, now);
+    if (!released && record?.status && Object.keys(record.status).length > 0) {
+      // Leaving Enforce: withdraw the decision (a merge patch of nulls; admission then has
+      // nothing to apply). The Deployment keeps what it has: leaving writes nothing there.
+      await this.o.client.mergePatchStatus(
+        { apiVersion: API_VERSION_TARGET, kind: "HealthTarget", namespace, name },
+        { released: null, stable: null, guard: null, conditions: null },
+        { fieldManager: STATUS_FIELD_MANAGER, signal },
+      );
+    } else if (released && !sameJson(record?.status ?? {}, status)) {
+      await this.applyStatus(
+        targetKey(namespace, name),
+        { metadata: { name, namespace } },
+        API_VERSION_TARGET,
+        status,
+        status,
+        signal,
+      );
+    }
+    const current = deployment.metadata.labels?.[RELEASED_LABEL] === released?.revision;
+    const retry = released && current ? this.retryRelease(namespace, name, deployment, released) : undefined;
+    let wrote = false;
+    if (released && (!current || retry !== undefined)) {
+      wrote = true;
+      await this.o.client.applyObject(
+        {
+          apiVersion: "apps/v1",
+          kind: "Deployment",
+          metadata: { name, namespace, labels: { [RELEASED_LABEL]: released.revision } },
+        },
+        { fieldManager: RELEASE_FIELD_MANAGER, force: true, signal },
+      );
+      this.o.logger.info(
+        { namespace, name, kind: "Deployment", revision: released.revision },
+        "released the Enforce decision",
+      );
+    }
+    return released && { released, wrote, ...(retry !== undefined ? { retryAfterMs: retry } : {}) };
+  }
+
+  /** Whether (and after how long to look again) to re-send a release the template does not show yet. */
+  private retryRelease(namespace: string, name: string, deployment: Deployment, released: Decision) {
+    const key = `${namespace}/${name}`;
     if (
-      history.applied === bodyJson &&
-      history.appliedGeneration !== undefined &&
-      (deployment.metadata.generation ?? 0) <= history.appliedGeneration
+      carriesDecision(deployment.spec.template, released) ||
+      guardProblems(deployment.spec.template, released).length > 0
     ) {
-      return false;
+      this.releaseRetries.delete(key);
+      return undefined;
     }
-    // The same fields we applied before are gone again: somebody took them back (a policy
-    // edit changes the body, and a change of ours is no flip).
-    if (history.applied === bodyJson) {
-      const { history: next, conflicted } = recordFlip(history, nowMs);
-      history = { ...history, ...next };
-      if (conflicted) {
-        const manager = await this.otherManager(deployment, signal);
-        this.flips.set(key, { ...history, manager });
-        await this.event(deployment, "Warning", "EnforceConflict", conflictMessage(manager), signal);
-        return false;
-      }
+    const previous = this.releaseRetries.get(key);
+    const attempts = previous?.revision === released.revision ? previous.attempts + 1 : 1;
+    if (attempts > MAX_RELEASE_RETRIES) return undefined;
+    this.releaseRetries.set(key, { revision: released.revision, attempts });
+    return 500 * 2 ** attempts;
+  }
+
+  /** The record's spec and ownerReference (the Deployment: the record goes when it goes). */
+  private async applyRecordSpec(
+    policy: HealthPolicy,
+    deployment: Deployment,
+    record: CachedTarget | undefined,
+    signal: AbortSignal,
+  ) {
+    const uid = deployment.metadata.uid ?? "";
+    const spec = { deployment: deployment.metadata.name, policy: policy.metadata.name };
+    if (
+      record &&
+      sameJson(record.spec, spec) &&
+      record.metadata.ownerReferences?.some((r) => r.uid === uid)
+    ) {
+      return;
     }
-    const stored = await this.o.client.applyObject(body, {
-      fieldManager: FIELD_MANAGER,
-      force: true,
-      signal,
-    });
-    const appliedGeneration = stored.metadata.generation;
-    this.flips.set(key, {
-      ...history,
-      applied: bodyJson,
-      ...(appliedGeneration !== undefined ? { appliedGeneration } : {}),
-    });
-    this.o.logger.info(
-      { namespace: deployment.metadata.namespace, name: deployment.metadata.name, kind: "Deployment" },
-      "applied owned probe fields",
+    await this.o.client.applyObject(
+      {
+        apiVersion: API_VERSION_TARGET,
+        kind: "HealthTarget",
+        metadata: {
+          name: deployment.metadata.name,
+          namespace: deployment.metadata.namespace ?? "",
+          ownerReferences: [
+            {
+              apiVersion: "apps/v1",
+              kind: "Deployment",
+              name: deployment.metadata.name,
+              uid,
+              controller: true,
+            },
+          ],
+        },
+        spec,
+      } as KubeObject,
+      { fieldManager: FIELD_MANAGER, force: true, signal },
     );
-    return true;
+  }
+
+  private async deleteRecord(namespace: string, name: string, signal: AbortSignal) {
+    if (!this.o.world.targets.get(`${namespace}/${name}`)) return;
+    try {
+      await this.o.client.delete(resources.healthTargets, { namespace, name }, signal);
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
   }
 
   /**
-   * A probe has exactly one handler: applying httpGet where the live probe has exec would be
-   * refused (422), and SSA cannot drop a field another manager owns. Remove those handlers
-   * first, guarded by "test" so a template that moved on meanwhile fails the patch instead.
+   * Upgrade from v0.1, whose Enforce was a forced server-side apply as field manager
+   * `healthgate`: that entry co-owns container items (a GitOps rename then fails validation).
+   * Remove the entry, and nothing else: every value stays. A JSON patch of managedFields alone,
+   * guarded by "test" so an entry list that moved on fails the patch instead.
    */
-  private async removeConflictingHandlers(deployment: Deployment, owned: OwnedSpec, signal: AbortSignal) {
-    const conflicts = conflictingHandlers(deployment.spec.template, owned);
-    if (conflicts.length === 0) return;
-    const containers = deployment.spec.template.spec.containers;
-    const operations = conflicts.flatMap(({ container, field }) => {
-      const index = containers.findIndex((c) => c.name === container);
-      const base = `/spec/template/spec/containers/${index}`;
-      return [
-        { op: "test" as const, path: `${base}/name`, value: container },
-        { op: "remove" as const, path: `${base}/${field.replaceAll(".", "/")}` },
-      ];
-    });
+  private async migrateFromV01(deployment: CachedDeployment, signal: AbortSignal) {
+    const index = deployment.v01ManagedFieldsIndex;
+    if (index === undefined) return;
+    const path = `/metadata/managedFields/${index}`;
     await this.o.client.jsonPatch(
       resources.deployments,
       { namespace: deployment.metadata.namespace, name: deployment.metadata.name },
-      operations,
-      { fieldManager: FIELD_MANAGER, signal },
+      [
+        { op: "test", path: `${path}/manager`, value: FIELD_MANAGER },
+        { op: "test", path: `${path}/operation`, value: "Apply" },
+        { op: "remove", path },
+      ],
+      { signal },
     );
-  }
-
-  private async otherManager(deployment: Deployment, signal: AbortSignal): Promise<string | undefined> {
-    try {
-      const live = await this.o.client.get<Deployment>(
-        resources.deployments,
-        { namespace: deployment.metadata.namespace, name: deployment.metadata.name },
-        signal,
-      );
-      return otherProbeManager(live.metadata.managedFields ?? [], FIELD_MANAGER);
-    } catch (err) {
-      this.o.logger.warn({ err: apiErrorMessage(err) }, "could not read managedFields");
-      return undefined;
-    }
+    this.o.logger.info(
+      { namespace: deployment.metadata.namespace, name: deployment.metadata.name, kind: "Deployment" },
+      "removed v0.1's healthgate field manager entry (values unchanged)",
+    );
   }
 
   /**
@@ -442,43 +514,6 @@ export class HealthgateReconciler implements Reconciler {
   remembersWrite(key: Key): boolean {
     return this.lastWritten.has(key);
   }
-
-  /** A conflict an earlier replica reported on the Deployment holds here too (see resumedHold). */
-  private async resumeConflict(policy: HealthPolicy, deployment: Deployment, signal: AbortSignal) {
-    const key = deploymentKey(deployment.metadata.namespace ?? "", deployment.metadata.name);
-    if (policy.spec.mode !== "Enforce" || this.flips.has(key)) return;
-    const type = DEPLOYMENT_CONDITION_PREFIX + ConditionType.ProbesCompliant;
-    const resumed = resumedHold(deployment.status?.conditions, type, this.o.clock.now());
-    if (!resumed) return;
-    const manager = await this.otherManager(deployment, signal);
-    this.flips.set(key, { ...resumed, ...(manager !== undefined ? { manager } : {}) });
-    this.o.logger.info(
-      {
-        namespace: deployment.metadata.namespace,
-        name: deployment.metadata.name,
-        kind: "Deployment",
-        manager,
-      },
-      "resuming the EnforceConflict hold an earlier replica reported",
-    );
-  }
-
-  /** While a conflict holds, ProbesCompliant says so, whatever the audit found. */
-  private withConflict(key: string, decision: TargetDecision): TargetDecision {
-    const history = this.flips.get(key);
-    if (!history || !holding(history, this.o.clock.now())) return decision;
-    const conflict: ConditionIntent = {
-      type: ConditionType.ProbesCompliant,
-      status: "False",
-      reason: "EnforceConflict",
-      message: conflictMessage(history.manager),
-    };
-    return {
-      ...decision,
-      conditions: [...decision.conditions.filter((c) => c.type !== ConditionType.ProbesCompliant), conflict],
-    };
-  }
-
   /** A refused owned-object write overrides the condition it affects (see `refusals`). */
   private withRefusal(key: string, decision: TargetDecision): TargetDecision {
     const refusal = this.refusals.get(key);
@@ -667,15 +702,18 @@ export class HealthgateReconciler implements Reconciler {
         overlaps.push({ deployment: deployment.metadata.name, governedBy: governing.metadata.name });
         continue;
       }
-      const key = deploymentKey(namespace, deployment.metadata.name);
+      const decision = decideTarget(this.snapshot(policy, deployment), this.o.concerns);
+      const released = this.o.world.targets.get(`${namespace}/${deployment.metadata.name}`)?.status?.released;
       decisions.push(
         this.withRefusal(
-          key,
-          this.withConflict(key, decideTarget(this.snapshot(policy, deployment), this.o.concerns)),
+          deploymentKey(namespace, deployment.metadata.name),
+          this.enforcing(policy) && released
+            ? withEnforceCompliance(decision, deployment, released)
+            : decision,
         ),
       );
     }
-    const status = policyStatus(policy, decisions, overlaps, now);
+    const status = policyStatus(policy, decisions, overlaps, now, this.o.enforceAvailable?.() ?? true);
     const wrote = await this.writePolicyStatus(raw, previous, signal, status);
     if (wrote) await this.policyEvents(raw, previous, status, decisions, signal);
     const requeues = decisions.flatMap((d) =>
@@ -771,13 +809,65 @@ export class HealthgateReconciler implements Reconciler {
   }
 }
 
-function conflictMessage(manager: string | undefined): string {
-  const who = manager ? `field manager "${manager}"` : "another field manager";
-  return (
-    `${who} keeps reverting the probe fields healthgate enforces (3 flips within 10 minutes); healthgate stopped ` +
-    `applying and retries with backoff. Fix the probes at their source (e.g. the manifest in Git), or use ` +
-    `spec.deny.deepLiveness to refuse bad probes at admission.`
+const MAX_RELEASE_RETRIES = 4;
+
+const API_VERSION_TARGET = `${resources.healthTargets.group}/${resources.healthTargets.version}`;
+
+/** ProbesCompliant says so when Enforce's decision stays out of the live template for a lasting reason. */
+function withEnforceCompliance(
+  decision: TargetDecision,
+  deployment: Deployment,
+  released: Decision,
+): TargetDecision {
+  const intent = enforceComplianceIntent({
+    decision: released,
+    template: deployment.spec.template,
+    releasedLabel: deployment.metadata.labels?.[RELEASED_LABEL],
+  });
+  if (!intent) return decision;
+  return {
+    ...decision,
+    conditions: [...decision.conditions.filter((c) => c.type !== ConditionType.ProbesCompliant), intent],
+  };
+}
+
+/**
+ * The record's status: the released decision; the stable one (the released decision once the
+ * live template carries it and the rollout completed, else the previous stable); the guards
+ * that keep parts of it out; and Enforced, judged from the live template.
+ */
+function recordStatus(
+  previous: HealthTargetStatus | undefined,
+  released: Decision | undefined,
+  deployment: Deployment,
+  now: Date,
+): HealthTargetStatus {
+  if (!released) return {};
+  const template = deployment.spec.template;
+  const rolledOut =
+    carriesDecision(template, released) &&
+    (deployment.status?.observedGeneration ?? 0) >= (deployment.metadata.generation ?? 0) &&
+    (deployment.status?.updatedReplicas ?? 0) === (deployment.spec.replicas ?? 1) &&
+    (deployment.status?.replicas ?? 0) === (deployment.spec.replicas ?? 1);
+  const stable = rolledOut ? released : previous?.stable;
+  const guard = guardProblems(template, released);
+  const enforced = enforcedCondition({
+    decision: released,
+    template,
+    releasedLabel: deployment.metadata.labels?.[RELEASED_LABEL],
+  });
+  const conditions = setPolicyCondition(
+    previous?.conditions ?? [],
+    { type: TargetConditionType.Enforced, ...enforced },
+    undefined,
+    now,
   );
+  return {
+    released,
+    ...(stable ? { stable } : {}),
+    ...(guard.length > 0 ? { guard } : {}),
+    conditions,
+  };
 }
 
 /** Whether every field of `want` has the same value in `have` (fields the server adds are ignored). */

@@ -11,29 +11,49 @@ import type {
 import type { KubeObject } from "../kube/client.ts";
 import type { Clock } from "../kube/clock.ts";
 import { resources } from "../kube/client.ts";
-import { fieldsV1Paths } from "../policy/probes/owned.ts";
 import {
   controllerUidIndexer,
   Informer,
   type InformerOptions,
   type ListWatchClient,
 } from "../kube/informer.ts";
+import type { HealthTargetStatus } from "../api/v1alpha1/index.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { HealthgateMetrics } from "../observability/metrics.ts";
 
 export const ZONE_LABEL = "topology.kubernetes.io/zone";
 
-/** The field manager of healthgate's spec applies, and of its status writes. */
+/** The field manager of healthgate's applies (records, PDBs), and of its status writes. */
 export const FIELD_MANAGER = "healthgate";
 export const STATUS_FIELD_MANAGER = "healthgate-status";
+/** The field manager of the release write: the Deployment's healthgate.io/released label, nothing else. */
+export const RELEASE_FIELD_MANAGER = "healthgate-release";
 
 /**
- * A cached Deployment. managedFields are not kept (they can outweigh the spec), except for
- * what healthgate's own Apply entry says it owns in the pod template, as paths
- * (src/policy/probes/owned.ts): a field the policy stopped asking for is then dropped even by
- * a replica that never applied it (after a restart or a leader change).
+ * A cached Deployment. managedFields are not kept (they can outweigh the spec); only where
+ * v0.1's forced apply left its `healthgate` entry on spec (the upgrade removes it).
  */
-export type CachedDeployment = Deployment & { readonly healthgateOwned?: readonly string[] };
+export type CachedDeployment = Deployment & { readonly v01ManagedFieldsIndex?: number };
+
+/** A cached HealthTarget record. */
+export type CachedTarget = KubeObject & {
+  spec?: { deployment: string; policy: string };
+  status?: HealthTargetStatus;
+};
+
+/** Index of v0.1's Enforce entry: manager healthgate, Apply, no subresource, owning something under spec. */
+function v01EntryIndex(obj: Raw): number | undefined {
+  const index = (obj.metadata.managedFields ?? []).findIndex(
+    (m) =>
+      m.manager === FIELD_MANAGER &&
+      m.operation === "Apply" &&
+      !m.subresource &&
+      typeof m.fieldsV1 === "object" &&
+      m.fieldsV1 !== null &&
+      "f:spec" in m.fieldsV1,
+  );
+  return index >= 0 ? index : undefined;
+}
 
 type Raw = KubeObject & Record<string, unknown>;
 
@@ -62,17 +82,14 @@ const meta = (
 export const slim = {
   deployment: (obj: Raw): CachedDeployment => {
     const d = obj as unknown as Deployment;
-    const ours = obj.metadata.managedFields?.find(
-      (m) => m.manager === FIELD_MANAGER && m.operation === "Apply" && !m.subresource,
-    );
-    const owned = ours ? fieldsV1Paths(ours.fieldsV1) : [];
+    const v01 = v01EntryIndex(obj);
     return {
       apiVersion: "apps/v1",
       kind: "Deployment",
       metadata: meta(obj, { labels: true }),
       spec: d.spec,
       status: d.status ?? {},
-      ...(owned.length > 0 ? { healthgateOwned: owned } : {}),
+      ...(v01 !== undefined ? { v01ManagedFieldsIndex: v01 } : {}),
     };
   },
   replicaSet: (obj: Raw): ReplicaSet => {
@@ -174,6 +191,10 @@ export function createWorld({
     }),
     pdbs: common<PodDisruptionBudget>(resources.podDisruptionBudgets, slim.whole),
     nodes: common<KubeObject>(resources.nodes, slim.node),
+    targets: common<CachedTarget>(resources.healthTargets, (obj) => ({
+      ...(obj as unknown as CachedTarget),
+      metadata: meta(obj, { ownerReferences: true }),
+    })),
   };
   const all = Object.values(world) as Informer<KubeObject>[];
   let zones: { version: number; byNode: Readonly<Record<string, string>> } | undefined;

@@ -63,6 +63,13 @@ export const resources = {
     plural: "healthpolicies",
     namespaced: true,
   },
+  healthTargets: {
+    group: "healthgate.io",
+    version: "v1alpha1",
+    kind: "HealthTarget",
+    plural: "healthtargets",
+    namespaced: true,
+  },
   leases: { group: "coordination.k8s.io", version: "v1", kind: "Lease", plural: "leases", namespaced: true },
   events: { group: "events.k8s.io", version: "v1", kind: "Event", plural: "events", namespaced: true },
   /** metrics.k8s.io (metrics-server): each pod's latest usage sample; read-only, list only. */
@@ -216,7 +223,7 @@ export interface KubeClientOptions {
   requestTimeoutMs?: number;
 }
 
-type Verb = "get" | "list" | "watch" | "create" | "update" | "patch" | "apply" | "delete";
+type Verb = "get" | "list" | "watch" | "create" | "update" | "patch" | "apply" | "delete" | "discover";
 
 interface RequestSpec {
   verb: Verb;
@@ -227,6 +234,8 @@ interface RequestSpec {
   body?: unknown;
   contentType?: string;
   signal?: AbortSignal | undefined;
+  /** A path outside the resource tree (discovery); `ref` then only labels the metrics. */
+  rawPath?: string;
 }
 
 export class KubeClient {
@@ -290,7 +299,28 @@ export class KubeClient {
     return this.json<T>({ verb: "update", ref, path, method: HttpMethod.PUT, body: obj, signal });
   }
 
-  /** Deletes with background propagation (owned objects go after, via the garbage collector). */
+  /**
+   * Discovery: whether the API server serves `plural` in `group/version` (e.g. whether
+   * mutatingadmissionpolicies exist in admissionregistration.k8s.io/v1). A group version the
+   * server does not know answers 404: false.
+   */
+  async serves(group: string, version: string, plural: string, signal?: AbortSignal): Promise<boolean> {
+    try {
+      const list = await this.json<{ resources?: { name: string }[] }>({
+        verb: "discover",
+        ref: { group, version, kind: "APIResourceList", plural, namespaced: false },
+        path: {},
+        rawPath: `/apis/${group}/${version}`,
+        method: HttpMethod.GET,
+        signal,
+      });
+      return (list.resources ?? []).some((r) => r.name === plural);
+    } catch (err) {
+      if (isNotFound(err)) return false;
+      throw err;
+    }
+  }
+
   /** RFC 6902 JSON patch; "test" operations make it conditional on what the caller saw. */
   async jsonPatch<T extends KubeObject>(
     ref: ResourceRef,
@@ -423,7 +453,7 @@ export class KubeClient {
   }
 
   private async send(spec: RequestSpec): Promise<ResponseContext> {
-    const url = new URL(this.server + resourcePath(spec.ref, spec.path));
+    const url = new URL(this.server + (spec.rawPath ?? resourcePath(spec.ref, spec.path)));
     for (const [key, value] of Object.entries(spec.query ?? {})) {
       if (value !== undefined) url.searchParams.set(key, String(value));
     }

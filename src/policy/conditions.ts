@@ -9,7 +9,7 @@ import type { ConditionIntent } from "./seam.ts";
 /** metav1.Condition on the policy: lastTransitionTime moves only on a status flip. */
 export function setPolicyCondition(
   existing: readonly Condition[],
-  intent: ConditionIntent,
+  intent: Omit<ConditionIntent, "type"> & { type: string },
   observedGeneration: number | undefined,
   now: Date,
 ): Condition[] {

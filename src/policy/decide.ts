@@ -81,25 +81,6 @@ export function mergeOwnedSpecs(specs: readonly OwnedSpec[]): OwnedSpec {
   };
 }
 
-/** The server-side apply body for the fields healthgate owns on a Deployment (field manager `healthgate`). */
-export function ownedSpecApplyBody(deployment: Deployment, owned: OwnedSpec): Deployment {
-  return {
-    apiVersion: "apps/v1",
-    kind: "Deployment",
-    metadata: { name: deployment.metadata.name, namespace: deployment.metadata.namespace ?? "" },
-    spec: {
-      template: {
-        spec: {
-          ...(owned.terminationGracePeriodSeconds !== undefined
-            ? { terminationGracePeriodSeconds: owned.terminationGracePeriodSeconds }
-            : {}),
-          containers: owned.containers,
-        },
-      },
-    } as Deployment["spec"],
-  };
-}
-
 /** Whether a Deployment condition is one of healthgate's (`healthgate.io/…`). */
 export const isOwnCondition = (c: { type: string }) => c.type.startsWith(DEPLOYMENT_CONDITION_PREFIX);
 
@@ -145,6 +126,7 @@ export function policyStatus(
   decisions: readonly TargetDecision[],
   overlaps: readonly OverlapReport[],
   now: Date,
+  enforceAvailable = true,
 ): HealthPolicyStatus {
   const generation = policy.metadata.generation;
   let conditions: Condition[] = [...(policy.status?.conditions ?? [])];
@@ -152,7 +134,7 @@ export function policyStatus(
     conditions = setPolicyCondition(conditions, intent, generation, now);
   };
 
-  set(readyIntent(decisions, overlaps));
+  set(readyIntent(decisions, overlaps, policy.spec.mode === "Enforce" && !enforceAvailable));
   const reported = new Set<ConditionType>();
   for (const decision of decisions) for (const c of decision.conditions) reported.add(c.type);
   for (const type of Object.values(ConditionType)) {
@@ -213,6 +195,7 @@ export function listedTargets(all: readonly TargetStatus[]): TargetStatus[] {
 function readyIntent(
   decisions: readonly TargetDecision[],
   overlaps: readonly OverlapReport[],
+  enforceUnavailable: boolean,
 ): ConditionIntent {
   if (overlaps.length > 0) {
     const list = overlaps.map((o) => `${o.deployment} (governed by ${o.governedBy})`).join(", ");
@@ -223,6 +206,17 @@ function readyIntent(
       message:
         `an older HealthPolicy governs ${list}; the oldest policy selecting a Deployment wins. ` +
         "Narrow this policy's selector or merge the policies.",
+    };
+  }
+  if (enforceUnavailable) {
+    return {
+      type: ConditionType.Ready,
+      status: "False",
+      reason: "EnforceUnavailable",
+      message:
+        "mode Enforce needs MutatingAdmissionPolicies (admissionregistration.k8s.io/v1: Kubernetes 1.36 or later, " +
+        "or the MutatingAdmissionPolicy feature gate and API on 1.34-1.35), which this cluster does not serve; " +
+        "healthgate audits only and changes no Deployment. Upgrade the cluster, or set spec.mode: Audit.",
     };
   }
   if (decisions.length === 0) {

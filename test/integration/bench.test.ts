@@ -96,3 +96,16 @@ it(
     );
   },
 );
+
+it(
+  "bench/admission.ts prints Deployment write latency with Enforce's admission policy unbound and bound",
+  { timeout: 240_000 },
+  async () => {
+    const run = await runBench("admission.ts", ["--records", "3", "--samples", "5"]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(new RegExp(`enforce policy unbound \\(baseline\\)(\\s+${figure}){3}`));
+    expect(run.stdout).toMatch(
+      new RegExp(`released Deployment \\(its decision applied\\)(\\s+${figure}){3}`),
+    );
+  },
+);

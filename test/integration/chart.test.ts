@@ -163,9 +163,16 @@ describe("helm install", () => {
   it("installs and uninstalls the chart with helm v4", async () => {
     const ns = releaseNs;
     const release = `hgi-${suffix}`;
-    // The CRD and the admission policy are cluster-wide and shared with the
-    // other integration tests; the dry run above covers them.
-    const values = valuesFile({ crds: { enabled: false }, denyPolicy: { enabled: false } });
+    // The CRDs and the admission policies are cluster-wide and shared with the
+    // other integration tests (whose in-process operators write record status as
+    // the admin user, which this release's record-status guard would refuse); the
+    // dry run above covers them.
+    const values = valuesFile({
+      crds: { enabled: false },
+      denyPolicy: { enabled: false },
+      enforce: { enabled: false },
+      handlerMerge: { enabled: false },
+    });
     const common = ["--kubeconfig", testKubeconfigPath(), "--namespace", ns];
     const install = await run(helm, ["install", release, chart, ...common, "--values", values], {
       cwd: repo,
@@ -242,6 +249,12 @@ describe("the chart's RBAC, enforced by the API server", () => {
   const operatorNeeds = (ns: string): Check[] => [
     ...["list", "watch"].map((v): Check => [v, "healthpolicies.healthgate.io", ns]),
     ["patch", "healthpolicies.healthgate.io/status", ns],
+    ...["get", "list", "watch", "create", "patch", "delete"].map((v): Check => [
+      v,
+      "healthtargets.healthgate.io",
+      ns,
+    ]),
+    ["patch", "healthtargets.healthgate.io/status", ns],
     ...["get", "list", "watch", "patch"].map((v): Check => [v, "deployments.apps", ns]),
     ["patch", "deployments.apps/status", ns],
     ...["list", "watch"].map((v): Check => [v, "replicasets.apps", ns]),

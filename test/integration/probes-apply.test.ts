@@ -1,21 +1,38 @@
-// The probes concern's Enforce contract against a real kube-apiserver: the
-// owned spec it computes, applied with server-side apply under the field
-// manager `healthgate`, is accepted, reads back as desired once the API
-// server's defaults are filled in (so ownedFieldsDiffer says "no write" and a
-// second reconcile sends nothing), and a live handler of another kind is a
-// conflict the writer must remove first (the API server refuses two handlers).
-import { PatchStrategy, type KubernetesObject, type V1Deployment } from "@kubernetes/client-node";
-import { describe, expect, it } from "vitest";
+// The probes concern's Enforce contract against a real kube-apiserver, through admission: the
+// owned spec it computes, released as a decision into the Deployment's HealthTarget record, is
+// written into the template by the MutatingAdmissionPolicy on healthgate's release write (a
+// label alone), reads back as desired once the API server's defaults are filled in (so a
+// second reconcile decides the same and sends nothing), and swaps a handler of another kind —
+// which v0.1's forced server-side apply could not (422). Then every pair of handler kinds
+// (exec, httpGet, tcpSocket, grpc): active, a user's re-apply of the original manifest lands
+// and the template keeps the decision; once the record is gone, the same re-apply lands and
+// brings the user's handler back (the handler-merge policy).
+import type { V1Deployment } from "@kubernetes/client-node";
+import { beforeAll, describe, expect, it } from "vitest";
 import type { Deployment } from "../../src/api/k8s.ts";
 import { healthPolicy } from "../../src/api/v1alpha1/index.ts";
-import { ownedSpecApplyBody } from "../../src/policy/decide.ts";
-import { conflictingHandlers, ownedFieldsDiffer, probesConcern } from "../../src/policy/probes/concern.ts";
-import type { OwnedSpec, TargetSnapshot } from "../../src/policy/seam.ts";
+import { carriesDecision, decisionOf } from "../../src/policy/enforce.ts";
+import { ownedFieldsDiffer, probesConcern } from "../../src/policy/probes/concern.ts";
+import type { TargetSnapshot } from "../../src/policy/seam.ts";
 import { inNamespace, makeDeployment, withProbe } from "../support/builders.ts";
 import { testClients, useTestNamespace } from "../support/kube.ts";
+import { waitFor } from "../support/waitFor.ts";
+import {
+  HANDLERS,
+  containerNamed,
+  deleteRecord,
+  handlerKinds,
+  probeOwners,
+  releaseWrite,
+  writeRecord,
+  type HandlerKind,
+} from "./controller/admission.ts";
+import { applyAs, installCrd, kubectl } from "./controller/support.ts";
 
-const { apps, objects } = testClients();
+const { apps } = testClients();
 const ns = useTestNamespace();
+
+beforeAll(() => installCrd());
 
 const policy = (namespace: string) =>
   healthPolicy.parse({
@@ -51,50 +68,24 @@ function snapshot(deployment: Deployment, namespace: string): TargetSnapshot {
   };
 }
 
-async function applyOwned(deployment: Deployment, owned: OwnedSpec): Promise<void> {
-  await objects.patch(
-    ownedSpecApplyBody(deployment, owned) as unknown as KubernetesObject,
-    undefined,
-    undefined,
-    "healthgate",
-    true,
-    PatchStrategy.ServerSideApply,
+const read = (name: string) => apps.readNamespacedDeployment({ name, namespace: ns.name });
+
+/** Waits until the live template carries the decision (admission reads the record from its own cache). */
+async function releaseUntilCarried(name: string, decision: ReturnType<typeof decisionOf>) {
+  return waitFor(
+    async () => {
+      await releaseWrite(ns.name, name, decision.revision);
+      const stored = asDeployment(await read(name));
+      expect(carriesDecision(stored.spec.template, decision)).toBe(true);
+      return stored;
+    },
+    { what: `the release of ${decision.revision} to land in Deployment ${name}` },
   );
 }
 
-describe("Enforce: the owned spec under server-side apply", () => {
-  it("is accepted, reads back as desired, and needs no second write", async () => {
-    // Given a Deployment whose liveness probe reaches the deep endpoint
-    const created = await apps.createNamespacedDeployment({
-      namespace: ns.name,
-      body: makeDeployment(
-        "web",
-        inNamespace(ns.name),
-        withProbe("web", "liveness", { httpGet: { path: "/health/deep", port: "http" } }),
-      ),
-    });
-    const first = probesConcern(snapshot(asDeployment(created), ns.name));
-    const owned = first.ownedSpec!;
-    expect(ownedFieldsDiffer(asDeployment(created).spec.template, owned)).toBe(true);
-
-    // When healthgate applies its owned fields
-    await applyOwned(asDeployment(created), owned);
-
-    // Then the stored template satisfies them, and a second reconcile wants no write
-    const stored = asDeployment(await apps.readNamespacedDeployment({ name: "web", namespace: ns.name }));
-    expect(ownedFieldsDiffer(stored.spec.template, owned)).toBe(false);
-    const second = probesConcern(snapshot(stored, ns.name));
-    expect(second.ownedSpec).toEqual(owned);
-    expect(ownedFieldsDiffer(stored.spec.template, second.ownedSpec!)).toBe(false);
-    expect(second.conditions.find((c) => c.type === "ProbesCompliant")).toMatchObject({ status: "True" });
-    const web = stored.spec.template.spec.containers[0]!;
-    expect(web.livenessProbe?.httpGet?.path).toBe("/healthz");
-    expect(web.startupProbe?.failureThreshold).toBe(12);
-    expect(web.lifecycle?.preStop?.sleep?.seconds).toBe(5);
-    expect(stored.spec.template.spec.terminationGracePeriodSeconds).toBe(25);
-  });
-
-  it("a live handler of another kind makes the apply invalid until the writer removes it", async () => {
+describe("Enforce: the released decision, written at admission", () => {
+  it("lands through the release write, reads back as desired, and needs no second write", async () => {
+    // Given a Deployment whose liveness probe is an exec (v0.1 answered 422 here, forever)
     const created = await apps.createNamespacedDeployment({
       namespace: ns.name,
       body: makeDeployment(
@@ -103,11 +94,74 @@ describe("Enforce: the owned spec under server-side apply", () => {
         withProbe("web", "liveness", { exec: { command: ["cat", "/tmp/ok"] } }),
       ),
     });
-    const live = asDeployment(created);
-    const owned = probesConcern(snapshot(live, ns.name)).ownedSpec!;
-    expect(conflictingHandlers(live.spec.template, owned)).toEqual([
-      { container: "web", field: "livenessProbe.exec" },
-    ]);
-    await expect(applyOwned(live, owned)).rejects.toMatchObject({ code: 422 });
+    const owned = probesConcern(snapshot(asDeployment(created), ns.name)).ownedSpec!;
+    expect(ownedFieldsDiffer(asDeployment(created).spec.template, owned)).toBe(true);
+    const decision = decisionOf(owned);
+
+    // When healthgate releases its decision and makes its release write
+    await writeRecord(ns.name, "web", decision);
+    const stored = await releaseUntilCarried("web", decision);
+
+    // Then the handler is swapped, the template satisfies the decision, a second reconcile
+    // decides the same, and no manager owns the probe fields
+    const web = stored.spec.template.spec.containers[0]!;
+    expect(web.livenessProbe?.httpGet?.path).toBe("/healthz");
+    expect(web.livenessProbe?.exec).toBeUndefined();
+    expect(web.startupProbe?.failureThreshold).toBe(12);
+    expect(web.lifecycle?.preStop?.sleep?.seconds).toBe(5);
+    expect(stored.spec.template.spec.terminationGracePeriodSeconds).toBe(25);
+    const second = probesConcern(snapshot(stored, ns.name));
+    expect(decisionOf(second.ownedSpec!)).toEqual(decision);
+    expect(second.conditions.find((c) => c.type === "ProbesCompliant")).toMatchObject({ status: "True" });
+    expect(probeOwners(await read("web"), "web")).toEqual([]);
   });
+});
+
+describe("every pair of handler kinds", () => {
+  const kinds = Object.keys(HANDLERS) as HandlerKind[];
+  const pairs = kinds.flatMap((from) => kinds.map((to) => ({ from, to })));
+
+  it.each(pairs)(
+    "$from → $to: re-applies land while active and after the record is gone",
+    async ({ from, to }) => {
+      const name = `pair-${from}-${to}`.toLowerCase();
+      const manifest = makeDeployment(
+        name,
+        inNamespace(ns.name),
+        withProbe(name, "liveness", HANDLERS[from]),
+      );
+      await applyAs("test-user", manifest);
+      const decision = {
+        revision: `${from}-${to}`.toLowerCase(),
+        containers: [{ name, livenessProbe: { ...HANDLERS[to], periodSeconds: 10 } }],
+      };
+      await writeRecord(ns.name, name, decision);
+      await releaseUntilCarried(name, decision);
+
+      // Active: another manager's re-apply of the original, without and with force, and client-side
+      await applyAs("flux", manifest);
+      expect(handlerKinds(containerNamed(await read(name), name)?.livenessProbe)).toEqual([to]);
+      await applyAs("argocd", manifest, { force: true });
+      await kubectl(["apply", "-n", ns.name, "-f", "-"], { stdin: JSON.stringify(manifest) });
+      expect(handlerKinds(containerNamed(await read(name), name)?.livenessProbe)).toEqual([to]);
+      // and `kubectl diff --server-side` of the original shows no drift
+      await kubectl(["diff", "--server-side", "--field-manager=test-user", "-n", ns.name, "-f", "-"], {
+        stdin: JSON.stringify(manifest),
+      });
+
+      // Stopped (the record is gone): the user's re-apply lands and brings their handler back
+      await deleteRecord(ns.name, name);
+      await waitFor(
+        async () => {
+          await applyAs("test-user", manifest);
+          expect(handlerKinds(containerNamed(await read(name), name)?.livenessProbe)).toEqual([from]);
+          return true;
+        },
+        { what: `the user's ${from} handler to come back in ${name}` },
+      );
+      await applyAs("flux", manifest);
+      await applyAs("argocd", manifest, { force: true });
+      expect(handlerKinds(containerNamed(await read(name), name)?.livenessProbe)).toEqual([from]);
+    },
+  );
 });

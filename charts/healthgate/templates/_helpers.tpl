@@ -133,8 +133,19 @@ resources only: no wildcards.
 - apiGroups: ["healthgate.io"]
   resources: ["healthpolicies/status"]
   verbs: ["patch"]
-# Deployments: server-side apply of the probe fields (Enforce), get to name the manager that keeps
-# reverting them (managedFields), and the healthgate.io/ conditions on the status subresource.
+# HealthTarget records, one per governed Deployment: server-side apply of the
+# spec and the status (the released Enforce decision), deleted when the
+# Deployment is no longer governed.
+- apiGroups: ["healthgate.io"]
+  resources: ["healthtargets"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["healthgate.io"]
+  resources: ["healthtargets/status"]
+  verbs: ["patch"]
+# Deployments: the release write (the healthgate.io/released label, so
+# Enforce's admission policy runs), the v0.1 upgrade (a JSON patch removing
+# healthgate's old managedFields entry), and the healthgate.io/ conditions on
+# the status subresource.
 - apiGroups: ["apps"]
   resources: ["deployments"]
   verbs: ["get", "list", "watch", "patch"]

@@ -231,23 +231,34 @@ export const printerColumns = [
 
 export const CRD_NAME = `${PLURAL}.${GROUP}`;
 
-/** The CustomResourceDefinition object (apiextensions.k8s.io/v1), as plain JSON. */
-export function healthPolicyCRD() {
+export interface CrdNames {
+  kind: string;
+  plural: string;
+  singular: string;
+  shortNames: readonly string[];
+}
+
+/** A namespaced, status-subresourced CustomResourceDefinition of the healthgate.io group, as plain JSON. */
+export function crdObject(
+  names: CrdNames,
+  columns: readonly Record<string, unknown>[],
+  openAPIV3Schema: JsonSchema,
+) {
   return {
     apiVersion: "apiextensions.k8s.io/v1",
     kind: "CustomResourceDefinition",
     metadata: {
-      name: CRD_NAME,
+      name: `${names.plural}.${GROUP}`,
       labels: { "app.kubernetes.io/name": "healthgate", "app.kubernetes.io/component": "crd" },
     },
     spec: {
       group: GROUP,
       names: {
-        kind: KIND,
-        listKind: `${KIND}List`,
-        plural: PLURAL,
-        singular: SINGULAR,
-        shortNames: [...SHORT_NAMES],
+        kind: names.kind,
+        listKind: `${names.kind}List`,
+        plural: names.plural,
+        singular: names.singular,
+        shortNames: [...names.shortNames],
         categories: [...CATEGORIES],
       },
       scope: "Namespaced",
@@ -257,10 +268,19 @@ export function healthPolicyCRD() {
           served: true,
           storage: true,
           subresources: { status: {} },
-          additionalPrinterColumns: printerColumns.map((c) => ({ ...c })),
-          schema: { openAPIV3Schema: healthPolicyOpenAPISchema() },
+          additionalPrinterColumns: columns.map((c) => ({ ...c })),
+          schema: { openAPIV3Schema },
         },
       ],
     },
   };
+}
+
+/** The CustomResourceDefinition object (apiextensions.k8s.io/v1), as plain JSON. */
+export function healthPolicyCRD() {
+  return crdObject(
+    { kind: KIND, plural: PLURAL, singular: SINGULAR, shortNames: SHORT_NAMES },
+    printerColumns,
+    healthPolicyOpenAPISchema(),
+  );
 }

@@ -4,3 +4,4 @@ export * from "./status.ts";
 export * from "./healthpolicy.ts";
 export * from "./parse.ts";
 export * from "./crd.ts";
+export * from "./healthtarget.ts";

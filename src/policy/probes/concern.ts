@@ -280,7 +280,7 @@ export const probesConcern: Concern = (snapshot) => {
 
   const findings: Finding[] = [];
   const governed = governedContainers(spec, template.spec);
-  let audited = template;
+  const audited = template;
   let ownedSpec: OwnedSpec | undefined;
   const events: EventIntent[] = [];
   if (spec.mode === "Enforce" && governed.length > 0) {
@@ -298,9 +298,10 @@ export const probesConcern: Concern = (snapshot) => {
         message: findingMessage(meta, { field, problem }),
       });
     }
-    audited = mergeOwnedSpecIntoTemplate(template, ownedSpec);
+    // The audit stays of the live template: Enforce's fields arrive at admission, and status
+    // is judged from what is there, never from what healthgate intends.
     if (ownedFieldsDiffer(template, ownedSpec)) {
-      // The apply about to happen rewrites a deep liveness: say so once, while it is pending.
+      // The release about to happen rewrites a deep liveness: say so once, while it is pending.
       for (const deep of auditPodSpec(spec, template.spec, workload).filter(
         (f) => f.rule === livenessDeep.rule,
       )) {

@@ -1,13 +1,18 @@
-// Enforce mode against a real API server and the real Deployment controller: healthgate owns the
-// probe, preStop and grace fields through ONE forced server-side apply, the rollout it causes
-// completes, a second reconcile writes nothing, other managers' fields survive, and a manager
-// that keeps taking the fields back makes healthgate stop and say who it is (and a restarted
-// healthgate keeps to that).
-import type { V1Container, V1Deployment, V1ManagedFieldsEntry } from "@kubernetes/client-node";
+// Enforce mode against a real API server and the real Deployment controller, through admission:
+// healthgate releases its decision into the Deployment's HealthTarget record and makes its
+// release write (a label); the MutatingAdmissionPolicy writes the probes, preStop and
+// grace into the template, owned by no manager; the rollout it causes completes; a second
+// reconcile writes nothing; other managers' writes keep their fields and still carry the
+// decision, so a GitOps controller re-applying an old manifest is admitted and nobody fights.
+import type { V1Container, V1Deployment } from "@kubernetes/client-node";
 import { beforeAll, describe, expect, it } from "vitest";
 import { makeDeployment, withProbe, withReplicas } from "../../support/builders.ts";
 import { testClients } from "../../support/kube.ts";
 import { waitFor } from "../../support/waitFor.ts";
+import type { Deployment } from "../../../src/api/k8s.ts";
+import { healthPolicy } from "../../../src/api/v1alpha1/index.ts";
+import { probesConcern } from "../../../src/policy/probes/concern.ts";
+import { probeOwners, readRecord } from "./admission.ts";
 import {
   apiRequests,
   installCrd,
@@ -31,27 +36,6 @@ beforeAll(() => installCrd());
 
 const container = (d: V1Deployment, name = "web"): V1Container =>
   d.spec!.template.spec!.containers.find((c) => c.name === name)!;
-
-/** The fields a manager owns under the container `name` of the pod template (managedFields, fieldsV1). */
-function ownedContainerFields(
-  entries: readonly V1ManagedFieldsEntry[],
-  manager: string,
-  name = "web",
-): string[] {
-  const entry = entries.find((m) => m.manager === manager && m.operation === "Apply" && !m.subresource);
-  const fields = entry?.fieldsV1 as
-    Record<string, Record<string, Record<string, Record<string, Record<string, object>>>>> | undefined;
-  const containerFields =
-    fields?.["f:spec"]?.["f:template"]?.["f:spec"]?.["f:containers"]?.[`k:{"name":"${name}"}`];
-  return Object.keys(containerFields ?? {}).filter((k) => k.startsWith("f:"));
-}
-
-function ownsPodField(entries: readonly V1ManagedFieldsEntry[], manager: string, field: string): boolean {
-  const entry = entries.find((m) => m.manager === manager && m.operation === "Apply" && !m.subresource);
-  const fields = entry?.fieldsV1 as
-    Record<string, Record<string, Record<string, Record<string, object>>>> | undefined;
-  return fields?.["f:spec"]?.["f:template"]?.["f:spec"]?.[field] !== undefined;
-}
 
 /** The web Enforce policy of these tests: shallow /healthz and /readyz, a 5 s drain, 20 s in flight. */
 const enforcePolicy = (...modifiers: Parameters<typeof makePolicy>[1][]) =>
@@ -94,13 +78,26 @@ describe("Enforce", () => {
     expect(patched.spec!.template.spec!.terminationGracePeriodSeconds).toBe(25);
     expect(patched.metadata!.generation).toBe(before.metadata!.generation! + 1);
 
-    // and the field manager healthgate owns them, and only them, in the template
-    const managed = patched.metadata!.managedFields ?? [];
-    expect(ownedContainerFields(managed, "healthgate").sort()).toEqual(
-      ["f:lifecycle", "f:livenessProbe", "f:name", "f:readinessProbe"].sort(),
+    // and no manager owns them: healthgate's only entry on the Deployment is its release label
+    expect(probeOwners(patched, "web")).toEqual([]);
+    const managers = (patched.metadata!.managedFields ?? [])
+      .filter((m) => !m.subresource)
+      .map((m) => m.manager);
+    expect(managers).not.toContain("healthgate");
+    expect(managers).toContain("healthgate-release");
+    // and the record holds the released decision, judged Enforced from the live template
+    await waitFor(
+      async () => {
+        const record = await readRecord(hg.namespace, "web");
+        expect(record.status?.released?.containers.map((c) => c.name)).toEqual(["web"]);
+        expect(patched.metadata!.labels?.["healthgate.io/released"]).toBe(record.status?.released?.revision);
+        expect(record.status?.conditions?.find((c) => c.type === "Enforced")).toMatchObject({
+          status: "True",
+        });
+        return record;
+      },
+      { what: "the record to say Enforced=True" },
     );
-    expect(ownsPodField(managed, "healthgate", "f:terminationGracePeriodSeconds")).toBe(true);
-    expect(ownedContainerFields(managed, "test-user")).not.toContain("f:livenessProbe");
 
     // and the Deployment controller rolls the new template out (a new ReplicaSet, pods Ready)
     const rolledOut = await waitForRolloutComplete(hg.namespace, "web");
@@ -156,12 +153,12 @@ describe("Enforce", () => {
       await waitForDeploymentCondition(hg.namespace, "web", "ProbesCompliant", { status: "True" });
       await waitForRolloutComplete(hg.namespace, "web");
       await waitUntilIdle(hg.operator, 2);
-      const specWrites = await apiRequests(hg.operator, { verb: "apply", resource: "deployments" });
+      const releases = await apiRequests(hg.operator, { verb: "apply", resource: "deployments" });
 
       // When the user changes the image and adds an env var with their own tool
       await change(hg.namespace, manifest("registry.invalid/web:2", "on"));
 
-      // Then their change stays and healthgate's probes stay, without healthgate re-applying
+      // Then their change stays and healthgate's probes stay (admission), without another release write
       const rolled = await waitForRolloutComplete(hg.namespace, "web");
       const web = container(rolled);
       expect(web.image).toBe("registry.invalid/web:2");
@@ -170,84 +167,57 @@ describe("Enforce", () => {
       expect(web.readinessProbe?.httpGet?.path).toBe("/readyz");
       expect(web.lifecycle?.preStop?.sleep?.seconds).toBe(5);
       await waitUntilIdle(hg.operator, 1);
-      expect(await apiRequests(hg.operator, { verb: "apply", resource: "deployments" })).toBe(specWrites);
+      expect(await apiRequests(hg.operator, { verb: "apply", resource: "deployments" })).toBe(releases);
       await waitForDeploymentCondition(hg.namespace, "web", "ProbesCompliant", { status: "True" });
       await hg.expectSecondReconcileWritesNothing();
     });
   });
 
-  it("drops a field the policy stops asking for, even when the operator that applied it is gone", async () => {
-    // Given an enforced Deployment that got healthgate's startup probe
+  it("releases a policy edit that swaps the liveness handler, and the swap lands", async () => {
+    // Given an enforced Deployment with healthgate's httpGet liveness
     await hg.apply(makeDeployment("web", withReplicas(2)));
-    await hg.createPolicy(
-      enforcePolicy((policy) => {
-        policy.spec.endpoints = {
-          ...policy.spec.endpoints,
-          startup: { path: "/healthz", maxStartupSeconds: 60 },
-        };
-      }),
-    );
+    await hg.createPolicy(enforcePolicy());
     await hg.startOperator();
-    await waitFor(
-      async () => {
-        const d = await readDeployment(hg.namespace, "web");
-        expect(container(d).startupProbe?.httpGet?.path).toBe("/healthz");
-        return true;
-      },
-      { what: "healthgate to add the startup probe" },
-    );
+    await waitForLiveness(hg.namespace, (probe) => expect(probe?.httpGet?.path).toBe("/healthz"));
     await waitForRolloutComplete(hg.namespace, "web");
 
-    // When a new operator takes over (it never applied anything: a restart or a new leader)
-    // and the policy stops asking for a startup probe
-    await hg.stopOperator();
-    await patchPolicySpec(hg.namespace, "web", { endpoints: { startup: null } });
-    await hg.startOperator();
+    // When the policy asks for a TCP liveness check instead (v0.1: 422, forever)
+    await patchPolicySpec(hg.namespace, "web", { endpoints: { liveness: { path: null, tcp: {} } } });
 
-    // Then the startup probe goes, and healthgate owns no startup probe any more
-    const dropped = await waitFor(
+    // Then the template's liveness becomes tcpSocket alone, rolls out, and the record says Enforced
+    const swapped = await waitForLiveness(hg.namespace, (probe) => {
+      expect(probe?.tcpSocket?.port).toBe("http");
+      expect(probe?.httpGet).toBeUndefined();
+    });
+    expect(probeOwners(swapped, "web")).toEqual([]);
+    await waitForRolloutComplete(hg.namespace, "web");
+    await waitForDeploymentCondition(hg.namespace, "web", "ProbesCompliant", { status: "True" });
+    const record = await readRecord(hg.namespace, "web");
+    expect(record.status?.conditions?.find((c) => c.type === "Enforced")?.status).toBe("True");
+    // and once the rollout completed, the released decision is also the stable one
+    await waitFor(
       async () => {
-        const d = await readDeployment(hg.namespace, "web");
-        expect(container(d).startupProbe).toBeUndefined();
-        return d;
+        const r = await readRecord(hg.namespace, "web");
+        expect(r.status?.stable).toEqual(r.status?.released);
+        return r;
       },
-      { what: "healthgate to drop the startup probe the policy no longer asks for" },
+      { what: "the released decision to become the stable one" },
     );
-    expect(ownedContainerFields(dropped.metadata!.managedFields ?? [], "healthgate").sort()).toEqual(
-      ["f:lifecycle", "f:livenessProbe", "f:name", "f:readinessProbe"].sort(),
-    );
-    // while the fields it still wants stay, and a second reconcile writes nothing
-    expect(container(dropped).livenessProbe?.httpGet?.path).toBe("/healthz");
-    expect(container(dropped).lifecycle?.preStop?.sleep?.seconds).toBe(5);
     await hg.expectSecondReconcileWritesNothing();
   });
 
-  it("stops after 3 flips when a GitOps controller keeps taking the probe fields back, and names it", async () => {
+  it("admits a GitOps controller re-applying the old deep-liveness manifest, which still carries the decision", async () => {
     // Given a Deployment that a GitOps controller applies from Git, with a deep liveness probe
     const fromGit = makeDeployment(
       "web",
       withReplicas(2),
       withProbe("web", "liveness", { httpGet: { path: "/health/deep", port: "http" }, periodSeconds: 10 }),
     );
-    const sync = () =>
-      applyAs(
-        "argocd-controller",
-        { ...fromGit, metadata: { ...fromGit.metadata, namespace: hg.namespace } },
-        { force: true },
-      );
-    await sync();
+    const inNs = { ...fromGit, metadata: { ...fromGit.metadata, namespace: hg.namespace } };
+    await applyAs("argocd-controller", inNs, { force: true });
     await hg.createPolicy(enforcePolicy(withDeepPaths("/health/deep")));
     await hg.startOperator();
-    const healthgateHolds = (what: string) =>
-      waitFor(
-        async () => {
-          const d = await readDeployment(hg.namespace, "web");
-          expect(container(d).livenessProbe?.httpGet?.path).toBe("/healthz");
-          return d;
-        },
-        { what },
-      );
-    await healthgateHolds("healthgate to replace the deep liveness probe");
+    await waitForLiveness(hg.namespace, (probe) => expect(probe?.httpGet?.path).toBe("/healthz"));
     // and an Event about the Deployment announces the replacement
     await waitForEvent(hg.namespace, {
       type: "Normal",
@@ -256,49 +226,129 @@ describe("Enforce", () => {
       regardingName: "web",
       noteContains: "/health/deep",
     });
-
-    // When the GitOps controller syncs the old manifest back three times, each after healthgate retook the fields
-    for (let flip = 1; flip <= 3; flip++) {
-      await sync();
-      if (flip < 3) await healthgateHolds(`healthgate to retake the probe fields after sync ${flip}`);
-    }
-
-    // Then healthgate stops fighting: ProbesCompliant=False EnforceConflict naming the manager, on both objects
-    const conflict = {
-      status: "False",
-      reason: "EnforceConflict",
-      message: ['"argocd-controller"', "spec.deny.deepLiveness"],
-    } as const;
-    await waitForDeploymentCondition(hg.namespace, "web", "ProbesCompliant", conflict);
-    await waitForPolicyCondition(hg.namespace, "web", "ProbesCompliant", conflict);
-    // and a Warning Event says so
-    await waitForEvent(hg.namespace, {
-      type: "Warning",
-      reason: "EnforceConflict",
-      regardingKind: "Deployment",
-      regardingName: "web",
-      noteContains: "argocd-controller",
-    });
-    // and the GitOps controller's template stands: healthgate no longer applies
+    await waitForRolloutComplete(hg.namespace, "web");
     await waitUntilIdle(hg.operator, 1);
-    const applies = await apiRequests(hg.operator, { verb: "apply", resource: "deployments" });
-    expect(applies).toBe(3); // the first enforcement and two retakes
+    const releases = await apiRequests(hg.operator, { verb: "apply", resource: "deployments" });
+
+    // When the GitOps controller syncs the old manifest again, three times, with and without force
+    for (const force of [false, true, true]) await applyAs("argocd-controller", inNs, { force });
+
+    // Then every sync is admitted and the template keeps healthgate's shallow liveness, without a
+    // single further write by healthgate: there is nothing to fight over
     const d = await readDeployment(hg.namespace, "web");
-    expect(container(d).livenessProbe?.httpGet?.path).toBe("/health/deep");
-
-    // When healthgate restarts (or another replica takes over), remembering no flips
-    await hg.stopOperator();
-    await hg.startOperator();
+    expect(container(d).livenessProbe?.httpGet?.path).toBe("/healthz");
     await waitUntilIdle(hg.operator, 1);
+    expect(await apiRequests(hg.operator, { verb: "apply", resource: "deployments" })).toBe(releases);
+    await waitForDeploymentCondition(hg.namespace, "web", "ProbesCompliant", { status: "True" });
+    // and `kubectl diff --server-side` of the Git manifest shows no drift (Argo CD:
+    // ServerSideDiff=true,IncludeMutationWebhook=true shows the same)
+    await kubectl(["diff", "--server-side", "--field-manager=argocd-controller", "-f", "-"], {
+      stdin: JSON.stringify(inNs),
+    });
+  });
 
-    // Then it resumes the hold the Deployment reports instead of fighting again
-    expect(await apiRequests(hg.operator, { verb: "apply", resource: "deployments" })).toBe(0);
-    expect(container(await readDeployment(hg.namespace, "web")).livenessProbe?.httpGet?.path).toBe(
-      "/health/deep",
+  it("upgrades a v0.1-enforced Deployment: drops v0.1's managedFields entry, changes no value, and a GitOps rename lands", async () => {
+    // Given a Deployment that v0.1 enforced: the user's manifest, and v0.1's forced server-side
+    // apply of the probe fields as field manager "healthgate" (reproduced here as v0.1 sent it)
+    const manifest = makeDeployment("web", withReplicas(1));
+    const live = await hg.apply(manifest);
+    const policy = enforcePolicy();
+    await hg.createPolicy(policy);
+    const parsed = healthPolicy.parse({
+      ...policy,
+      metadata: { ...policy.metadata, namespace: hg.namespace },
+    });
+    const owned = probesConcern({
+      policy: parsed,
+      deployment: JSON.parse(JSON.stringify(live)) as Deployment,
+      replicaSets: [],
+      pods: [],
+      pdbs: [],
+      nodeZones: {},
+      now: new Date(),
+    }).ownedSpec!;
+    const v01 = {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name: "web", namespace: hg.namespace },
+      spec: {
+        template: {
+          spec: {
+            terminationGracePeriodSeconds: owned.terminationGracePeriodSeconds,
+            containers: owned.containers,
+          },
+        },
+      },
+    };
+    await applyAs("healthgate", v01, { force: true });
+    const enforcedByV01 = await readDeployment(hg.namespace, "web");
+    expect(probeOwners(enforcedByV01, "web")).toContain("healthgate");
+    // (v0.1 co-owns the container item: a GitOps rename is refused, which is the bug)
+    const renamed = makeDeployment("web", withReplicas(1));
+    renamed.spec!.template.spec!.containers[0]!.name = "app";
+    await expect(hg.apply(renamed)).rejects.toMatchObject({ code: 422 });
+
+    // When this version of healthgate starts
+    await hg.startOperator();
+
+    // Then v0.1's entry is gone and no value of the template changed
+    const upgraded = await waitFor(
+      async () => {
+        const d = await readDeployment(hg.namespace, "web");
+        expect((d.metadata!.managedFields ?? []).map((m) => m.manager)).not.toContain("healthgate");
+        return d;
+      },
+      { what: "healthgate to remove v0.1's managedFields entry" },
     );
-    await waitForDeploymentCondition(hg.namespace, "web", "ProbesCompliant", conflict);
+    expect(upgraded.spec!.template).toEqual(enforcedByV01.spec!.template);
+    expect(upgraded.metadata!.generation).toBe(enforcedByV01.metadata!.generation);
+    await waitForRolloutComplete(hg.namespace, "web");
+
+    // and the GitOps rename lands; the renamed container gets the decision again at admission
+    await hg.apply(renamed);
+    await waitFor(
+      async () => {
+        const d = await readDeployment(hg.namespace, "web");
+        expect(d.spec!.template.spec!.containers.map((c) => c.name)).toEqual(["app"]);
+        expect(container(d, "app").livenessProbe?.httpGet?.path).toBe("/healthz");
+        return d;
+      },
+      { what: "the renamed container to carry the decision" },
+    );
+  });
+
+  it("on a cluster without MutatingAdmissionPolicies reports EnforceUnavailable and acts as Audit", async () => {
+    // Given a Deployment with no probes, an Enforce policy, and an operator told by discovery
+    // that the API server serves no MutatingAdmissionPolicies (this plane serves them; a 1.35
+    // plane would be a second control plane build, so discovery's answer is injected)
+    await hg.apply(makeDeployment("web", withReplicas(1)));
+    await hg.createPolicy(enforcePolicy());
+    await hg.startOperator({ enforceAvailable: false });
+
+    // Then the policy says EnforceUnavailable, and the Deployment's template is not touched
+    await waitForPolicyCondition(hg.namespace, "web", "Ready", {
+      status: "False",
+      reason: "EnforceUnavailable",
+    });
+    await waitUntilIdle(hg.operator, 1);
+    const d = await readDeployment(hg.namespace, "web");
+    expect(container(d).livenessProbe).toBeUndefined();
+    expect(d.metadata!.generation).toBe(1);
+    expect(await apiRequests(hg.operator, { verb: "apply", resource: "deployments" })).toBe(0);
   });
 });
+
+/** Waits until the live liveness probe of container web passes `check`. */
+function waitForLiveness(namespace: string, check: (probe: V1Container["livenessProbe"]) => void) {
+  return waitFor(
+    async () => {
+      const d = await readDeployment(namespace, "web");
+      check(container(d).livenessProbe);
+      return d;
+    },
+    { what: "the liveness probe of container web" },
+  );
+}
 
 async function replicaSetNames(namespace: string): Promise<string[]> {
   const list = await testClients().apps.listNamespacedReplicaSet({ namespace });

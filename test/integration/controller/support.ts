@@ -29,11 +29,13 @@ import {
   GROUP,
   KIND,
   PLURAL,
+  TARGET_CRD_NAME,
   VERSION,
   type Condition,
   type HealthPolicySpecInput,
   type HealthPolicyStatus,
 } from "../../../src/api/v1alpha1/index.ts";
+import { admissionList } from "../../../src/admission/enforce.ts";
 import { Operator } from "../../../src/controller/operator.ts";
 import type { App, PodApps } from "../../../src/devcluster/podApps.ts";
 import { createLogger, logLevels, type LogLevel } from "../../../src/observability/logger.ts";
@@ -56,6 +58,7 @@ export const mergePatch = setHeaderOptions("Content-Type", PatchStrategy.MergePa
 export const jsonPatch = setHeaderOptions("Content-Type", PatchStrategy.JsonPatch);
 export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
 export const CRD_FILE = path.join(repoRoot, "crds", `${CRD_NAME}.yaml`);
+export const TARGET_CRD_FILE = path.join(repoRoot, "crds", `${TARGET_CRD_NAME}.yaml`);
 const kubectlCache = mkdtempSync(path.join(tmpdir(), "healthgate-controller-test-kubectl-"));
 
 // ---- kubectl (the one built at the server's version) ----------------------------------------
@@ -86,27 +89,30 @@ export async function kubectl(
 // ---- the CRD ------------------------------------------------------------------------------
 
 /**
- * Installs the generated CRD (server-side apply: idempotent, and other suites may apply it at
- * the same time) and waits until it is Established and discovery serves it.
+ * Installs the generated CRDs (server-side apply: idempotent, and other suites may apply them at
+ * the same time) and waits until they are Established and discovery serves them; then Enforce's
+ * admission policies, generated for this plane's admin user (the in-process operator's identity)
+ * as the one allowed to write HealthTarget status.
  */
 export async function installCrd(kubeconfig?: string): Promise<void> {
   const opts = kubeconfig ? { kubeconfig } : {};
-  await kubectl(
-    [
-      "apply",
-      "--server-side",
-      "--force-conflicts",
-      "--field-manager=healthgate-controller-test",
-      "-f",
-      CRD_FILE,
-    ],
-    opts,
-  );
-  await kubectl(["wait", "--for=condition=Established", "--timeout=60s", `crd/${CRD_NAME}`], opts);
-  await waitFor(() => kubectl(["get", "hpol", "--all-namespaces"], opts).then(() => true), {
-    what: "discovery to serve healthpolicies (kubectl get hpol)",
+  const apply = ["apply", "--server-side", "--force-conflicts", "--field-manager=healthgate-controller-test"];
+  await kubectl([...apply, "-f", CRD_FILE, "-f", TARGET_CRD_FILE], opts);
+  for (const crd of [CRD_NAME, TARGET_CRD_NAME]) {
+    await kubectl(["wait", "--for=condition=Established", "--timeout=60s", `crd/${crd}`], opts);
+  }
+  await waitFor(() => kubectl(["get", "hpol,htgt", "--all-namespaces"], opts).then(() => true), {
+    what: "discovery to serve healthpolicies and healthtargets (kubectl get hpol,htgt)",
     timeoutMs: 30_000,
     intervalMs: 250,
+  });
+  const writer = (
+    await kubectl(["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"], opts)
+  ).trim();
+  await kubectl([...apply, "-f", "-"], {
+    ...opts,
+    // Operators run as the admin, or as a chart ServiceAccount named per test (chartIdentity.ts).
+    stdin: JSON.stringify(admissionList("healthgate-test", writer, true)),
   });
 }
 
@@ -476,9 +482,14 @@ export interface ControllerHarness {
   /**
    * Starts healthgate in-process, scoped to the namespace, and waits for its caches. By default
    * as the test's admin; `kubeConfig` runs it as someone else (e.g. the chart's ServiceAccount),
-   * `logDestination` receives its pino lines (at info and above).
+   * `logDestination` receives its pino lines (at info and above), `enforceAvailable` overrides
+   * what discovery says about MutatingAdmissionPolicies.
    */
-  startOperator(options?: { kubeConfig?: KubeConfig; logDestination?: DestinationStream }): Promise<Operator>;
+  startOperator(options?: {
+    kubeConfig?: KubeConfig;
+    logDestination?: DestinationStream;
+    enforceAvailable?: boolean;
+  }): Promise<Operator>;
   /** Stops the running operator (a later startOperator starts a fresh one: new memory, new metrics). */
   stopOperator(): Promise<void>;
   /**
@@ -554,6 +565,7 @@ export function useControllerHarness(options: { app?: (pod: V1Pod) => App } = {}
         port: 0,
         leaderElection: { enabled: false },
         identity: "healthgate-controller-test",
+        ...(options.enforceAvailable !== undefined ? { enforceAvailable: options.enforceAvailable } : {}),
       });
       await started.start();
       operator = started;

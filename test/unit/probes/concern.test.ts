@@ -220,7 +220,7 @@ describe("probesConcern in Enforce mode", () => {
     ),
   ];
 
-  it("owns the complete set for every governed container and audits the template as it will be", () => {
+  it("owns the complete set for every governed container and audits the live template", () => {
     const snapshot = makeSnapshot(enforce, messy);
     const result = probesConcern(snapshot);
     expect(result.ownedSpec?.terminationGracePeriodSeconds).toBe(25);
@@ -230,11 +230,15 @@ describe("probesConcern in Enforce mode", () => {
       expect(c.readinessProbe?.httpGet?.path).toBe("/readyz");
       expect(c.lifecycle).toEqual({ preStop: { sleep: { seconds: 5 } } });
     }
-    expect(condition(snapshot, "ProbesCompliant")).toMatchObject({ status: "True", reason: "Compliant" });
-    expect(condition(snapshot, "LivenessShallow")).toMatchObject({ status: "True", reason: "Shallow" });
-    expect(result.events.map((e) => [e.type, e.reason])).toEqual([
-      ["Normal", "LivenessDeepReplaced"],
-      ["Normal", "LivenessDeepReplaced"],
+    // Enforce's fields arrive at admission: until the template carries them, status says what is there.
+    expect(condition(snapshot, "ProbesCompliant")).toMatchObject({
+      status: "False",
+      reason: "FindingsAtError",
+    });
+    expect(condition(snapshot, "LivenessShallow")).toMatchObject({ status: "False", reason: "LivenessDeep" });
+    expect(result.events.filter((e) => e.type === "Normal").map((e) => e.reason)).toEqual([
+      "LivenessDeepReplaced",
+      "LivenessDeepReplaced",
     ]);
   });
 
@@ -254,7 +258,11 @@ describe("probesConcern in Enforce mode", () => {
     );
     expect(second.ownedSpec).toEqual(owned);
     expect(ownedFieldsDiffer(applied, second.ownedSpec!)).toBe(false);
-    expect(second.conditions).toEqual(first.conditions);
+    expect(second.conditions.map((c) => [c.type, c.status])).toEqual([
+      ["ProbesCompliant", "True"],
+      ["LivenessShallow", "True"],
+    ]);
+    expect(first.conditions.find((c) => c.type === "ProbesCompliant")?.status).toBe("False");
     expect(second.events).toEqual([]);
   });
 

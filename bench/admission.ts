@@ -1,0 +1,162 @@
+// The cost of Enforce at admission: the latency of a Deployment write (a label patch) with
+// `--records` HealthTarget records in its namespace, each holding a released decision. The
+// enforce MutatingAdmissionPolicy's binding selects every record of the namespace and the policy
+// picks the Deployment's own one by name, so its cost grows with the records there; an object
+// selector spares Deployments without healthgate's release label. Measured with the policy
+// unbound (baseline), bound for a Deployment never released, and bound for a released one (its
+// decision applied on every write). Prints a table; asserts nothing.
+//
+//   node_modules/.bin/node bench/admission.ts [--records 1000] [--samples 200]
+import { mkdtemp, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { setTimeout as delay } from "node:timers/promises";
+import { admissionList } from "../src/admission/enforce.ts";
+import { RELEASED_LABEL, decisionOf } from "../src/policy/enforce.ts";
+import { resources } from "../src/kube/client.ts";
+import {
+  benchClient,
+  inParallel,
+  kubectl,
+  machineLoad,
+  percentile,
+  say,
+  startBenchPlane,
+  table,
+} from "./support.ts";
+import type { KubeObject } from "../src/kube/client.ts";
+
+const { values } = parseArgs({
+  options: {
+    records: { type: "string", default: "1000" },
+    samples: { type: "string", default: "200" },
+  },
+});
+const records = Number(values.records);
+const samples = Number(values.samples);
+
+const plane = await startBenchPlane();
+try {
+  const client = benchClient(plane);
+  const apply = (obj: KubeObject, fieldManager = "bench", subresource?: "status") =>
+    client.applyObject(obj, { fieldManager, force: true, ...(subresource ? { subresource } : {}) });
+  const dir = await mkdtemp(path.join(os.tmpdir(), "healthgate-bench-admission-"));
+  const kubectlApply = async (objects: unknown[], ...extra: string[]) => {
+    const file = path.join(dir, "objects.json");
+    await writeFile(file, JSON.stringify({ apiVersion: "v1", kind: "List", items: objects }));
+    await kubectl(plane, ["apply", "--server-side", "--force-conflicts", ...extra, "-f", file]);
+  };
+  await kubectl(plane, ["apply", "--server-side", "-f", "crds/"]);
+  await kubectl(plane, [
+    "wait",
+    "--for=condition=Established",
+    "--timeout=60s",
+    "crd/healthtargets.healthgate.io",
+  ]);
+  // The plane's admin user stands in for healthgate's ServiceAccount as the record-status writer.
+  const writer = (
+    await kubectl(plane, ["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"])
+  ).trim();
+  const admission = admissionList("bench", writer).items as KubeObject[];
+  const binding = admission.find((o) => o.kind === "MutatingAdmissionPolicyBinding")!;
+  await kubectlApply(admission.filter((o) => o !== binding));
+  const ns = "bench-admission";
+  await kubectl(plane, ["create", "namespace", ns]);
+
+  const decision = decisionOf({
+    terminationGracePeriodSeconds: 25,
+    containers: [
+      {
+        name: "web",
+        livenessProbe: {
+          httpGet: { path: "/healthz", port: "http", scheme: "HTTP" },
+          periodSeconds: 10,
+          timeoutSeconds: 1,
+          successThreshold: 1,
+          failureThreshold: 3,
+        },
+        readinessProbe: {
+          httpGet: { path: "/readyz", port: "http", scheme: "HTTP" },
+          periodSeconds: 5,
+          timeoutSeconds: 1,
+          successThreshold: 2,
+          failureThreshold: 3,
+        },
+        lifecycle: { preStop: { sleep: { seconds: 5 } } },
+      },
+    ],
+  });
+  const record = (name: string) => ({
+    apiVersion: "healthgate.io/v1alpha1",
+    kind: "HealthTarget",
+    metadata: { name, namespace: ns },
+    spec: { deployment: name, policy: "bench" },
+  });
+  const writeRecord = async (name: string) => {
+    await apply(record(name) as KubeObject);
+    await apply(
+      { ...record(name), status: { released: decision } } as KubeObject,
+      "healthgate-status",
+      "status",
+    );
+  };
+  say(`creating ${records} records with a released decision in ${ns}`);
+  await inParallel(
+    Array.from({ length: records }, (_, i) => `other-${i}`),
+    8,
+    writeRecord,
+  );
+  await apply({
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: { name: "web", namespace: ns, labels: { app: "web" } },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: { app: "web" } },
+      template: {
+        metadata: { labels: { app: "web" } },
+        spec: {
+          containers: [
+            { name: "web", image: "registry.invalid/web:1", ports: [{ name: "http", containerPort: 8080 }] },
+          ],
+        },
+      },
+    },
+  } as KubeObject);
+
+  let n = 0;
+  const measure = async () => {
+    const times: number[] = [];
+    for (let i = 0; i < samples + 10; i++) {
+      const started = performance.now();
+      await client.jsonPatch(resources.deployments, { namespace: ns, name: "web" }, [
+        { op: "add", path: "/metadata/labels/sample", value: String(n++) },
+      ]);
+      if (i >= 10) times.push(performance.now() - started);
+    }
+    return times;
+  };
+  const rows: string[][] = [];
+  const row = (what: string, times: number[]) =>
+    rows.push([what, ...[50, 90, 99].map((p) => percentile(times, p).toFixed(1))]);
+
+  await delay(3_000);
+  row("enforce policy unbound (baseline)", await measure());
+  await kubectlApply([binding]);
+  await delay(3_000);
+  row(`bound, ${records} records; Deployment not released (no label)`, await measure());
+  await writeRecord("web");
+  await client.jsonPatch(resources.deployments, { namespace: ns, name: "web" }, [
+    { op: "add", path: `/metadata/labels/${RELEASED_LABEL.replace("/", "~1")}`, value: decision.revision },
+  ]);
+  await delay(3_000);
+  row(`bound, ${records} records; released Deployment (its decision applied)`, await measure());
+
+  process.stdout.write(
+    `Deployment label patch round-trip, ms (${samples} samples each, ${records} records in the namespace)\n` +
+      `${table(["case", "p50", "p90", "p99"], rows)}\n${machineLoad()}\n`,
+  );
+} finally {
+  await plane.stop();
+}

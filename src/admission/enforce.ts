@@ -1,0 +1,283 @@
+import { GROUP, TARGET_KIND, TARGET_PLURAL, VERSION } from "../api/v1alpha1/index.ts";
+import { RELEASED_LABEL } from "../policy/enforce.ts";
+
+// Enforce at admission (DESIGN.md, "The seam" and "Rollout gating" lesson 8). Three objects
+// the API server runs, generated into the chart by hack/gen-admission.ts:
+//
+// 1. enforce: a MutatingAdmissionPolicy whose parameter is the Deployment's HealthTarget
+//    record. On every CREATE/UPDATE of a Deployment it replaces each named container's
+//    probes and lifecycle.preStop, and the pod's terminationGracePeriodSeconds, with the
+//    released decision in the record's status. JSONPatch `add` replaces a whole probe, so a
+//    handler swap (exec → httpGet) lands; the written fields are owned by no manager.
+//    Guards: a container the decision names that the object no longer has, or one that no
+//    longer declares a named port the decision's probes use, is left alone; the grace
+//    period is set only when no other container's preStop sleep exceeds it. Nothing here
+//    can make the object invalid, and failurePolicy Ignore means a broken policy never
+//    refuses a write either.
+// 2. handler-merge: parameterless, kept on uninstall. When a probe or lifecycle hook arrives
+//    with two handlers and the object before the write had exactly one of them, it drops
+//    that old one: the user's re-apply of their own manifest (their exec merged beside an
+//    unowned httpGet that Enforce wrote) is what the request brings, and lands.
+// 3. record-status: a ValidatingAdmissionPolicy admitting writes to HealthTarget status
+//    only from healthgate's ServiceAccount — admission copies that status into pods.
+
+export const ENFORCE_SUFFIX = "enforce";
+export const HANDLER_MERGE_SUFFIX = "handler-merge";
+export const RECORD_STATUS_SUFFIX = "record-status";
+
+const PROBES = ["livenessProbe", "readinessProbe", "startupProbe"] as const;
+const PROBE_HANDLERS = ["exec", "httpGet", "tcpSocket", "grpc"] as const;
+const HOOKS = ["preStop", "postStart"] as const;
+const HOOK_HANDLERS = ["exec", "httpGet", "tcpSocket", "sleep"] as const;
+
+const CONTAINERS = "object.spec.template.spec.containers";
+const containerPath = (index: string) => `"/spec/template/spec/containers/" + string(${index})`;
+
+const deploymentRules = (operations: string[]) => ({
+  resourceRules: [{ apiGroups: ["apps"], apiVersions: ["v1"], operations, resources: ["deployments"] }],
+});
+
+type Labels = Record<string, string>;
+const meta = (name: string, labels: Labels, annotations?: Labels) => ({
+  name,
+  ...(annotations ? { annotations } : {}),
+  ...(Object.keys(labels).length > 0 ? { labels } : {}),
+});
+
+// ---- 1. enforce ------------------------------------------------------------------------------
+
+const ENFORCE_VARIABLES = [
+  {
+    // The binding selects every record of the namespace; only the Deployment's own one applies.
+    name: "active",
+    expression:
+      "params.metadata.name == object.metadata.name && has(params.status) && has(params.status.released) && " +
+      "has(params.status.released.containers)",
+  },
+  { name: "names", expression: `${CONTAINERS}.map(c, c.name)` },
+  {
+    // The decision's containers this object can take (guards: present, named ports declared).
+    name: "fits",
+    expression:
+      "variables.active ? params.status.released.containers.filter(d, d.name in variables.names && " +
+      "(!has(d.requiredPorts) || d.requiredPorts.all(p, " +
+      `${CONTAINERS}[variables.names.indexOf(d.name)].?ports.orValue([]).exists(cp, cp.?name.orValue("") == p)))) : []`,
+  },
+  {
+    // Set the grace only when no container keeps a preStop sleep longer than it (the API refuses that).
+    name: "grace",
+    expression:
+      "variables.active && has(params.status.released.terminationGracePeriodSeconds) && " +
+      `${CONTAINERS}.all(c, variables.fits.exists(d, d.name == c.name && has(d.preStop)) || ` +
+      "c.?lifecycle.?preStop.?sleep.?seconds.orValue(0) <= params.status.released.terminationGracePeriodSeconds)",
+  },
+];
+
+const replaceProbe = (probe: string) =>
+  `variables.fits.filter(d, has(d.${probe})).map(d, JSONPatch{op: "add", ` +
+  `path: ${containerPath("variables.names.indexOf(d.name)")} + "/${probe}", value: d.${probe}})`;
+
+const REPLACE_PRESTOP =
+  "variables.fits.filter(d, has(d.preStop)).map(d, " +
+  `has(${CONTAINERS}[variables.names.indexOf(d.name)].lifecycle) ` +
+  `? JSONPatch{op: "add", path: ${containerPath("variables.names.indexOf(d.name)")} + "/lifecycle/preStop", value: d.preStop} ` +
+  `: JSONPatch{op: "add", path: ${containerPath("variables.names.indexOf(d.name)")} + "/lifecycle", value: {"preStop": d.preStop}})`;
+
+const REPLACE_GRACE =
+  'variables.grace ? [JSONPatch{op: "add", path: "/spec/template/spec/terminationGracePeriodSeconds", ' +
+  "value: params.status.released.terminationGracePeriodSeconds}] : []";
+
+// Ownership of what the decision replaced, dropped from every managedFields entry: the applier
+// keeps e.g. f:livenessProbe.f:exec after its exec was swapped for httpGet, and a second
+// manager applying the same manifest would then conflict (409) with that stale owner. The
+// fields admission writes are owned by no manager; the API server keeps this change (it only
+// reverts managedFields that admission made invalid).
+const MANAGED = "object.metadata.managedFields";
+const containerFieldSet = (i: string) =>
+  `${MANAGED}[${i}].?fieldsV1[?"f:spec"][?"f:template"][?"f:spec"][?"f:containers"][?('k:{"name":"' + d.name + '"}')].orValue({})`;
+const fieldSetPath = (i: string) =>
+  `"/metadata/managedFields/" + string(${i}) + "/fieldsV1/f:spec/f:template/f:spec/f:containers/" + ` +
+  `jsonpatch.escapeKey('k:{"name":"' + d.name + '"}')`;
+const DISOWN = (() => {
+  const fs = containerFieldSet("i");
+  const remove = (field: string) => `[JSONPatch{op: "remove", path: ${fieldSetPath("i")} + "/${field}"}]`;
+  const perContainer = [
+    ...PROBES.map((p) => `(has(d.${p}) && "f:${p}" in ${fs} ? ${remove(`f:${p}`)} : [])`),
+    `(has(d.preStop) && "f:preStop" in ${fs}[?"f:lifecycle"].orValue({}) ? ${remove("f:lifecycle/f:preStop")} : [])`,
+  ].join(" + ");
+  const grace =
+    `(variables.grace && ${MANAGED}[i].?fieldsV1[?"f:spec"][?"f:template"][?"f:spec"][?"f:terminationGracePeriodSeconds"].hasValue() ? ` +
+    `[JSONPatch{op: "remove", path: "/metadata/managedFields/" + string(i) + "/fieldsV1/f:spec/f:template/f:spec/f:terminationGracePeriodSeconds"}] : [])`;
+  return (
+    `has(${MANAGED}) ? lists.range(size(${MANAGED})).map(i, ` +
+    `variables.fits.map(d, ${perContainer}).flatten() + ${grace}).flatten() : []`
+  );
+})();
+
+const jsonPatch = (expression: string) => ({ patchType: "JSONPatch", jsonPatch: { expression } });
+
+export function enforceManifests(name: string, labels: Labels = {}) {
+  return [
+    {
+      apiVersion: "admissionregistration.k8s.io/v1",
+      kind: "MutatingAdmissionPolicy",
+      metadata: meta(name, labels),
+      spec: {
+        // Never refuse a user's write because of Enforce.
+        failurePolicy: "Ignore",
+        paramKind: { apiVersion: `${GROUP}/${VERSION}`, kind: TARGET_KIND },
+        // Only Deployments healthgate released a decision to (its release label): the others cost
+        // nothing, however many records their namespace holds. An object selector is matched once,
+        // before the parameters; a match condition would be evaluated once per record (measured).
+        matchConstraints: {
+          ...deploymentRules(["CREATE", "UPDATE"]),
+          objectSelector: { matchExpressions: [{ key: RELEASED_LABEL, operator: "Exists" }] },
+        },
+        // The handler-merge policy may run after this one and change nothing of ours; run again if it did.
+        reinvocationPolicy: "IfNeeded",
+        variables: ENFORCE_VARIABLES,
+        // One mutation: the binding hands every record of the namespace to the policy, and each
+        // mutation costs a patch of the whole object per record, matching or not.
+        mutations: [
+          jsonPatch(
+            `variables.active ? ${[...PROBES.map(replaceProbe), REPLACE_PRESTOP, REPLACE_GRACE, DISOWN].map((e) => `(${e})`).join(" + ")} : []`,
+          ),
+        ],
+      },
+    },
+    {
+      apiVersion: "admissionregistration.k8s.io/v1",
+      kind: "MutatingAdmissionPolicyBinding",
+      metadata: meta(name, labels),
+      spec: {
+        policyName: name,
+        // No namespace: records come from the Deployment's namespace; the policy picks its own by name.
+        paramRef: { selector: {}, parameterNotFoundAction: "Allow" },
+      },
+    },
+  ];
+}
+
+// ---- 2. handler-merge ------------------------------------------------------------------------
+
+/** `has()` for every step of a dotted field: `has(c.lifecycle) && has(c.lifecycle.preStop)`. */
+const present = (value: string, field: string) =>
+  field
+    .split(".")
+    .map((_, i, parts) => `has(${value}.${parts.slice(0, i + 1).join(".")})`)
+    .join(" && ");
+
+const count = (value: string, handlers: readonly string[]) =>
+  handlers.map((h) => `(has(${value}.${h}) ? 1 : 0)`).join(" + ");
+
+/**
+ * Drops, from every container of `list` whose `field` (a probe, or lifecycle.<hook>) carries
+ * two handlers, the handler that was the old object's only one.
+ */
+function dropOldHandler(list: "containers" | "initContainers", field: string, handlers: readonly string[]) {
+  const items = `object.spec.template.spec.${list}`;
+  const old = `oldObject.spec.template.spec.${list}`;
+  const path = (c: string) =>
+    `"/spec/template/spec/${list}/" + string(${items}.map(x, x.name).indexOf(${c}.name)) + "/${field.replace(".", "/")}/`;
+  const perHandler = handlers.map(
+    (h) =>
+      `${items}.filter(c, ${present("c", field)} && has(c.${field}.${h}) && ${count(`c.${field}`, handlers)} == 2 && ` +
+      `${old}.exists(o, o.name == c.name && ${present("o", field)} && has(o.${field}.${h}) && ` +
+      `${count(`o.${field}`, handlers)} == 1))` +
+      `.map(c, JSONPatch{op: "remove", path: ${path("c")}${h}"})`,
+  );
+  const guarded = `has(object.spec.template.spec.${list}) && has(oldObject.spec.template.spec.${list})`;
+  return jsonPatch(`${guarded} ? ${perHandler.join(" + ")} : []`);
+}
+
+export function handlerMergeManifests(name: string, labels: Labels = {}) {
+  const lists = ["containers", "initContainers"] as const;
+  return [
+    {
+      apiVersion: "admissionregistration.k8s.io/v1",
+      kind: "MutatingAdmissionPolicy",
+      metadata: meta(name, labels, { "helm.sh/resource-policy": "keep" }),
+      spec: {
+        failurePolicy: "Ignore",
+        matchConstraints: deploymentRules(["UPDATE"]),
+        reinvocationPolicy: "IfNeeded",
+        mutations: lists.flatMap((list) => [
+          ...PROBES.map((p) => dropOldHandler(list, p, PROBE_HANDLERS)),
+          ...HOOKS.map((hook) => dropOldHandler(list, `lifecycle.${hook}`, HOOK_HANDLERS)),
+        ]),
+      },
+    },
+    {
+      apiVersion: "admissionregistration.k8s.io/v1",
+      kind: "MutatingAdmissionPolicyBinding",
+      metadata: meta(name, labels, { "helm.sh/resource-policy": "keep" }),
+      spec: { policyName: name },
+    },
+  ];
+}
+
+// ---- 3. record-status ------------------------------------------------------------------------
+
+/**
+ * `writer`: the username allowed to write record status, e.g. system:serviceaccount:<ns>:<sa>.
+ * `anyServiceAccount` also admits every ServiceAccount: only for tests, whose operators run as
+ * the plane's admin or as a chart ServiceAccount named per test.
+ */
+export function recordStatusManifests(
+  name: string,
+  writer: string,
+  labels: Labels = {},
+  anyServiceAccount = false,
+) {
+  return [
+    {
+      apiVersion: "admissionregistration.k8s.io/v1",
+      kind: "ValidatingAdmissionPolicy",
+      metadata: meta(name, labels),
+      spec: {
+        failurePolicy: "Fail",
+        matchConstraints: {
+          resourceRules: [
+            {
+              apiGroups: [GROUP],
+              apiVersions: ["*"],
+              operations: ["CREATE", "UPDATE"],
+              resources: [`${TARGET_PLURAL}/status`],
+            },
+          ],
+        },
+        validations: [
+          {
+            expression:
+              `request.userInfo.username == ${JSON.stringify(writer)}` +
+              (anyServiceAccount ? ` || request.userInfo.username.startsWith("system:serviceaccount:")` : ""),
+            messageExpression:
+              `'only healthgate (${writer}) may write the status of ${TARGET_KIND} ' + ` +
+              "object.metadata.namespace + '/' + object.metadata.name + ': admission copies it into the Deployment" +
+              "\\'s pods. ' + request.userInfo.username + ' may read it; change the HealthPolicy instead.'",
+            reason: "Forbidden",
+          },
+        ],
+      },
+    },
+    {
+      apiVersion: "admissionregistration.k8s.io/v1",
+      kind: "ValidatingAdmissionPolicyBinding",
+      metadata: meta(name, labels),
+      spec: { policyName: name, validationActions: ["Deny"] },
+    },
+  ];
+}
+
+/** All three, as one List, named as a release called `prefix` names them (the dev CLI, tests). */
+export function admissionList(prefix: string, writer: string, anyServiceAccount = false) {
+  return {
+    apiVersion: "v1",
+    kind: "List",
+    items: [
+      ...enforceManifests(`${prefix}-${ENFORCE_SUFFIX}`),
+      ...handlerMergeManifests(`${prefix}-${HANDLER_MERGE_SUFFIX}`),
+      ...recordStatusManifests(`${prefix}-${RECORD_STATUS_SUFFIX}`, writer, {}, anyServiceAccount),
+    ],
+  };
+}

@@ -1,0 +1,150 @@
+import { z } from "zod";
+import { containerName, int32, objectName } from "./common.ts";
+import { crdObject, structuralSchemaOf } from "./crd.ts";
+import { GROUP } from "./healthpolicy.ts";
+import { condition } from "./status.ts";
+
+// HealthTarget: the per-Deployment record (DESIGN.md, "The seam"). One object per
+// governed Deployment, named after it, in its namespace. healthgate writes its
+// spec (who governs it) and its status: the *released* Enforce decision that the
+// MutatingAdmissionPolicy applies to every write of the Deployment, the decision
+// of the stable revision beside it, and (later) rollout state. Only healthgate's
+// ServiceAccount may write the status (a ValidatingAdmissionPolicy in the chart):
+// admission applies the decision literally.
+
+export const TARGET_KIND = "HealthTarget";
+export const TARGET_PLURAL = "healthtargets";
+export const TARGET_SINGULAR = "healthtarget";
+export const TARGET_SHORT_NAMES = ["htgt"];
+export const TARGET_CRD_NAME = `${TARGET_PLURAL}.${GROUP}`;
+
+/** Condition types on a HealthTarget. */
+export const TargetConditionType = {
+  /** Does the live Deployment template carry the released decision? */
+  Enforced: "Enforced",
+} as const;
+
+/** A Kubernetes object kept as it is (a Probe, a LifecycleHandler): healthgate builds it, admission copies it. */
+const kubeObject = (what: string) =>
+  z.looseObject({}).meta({ "x-kubernetes-preserve-unknown-fields": true }).describe(what);
+
+export const containerDecision = z.object({
+  name: containerName().describe("Container the decision is for."),
+  livenessProbe: kubeObject("The liveness probe, handler included (core/v1 Probe).").optional(),
+  readinessProbe: kubeObject("The readiness probe, handler included (core/v1 Probe).").optional(),
+  startupProbe: kubeObject("The startup probe, handler included (core/v1 Probe).").optional(),
+  preStop: kubeObject("lifecycle.preStop (core/v1 LifecycleHandler).").optional(),
+  requiredPorts: z
+    .array(z.string().max(15))
+    .max(16)
+    .optional()
+    .describe(
+      "Named container ports the probes refer to. Admission applies this container's decision only while the " +
+        "container declares every one of them (a probe on an undeclared name is never run by the kubelet).",
+    ),
+});
+export type ContainerDecision = z.infer<typeof containerDecision>;
+
+export const decision = z.object({
+  revision: z
+    .string()
+    .max(32)
+    .describe("Hash of the decision's content; the Deployment's healthgate.io/released annotation names it."),
+  terminationGracePeriodSeconds: int32(0, 86400)
+    .optional()
+    .describe("Pod terminationGracePeriodSeconds (drain + in-flight)."),
+  containers: z
+    .array(containerDecision)
+    .max(64)
+    .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"] })
+    .describe("Per governed container: probes and preStop."),
+});
+export type Decision = z.infer<typeof decision>;
+
+export const pacing = z.object({
+  state: z
+    .enum(["Released", "Queued"])
+    .describe("Queued: waiting for a rollout slot (maxConcurrentRollouts)."),
+  pendingRevision: z.string().max(32).optional().describe("The decision waiting for a slot."),
+  since: z.string().meta({ format: "date-time" }).optional().describe("When it started waiting."),
+});
+
+export const healthTargetSpec = z.object({
+  deployment: objectName().describe("The Deployment this record is for (same namespace)."),
+  policy: objectName().describe("The HealthPolicy that governs it."),
+});
+
+export const healthTargetStatus = z.object({
+  observedGeneration: z.int().min(0).meta({ format: "int64" }).optional(),
+  released: decision
+    .optional()
+    .describe(
+      "The released Enforce decision: admission writes it into every write of the Deployment. Absent outside Enforce.",
+    ),
+  stable: decision
+    .optional()
+    .describe("The decision the stable revision carries (the last released one that rolled out completely)."),
+  guard: z
+    .array(z.string().max(1024))
+    .max(64)
+    .optional()
+    .describe(
+      "Why admission cannot apply part of the released decision to the live template (it then changes nothing there).",
+    ),
+  rollout: z
+    .looseObject({})
+    .meta({ "x-kubernetes-preserve-unknown-fields": true })
+    .optional()
+    .describe("Rollout gating state (reserved)."),
+  conditions: z
+    .array(condition)
+    .max(16)
+    .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"] })
+    .optional()
+    .describe("Enforced: does the live template carry the released decision."),
+});
+export type HealthTargetStatus = z.infer<typeof healthTargetStatus>;
+
+const targetColumns = [
+  { name: "Policy", type: "string", jsonPath: ".spec.policy", description: "Governing HealthPolicy." },
+  {
+    name: "Released",
+    type: "string",
+    jsonPath: ".status.released.revision",
+    description: "Revision of the released Enforce decision.",
+  },
+  {
+    name: "Enforced",
+    type: "string",
+    jsonPath: `.status.conditions[?(@.type=="Enforced")].status`,
+    description: "Does the live template carry the released decision?",
+  },
+  {
+    name: "Reason",
+    type: "string",
+    jsonPath: `.status.conditions[?(@.type=="Enforced")].reason`,
+    description: "Why it does or does not.",
+  },
+  { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
+];
+
+export function healthTargetCRD() {
+  return crdObject(
+    { kind: TARGET_KIND, plural: TARGET_PLURAL, singular: TARGET_SINGULAR, shortNames: TARGET_SHORT_NAMES },
+    targetColumns,
+    {
+      description:
+        "HealthTarget is healthgate's record of one governed Deployment (same name): the released Enforce " +
+        "decision that admission applies, the stable revision's decision, and rollout state. Written by healthgate only.",
+      type: "object",
+      properties: {
+        apiVersion: { type: "string" },
+        kind: { type: "string" },
+        metadata: { type: "object" },
+        spec: structuralSchemaOf(healthTargetSpec, ".spec"),
+        status: structuralSchemaOf(healthTargetStatus, ".status"),
+      },
+      required: ["spec"],
+    },
+  );
+}

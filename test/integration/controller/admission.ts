@@ -1,0 +1,94 @@
+// What the Enforce-at-admission tests share: writing a HealthTarget record and its released
+// decision as healthgate does (the test plane's admin user is the record-status writer the
+// test admission objects admit, see installCrd), healthgate's release write, and readers.
+import type { KubernetesObject, V1Container, V1Deployment, V1Probe } from "@kubernetes/client-node";
+import type { Decision, HealthTargetStatus } from "../../../src/api/v1alpha1/index.ts";
+import { RELEASE_FIELD_MANAGER, STATUS_FIELD_MANAGER } from "../../../src/controller/world.ts";
+import { RELEASED_LABEL } from "../../../src/policy/enforce.ts";
+import { ignoreNotFound, testClients } from "../../support/kube.ts";
+import { applyAs, kubectl } from "./support.ts";
+
+const targets = { group: "healthgate.io", version: "v1alpha1", plural: "healthtargets" };
+
+export interface HealthTargetObject extends KubernetesObject {
+  spec: { deployment: string; policy: string };
+  status?: HealthTargetStatus;
+}
+
+/** Creates (or updates) the record of Deployment `name` and writes `released` into its status. */
+export async function writeRecord(namespace: string, name: string, released: Decision | undefined) {
+  const record = {
+    apiVersion: "healthgate.io/v1alpha1",
+    kind: "HealthTarget",
+    metadata: { name, namespace },
+    spec: { deployment: name, policy: "test" },
+  };
+  await applyAs("healthgate", record, { force: true });
+  await kubectl(
+    [
+      "apply",
+      "--server-side",
+      "--force-conflicts",
+      `--field-manager=${STATUS_FIELD_MANAGER}`,
+      "--subresource=status",
+      "-f",
+      "-",
+    ],
+    { stdin: JSON.stringify({ ...record, status: released ? { released } : {} }) },
+  );
+}
+
+export async function deleteRecord(namespace: string, name: string) {
+  await ignoreNotFound(testClients().custom.deleteNamespacedCustomObject({ ...targets, namespace, name }));
+}
+
+export async function readRecord(namespace: string, name: string): Promise<HealthTargetObject> {
+  return (await testClients().custom.getNamespacedCustomObject({
+    ...targets,
+    namespace,
+    name,
+  })) as HealthTargetObject;
+}
+
+/** healthgate's release write: the label alone, under its own field manager. */
+export async function releaseWrite(namespace: string, name: string, revision: string) {
+  await applyAs(
+    RELEASE_FIELD_MANAGER,
+    {
+      apiVersion: "apps/v1",
+      kind: "Deployment",
+      metadata: { name, namespace, labels: { [RELEASED_LABEL]: revision } },
+    },
+    { force: true },
+  );
+}
+
+export const HANDLERS = {
+  exec: { exec: { command: ["pg_isready", "-h", "127.0.0.1"] } },
+  httpGet: { httpGet: { path: "/healthz", port: "http", scheme: "HTTP" } },
+  tcpSocket: { tcpSocket: { port: "http" } },
+  grpc: { grpc: { port: 8080 } },
+} as const satisfies Record<string, V1Probe>;
+export type HandlerKind = keyof typeof HANDLERS;
+
+/** The handler kinds a probe carries (one when valid). */
+export const handlerKinds = (probe: V1Probe | undefined): string[] =>
+  Object.keys(HANDLERS).filter((k) => probe?.[k as HandlerKind] !== undefined);
+
+export const containerNamed = (d: V1Deployment, name: string): V1Container | undefined =>
+  d.spec?.template.spec?.containers.find((c) => c.name === name);
+
+/** Managers owning anything under a container's probes or lifecycle, from managedFields. */
+export function probeOwners(d: V1Deployment, container: string): string[] {
+  return (d.metadata?.managedFields ?? [])
+    .filter((m) => {
+      const fields = m.fieldsV1 as Record<string, Record<string, Record<string, Record<string, object>>>>;
+      const c = (
+        fields?.["f:spec"]?.["f:template"]?.["f:spec"]?.["f:containers"] as Record<string, object>
+      )?.[`k:{"name":"${container}"}`];
+      return (
+        c && ["f:livenessProbe", "f:readinessProbe", "f:startupProbe", "f:lifecycle"].some((k) => k in c)
+      );
+    })
+    .map((m) => m.manager ?? "");
+}
