@@ -55,12 +55,14 @@ export async function kubectl(plane: ControlPlane, args: string[]): Promise<stri
 }
 
 export async function installCrd(plane: ControlPlane): Promise<void> {
-  await kubectl(plane, ["apply", "--server-side", "-f", "crds/healthpolicies.healthgate.io.yaml"]);
+  // Both CRDs: the operator's caches (HealthTarget records included) never sync without them.
+  await kubectl(plane, ["apply", "--server-side", "-f", "crds/"]);
   await kubectl(plane, [
     "wait",
     "--for=condition=Established",
     "--timeout=60s",
     "crd/healthpolicies.healthgate.io",
+    "crd/healthtargets.healthgate.io",
   ]);
 }
 

@@ -2,6 +2,7 @@
 // leader reconciles), the reconcile loop, the deep-check prober's thread, and the
 // health/metrics server.
 import os from "node:os";
+import { setTimeout as delay } from "node:timers/promises";
 import type { KubeConfig } from "@kubernetes/client-node";
 import type {
   Deployment,
@@ -160,19 +161,12 @@ export class Operator {
     const stopping = this.stopping.signal;
     this.boundPort = await this.server?.listen();
     this.prober = ProberHandle.start({ metrics: this.deepCheckMetrics });
-    this.enforceAvailable =
-      this.options.enforceAvailable ??
-      (await this.client.serves("admissionregistration.k8s.io", "v1", "mutatingadmissionpolicies"));
-    if (!this.enforceAvailable) {
-      this.options.logger.warn(
-        { reason: "EnforceUnavailable" },
-        "the API server serves no MutatingAdmissionPolicies (admissionregistration.k8s.io/v1, Kubernetes 1.36+): " +
-          "policies in mode Enforce report EnforceUnavailable and audit only",
-      );
-    }
     this.world.start();
     try {
       await this.world.waitForSync(stopping);
+      // After the sync: credentials and RBAC work by then, and a stop while discovery waits
+      // is not kept waiting either.
+      this.enforceAvailable = this.options.enforceAvailable ?? (await this.discoverEnforce(stopping));
     } catch (err) {
       if (stopping.aborted) return;
       throw err;
@@ -201,6 +195,38 @@ export class Operator {
       logger: this.options.logger,
     });
     this.elector.start();
+  }
+
+  /**
+   * Whether the API server serves MutatingAdmissionPolicies (admissionregistration.k8s.io/v1,
+   * Kubernetes 1.36+). Discovery errors other than 404 are retried until stop().
+   */
+  private async discoverEnforce(stopping: AbortSignal): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const served = await this.client.serves(
+          "admissionregistration.k8s.io",
+          "v1",
+          "mutatingadmissionpolicies",
+          stopping,
+        );
+        if (!served) {
+          this.options.logger.warn(
+            { reason: "EnforceUnavailable" },
+            "the API server serves no MutatingAdmissionPolicies (admissionregistration.k8s.io/v1, Kubernetes 1.36+): " +
+              "policies in mode Enforce report EnforceUnavailable and audit only",
+          );
+        }
+        return served;
+      } catch (err) {
+        if (stopping.aborted) throw err;
+        this.options.logger.warn(
+          { err, attempt },
+          "API discovery of MutatingAdmissionPolicies failed; retrying",
+        );
+        await delay(Math.min(1_000 * 2 ** attempt, 30_000), undefined, { signal: stopping }).catch(() => {});
+      }
+    }
   }
 
   isLeader(): boolean {

@@ -249,13 +249,13 @@ describe("the chart's RBAC, enforced by the API server", () => {
   const operatorNeeds = (ns: string): Check[] => [
     ...["list", "watch"].map((v): Check => [v, "healthpolicies.healthgate.io", ns]),
     ["patch", "healthpolicies.healthgate.io/status", ns],
-    ...["get", "list", "watch", "create", "patch", "delete"].map((v): Check => [
+    ...["list", "watch", "create", "patch", "delete"].map((v): Check => [
       v,
       "healthtargets.healthgate.io",
       ns,
     ]),
     ["patch", "healthtargets.healthgate.io/status", ns],
-    ...["get", "list", "watch", "patch"].map((v): Check => [v, "deployments.apps", ns]),
+    ...["list", "watch", "patch"].map((v): Check => [v, "deployments.apps", ns]),
     ["patch", "deployments.apps/status", ns],
     ...["list", "watch"].map((v): Check => [v, "replicasets.apps", ns]),
     ...["list", "watch"].map((v): Check => [v, "pods", ns]),

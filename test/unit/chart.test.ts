@@ -227,9 +227,9 @@ describe("RBAC", () => {
   const namespaced: Array<[group: string, resource: string, verbs: string]> = [
     ["healthgate.io", "healthpolicies", "list watch"],
     ["healthgate.io", "healthpolicies/status", "patch"],
-    ["healthgate.io", "healthtargets", "get list watch create patch delete"],
+    ["healthgate.io", "healthtargets", "list watch create patch delete"],
     ["healthgate.io", "healthtargets/status", "patch"],
-    ["apps", "deployments", "get list watch patch"],
+    ["apps", "deployments", "list watch patch"],
     ["apps", "deployments/status", "patch"],
     ["apps", "replicasets", "list watch"],
     ["", "pods", "list watch"],

@@ -138,7 +138,7 @@ resources only: no wildcards.
 # Deployment is no longer governed.
 - apiGroups: ["healthgate.io"]
   resources: ["healthtargets"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: ["healthgate.io"]
   resources: ["healthtargets/status"]
   verbs: ["patch"]
@@ -148,7 +148,7 @@ resources only: no wildcards.
 # the status subresource.
 - apiGroups: ["apps"]
   resources: ["deployments"]
-  verbs: ["get", "list", "watch", "patch"]
+  verbs: ["list", "watch", "patch"]
 - apiGroups: ["apps"]
   resources: ["deployments/status"]
   verbs: ["patch"]
