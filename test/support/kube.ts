@@ -1,4 +1,5 @@
 // Clients for the run's control plane and a fresh namespace per test.
+import "../../src/kube/http1.ts";
 import { randomBytes } from "node:crypto";
 import {
   AdmissionregistrationV1Api,
