@@ -18,6 +18,7 @@ import { resources } from "../src/kube/client.ts";
 import {
   benchClient,
   inParallel,
+  installCrd,
   kubectl,
   machineLoad,
   percentile,
@@ -47,13 +48,7 @@ try {
     await writeFile(file, JSON.stringify({ apiVersion: "v1", kind: "List", items: objects }));
     await kubectl(plane, ["apply", "--server-side", "--force-conflicts", ...extra, "-f", file]);
   };
-  await kubectl(plane, ["apply", "--server-side", "-f", "crds/"]);
-  await kubectl(plane, [
-    "wait",
-    "--for=condition=Established",
-    "--timeout=60s",
-    "crd/healthtargets.healthgate.io",
-  ]);
+  await installCrd(plane);
   // The plane's admin user stands in for healthgate's ServiceAccount as the record-status writer.
   const writer = (
     await kubectl(plane, ["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"])

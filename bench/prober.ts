@@ -31,6 +31,7 @@ import { ProberHandle } from "../src/prober/handle.ts";
 import type { DeepCheckResult, ProbeTarget } from "../src/prober/types.ts";
 import {
   spawnLoopbackServers,
+  TARGET_KINDS,
   type LoopbackServer,
   type TargetKind,
 } from "../test/support/loopbackTargets.ts";
@@ -84,17 +85,8 @@ const CONCURRENCY = Number(args.concurrency);
 const SATURATION_MS = (quick ? 1 : Number(args["saturation-seconds"])) * 1000;
 const TIMEOUT_MS = quick ? 500 : 2_000;
 
-const HOSTILE_KINDS: TargetKind[] = [
-  "silent",
-  "drip-headers",
-  "drip-body",
-  "huge-body",
-  "reset-mid-header",
-  "garbage",
-  "redirect",
-  "slow-tls",
-  "failing",
-];
+// Every kind the loopback servers play but the two that answer well.
+const HOSTILE_KINDS: TargetKind[] = TARGET_KINDS.filter((k) => k !== "healthy" && k !== "tls-healthy");
 
 // ---- targets ------------------------------------------------------------------------------
 
