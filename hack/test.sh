@@ -34,6 +34,9 @@ export KUBEBUILDER_ASSETS
 # The chart tests need helm; nothing inside the network namespace can download it.
 HELM=$(bash hack/ensure-helm.sh)
 export HELM
+# The Argo CD health scripts' tests run them in Argo CD's interpreter, built with Go.
+HEALTHGATE_LUAHEALTH=$(bash hack/build-luahealth.sh)
+export HEALTHGATE_LUAHEALTH
 # Tools and tests that spawn `node` or `vitest` get Node 24, as under npm.
 export PATH="$PWD/node_modules/.bin:$PATH"
 
