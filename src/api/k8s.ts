@@ -160,7 +160,12 @@ export interface Pod {
     phase?: string;
     podIP?: string;
     conditions?: PodCondition[];
-    containerStatuses?: { name: string; ready: boolean; restartCount: number }[];
+    containerStatuses?: {
+      name: string;
+      ready: boolean;
+      restartCount: number;
+      state?: { waiting?: { reason?: string; message?: string } };
+    }[];
   };
 }
 

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { containerName, int32, objectName } from "./common.ts";
 import { crdObject, structuralSchemaOf } from "./crd.ts";
 import { GROUP } from "./healthpolicy.ts";
-import { condition } from "./status.ts";
+import { condition, rolloutPhase } from "./status.ts";
 
 // HealthTarget: the per-Deployment record (DESIGN.md, "The seam"). One object per
 // governed Deployment, named after it, in its namespace. healthgate writes its
@@ -69,6 +69,57 @@ export const pacing = z.object({
   since: z.string().meta({ format: "date-time" }).optional().describe("When it started waiting."),
 });
 
+const podNames = (what: string) =>
+  z.array(objectName()).max(1000).meta({ "x-kubernetes-list-type": "set" }).describe(what);
+const revisionHash = (what: string) => z.string().max(64).describe(what);
+
+/**
+ * status.rollout: the rollout gating state (DESIGN.md, "Rollout gating"), written under its own
+ * field manager (healthgate-rollout) in Audit and Enforce alike, so a restarted or newly elected
+ * operator resumes where the last one stopped.
+ */
+export const rolloutState = z.object({
+  phase: rolloutPhase.describe(
+    "Progressing (admitting new pods), Baking (holding at a step), Holding (a hold: see reason), " +
+      "Inconclusive (stable pods fail too), Aborted, Completed (the revision is stable), Idle.",
+  ),
+  revision: revisionHash("pod-template-hash of the revision this state is about (the Deployment's newest).").optional(),
+  stableRevision: revisionHash(
+    "pod-template-hash of the stable revision: the last one that completed. Absent until the Deployment's first " +
+      "revision has completed; pods of this revision are never held.",
+  ).optional(),
+  observedGeneration: z
+    .int()
+    .min(0)
+    .meta({ format: "int64" })
+    .optional()
+    .describe(
+      "The Deployment metadata.generation this state was computed from. CI waits for it to reach the generation " +
+        "it applied before trusting the healthgate.io/RolloutHealthy condition.",
+    ),
+  step: int32(0, 10).optional().describe("Index of the current step in spec.rollout.steps, from 0."),
+  weight: int32(0, 100).optional().describe("Weight of the current step, percent."),
+  budget: int32(0, 1000000).optional().describe("New pods the current step admits: ceil(weight × replicas)."),
+  floor: int32(0, 1000000)
+    .optional()
+    .describe("The serving floor F: Ready pods a step or an abort never goes below."),
+  startedAt: z.string().meta({ format: "date-time" }).optional().describe("When this revision was first seen."),
+  bakeStartedAt: z
+    .string()
+    .meta({ format: "date-time" })
+    .optional()
+    .describe("When the current step's budget was filled: its bake runs from here."),
+  admitted: podNames("New pods whose healthgate.io/deep-check gate healthgate set True (latched).").optional(),
+  dropped: podNames("Admitted new pods whose gate the abort set False.").optional(),
+  kept: podNames("Admitted new pods the abort kept Ready so serving pods stay at or above the floor.").optional(),
+  failures: int32(0, 1000000)
+    .optional()
+    .describe("Failures counted against the revision (deep checks failing while the stable pods passed)."),
+  reason: z.string().max(64).optional().describe("CamelCase reason of the healthgate.io/RolloutHealthy condition."),
+  message: z.string().max(2048).optional().describe("Message of the healthgate.io/RolloutHealthy condition."),
+});
+export type RolloutState = z.infer<typeof rolloutState>;
+
 export const healthTargetSpec = z.object({
   deployment: objectName().describe("The Deployment this record is for (same namespace)."),
   policy: objectName().describe("The HealthPolicy that governs it."),
@@ -91,11 +142,9 @@ export const healthTargetStatus = z.object({
     .describe(
       "Why admission cannot apply part of the released decision to the live template (it then changes nothing there).",
     ),
-  rollout: z
-    .looseObject({})
-    .meta({ "x-kubernetes-preserve-unknown-fields": true })
+  rollout: rolloutState
     .optional()
-    .describe("Rollout gating state (reserved)."),
+    .describe("Rollout gating state (with spec.rollout), field manager healthgate-rollout."),
   conditions: z
     .array(condition)
     .max(16)
@@ -124,6 +173,12 @@ const targetColumns = [
     type: "string",
     jsonPath: `.status.conditions[?(@.type=="Enforced")].reason`,
     description: "Why it does or does not.",
+  },
+  {
+    name: "Rollout",
+    type: "string",
+    jsonPath: ".status.rollout.phase",
+    description: "Phase of the gated rollout.",
   },
   { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
 ];

@@ -2,6 +2,7 @@ import { z } from "zod";
 import {
   containerName,
   duration,
+  durationSeconds,
   httpPath,
   int32,
   intOrStringPort,
@@ -402,8 +403,8 @@ const deepCheckSpec = withRules(
   },
 );
 
-export const rolloutSpec = z
-  .object({
+export const rolloutSpec = withRules(
+  z.object({
     steps: withRules(
       z.array(rolloutStep).min(1).max(10),
       {
@@ -423,14 +424,32 @@ export const rolloutSpec = z
     deepCheck: deepCheckSpec.describe(
       "The out-of-band deep check that judges the new revision against the stable one.",
     ),
+    newPodDeadline: duration()
+      .default("10m")
+      .describe(
+        "How long a new pod may take from creation to admission (its gate True) before it counts against the " +
+          "revision and the rollout aborts. Readiness flapping never resets it; a pod waiting only for the step's " +
+          "budget or a hold does not count. Crash-looping and failing image pulls abort at once. From 30s to 24h.",
+      ),
     onFailure: z
       .enum(["Hold", "Rollback"])
       .default("Hold")
       .describe(
         "Hold: stop admitting and un-ready admitted canary pods. Rollback: also restore the previous template.",
       ),
-  })
-  .describe(
+  }),
+  {
+    rule:
+      "!has(self.newPodDeadline) || (duration(self.newPodDeadline) >= duration('30s') && " +
+      "duration(self.newPodDeadline) <= duration('24h'))",
+    message: "newPodDeadline must be between 30s and 24h, e.g. 10m",
+    fieldPath: ".newPodDeadline",
+    holds: (r) => {
+      const seconds = durationSeconds(r.newPodDeadline);
+      return seconds !== undefined && seconds >= 30 && seconds <= 86400;
+    },
+  },
+).describe(
     "Progressive rollout gated on out-of-band deep checks (per-pod readiness gate healthgate.io/deep-check).",
   );
 

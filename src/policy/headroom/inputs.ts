@@ -24,7 +24,7 @@ const revisionOf = (rs: ReplicaSet): number => {
 };
 
 /** Newest first: highest revision annotation, then newest creationTimestamp, then name. */
-const newestFirst = (a: ReplicaSet, b: ReplicaSet): number => {
+export const newestFirst = (a: ReplicaSet, b: ReplicaSet): number => {
   const byRevision = revisionOf(b) - revisionOf(a);
   if (byRevision !== 0) return byRevision;
   const ta = a.metadata.creationTimestamp ?? "";

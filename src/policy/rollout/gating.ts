@@ -1,0 +1,558 @@
+// Rollout gating (DESIGN.md, "Rollout gating"): pure. From the Deployment's revisions, its pods'
+// standing, the deep-check assessments and the state the record kept, decide which gates open or
+// close, the RolloutHealthy condition, the figures and the next state. The caller writes the
+// gates (on transitions only), the condition and the record, and requeues as asked.
+//
+// The rules, in the order they are applied on a gated revision:
+//   1. first sight of a revision: RolloutHealthy Unknown (NewRevision), nothing else;
+//   2. crash loops and image pulls that fail count against the revision: abort;
+//   3. deep checks (only of pods whose ContainersReady is True), judged against the stable pods
+//      as a control group: new failing while stable passed throughout → abort; stable failing
+//      too → DependencyDegraded (hold); transport errors on both → DeepCheckUnreachable (hold);
+//   4. unschedulable new pods → hold (cluster capacity, not the revision);
+//   5. newPodDeadline: a new pod neither admitted nor passing by then → abort (flapping never
+//      resets it: the clock runs from the pod's creation);
+//   6. the serving floor: a controller allowed to take serving pods below F → hold before the step;
+//   7. the step budget: admit passing pods while admitted < ceil(weight × replicas); bake from the
+//      moment the budget is filled; then the next step; after the last, the revision is stable.
+// An abort closes admitted gates only while Ready pods stay at or above F.
+import type { RolloutState } from "../../api/v1alpha1/healthtarget.ts";
+import {
+  ConditionType,
+  durationSeconds,
+  type RolloutFigures,
+  type RolloutPhase,
+  type RolloutSpec,
+} from "../../api/v1alpha1/index.ts";
+import type { ConditionIntent, EventIntent } from "../seam.ts";
+import type { GatePod, ServingFloor } from "./revisions.ts";
+
+export interface RolloutInput {
+  deployment: {
+    name: string;
+    generation: number;
+    /** status.observedGeneration: the controller has seen `generation` when this is at least that. */
+    observedGeneration: number;
+    /** spec.replicas (an HPA changes it: budgets follow). */
+    replicas: number;
+  };
+  /** The newest ReplicaSet's pod-template-hash; undefined while the controller has not caught up. */
+  newestRevision: string | undefined;
+  /** The Deployment runs only its newest revision, every replica updated and available. */
+  complete: boolean;
+  pods: readonly GatePod[];
+  /** spec.rollout; undefined: the Deployment is not gated (every gate opens at once). */
+  rollout: RolloutSpec | undefined;
+  floor: ServingFloor;
+  /** What the record kept (status.rollout). */
+  previous: RolloutState | undefined;
+  /** Epoch ms. */
+  now: number;
+}
+
+export interface GateDecision {
+  pod: string;
+  uid: string;
+  status: "True" | "False";
+  reason: string;
+  message: string;
+}
+
+export interface RolloutOutcome {
+  /** Gates to write (only where the pod's gate differs). */
+  gates: GateDecision[];
+  /** The record's status.rollout; undefined: none (no spec.rollout). */
+  state: RolloutState | undefined;
+  condition?: ConditionIntent;
+  figures?: RolloutFigures;
+  events: EventIntent[];
+  requeueAfterSeconds?: number;
+  /** Pods to deep-check now: new pods, and the sample of stable ones. */
+  probe: { new: string[]; stable: string[] };
+}
+
+export const RolloutReason = {
+  NewRevision: "NewRevision",
+  FirstRevision: "FirstRevision",
+  Progressing: "Progressing",
+  Baking: "Baking",
+  RolloutComplete: "RolloutComplete",
+  DependencyDegraded: "DependencyDegraded",
+  DeepCheckUnreachable: "DeepCheckUnreachable",
+  Unschedulable: "Unschedulable",
+  ServingFloor: "ServingFloor",
+  DeepCheckFailed: "DeepCheckFailed",
+  CrashLoop: "CrashLoop",
+  ImagePullFailed: "ImagePullFailed",
+  NewPodDeadlineExceeded: "NewPodDeadlineExceeded",
+  /** Gate reasons. */
+  Admitted: "Admitted",
+  NotGated: "NotGated",
+  StableRevision: "StableRevision",
+  RolloutAborted: "RolloutAborted",
+} as const;
+
+const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+const names = (pods: readonly GatePod[]) => pods.map((p) => p.name).join(", ");
+const byAge = (a: GatePod, b: GatePod) => a.createdAt - b.createdAt || (a.name < b.name ? -1 : 1);
+
+/** ceil(weight × replicas / 100): new pods a step admits. */
+export function stepBudget(weight: number, replicas: number): number {
+  return Math.ceil((weight * replicas) / 100);
+}
+
+const open = (pod: GatePod, reason: string, message: string): GateDecision => ({
+  pod: pod.name,
+  uid: pod.uid,
+  status: "True",
+  reason,
+  message,
+});
+
+/** Gated pods not held by this rollout: their gates open at once. */
+function openAll(pods: readonly GatePod[], reason: string, message: string): GateDecision[] {
+  return pods.filter((p) => p.gated && !p.deleting && p.gate !== "True").map((p) => open(p, reason, message));
+}
+
+const phaseStatus = (phase: RolloutPhase): ConditionIntent["status"] =>
+  phase === "Completed" ? "True" : phase === "Aborted" ? "False" : "Unknown";
+
+function conditionOf(state: RolloutState): ConditionIntent | undefined {
+  if (!state.reason || !state.message) return undefined;
+  return {
+    type: ConditionType.RolloutHealthy,
+    status: phaseStatus(state.phase),
+    reason: state.reason,
+    message: state.message,
+  };
+}
+
+/** The policy's per-target figures from the record's state. */
+export function rolloutFigures(state: RolloutState): RolloutFigures {
+  return {
+    phase: state.phase,
+    ...(state.step !== undefined ? { step: state.step } : {}),
+    ...(state.weight !== undefined ? { weight: state.weight } : {}),
+    ...(state.stableRevision ? { stableRevision: state.stableRevision } : {}),
+    ...(state.revision && state.revision !== state.stableRevision ? { canaryRevision: state.revision } : {}),
+    ...(state.admitted ? { admittedCanaryPods: state.admitted.length } : {}),
+    ...(state.bakeStartedAt ? { stepStartedAt: state.bakeStartedAt } : {}),
+  };
+}
+
+/** The condition and figures a record's state stands for (the policy's status reads them from there). */
+export function rolloutView(state: RolloutState | undefined) {
+  if (!state) return undefined;
+  const condition = conditionOf(state);
+  return { figures: rolloutFigures(state), ...(condition ? { condition } : {}) };
+}
+
+function finish(
+  state: RolloutState,
+  gates: GateDecision[],
+  extra: Partial<Pick<RolloutOutcome, "events" | "requeueAfterSeconds" | "probe">> = {},
+): RolloutOutcome {
+  const condition = conditionOf(state);
+  return {
+    gates,
+    state,
+    ...(condition ? { condition } : {}),
+    figures: rolloutFigures(state),
+    events: extra.events ?? [],
+    probe: extra.probe ?? { new: [], stable: [] },
+    ...(extra.requeueAfterSeconds !== undefined ? { requeueAfterSeconds: extra.requeueAfterSeconds } : {}),
+  };
+}
+
+export function decideRollout(input: RolloutInput): RolloutOutcome {
+  const { rollout, previous, now, deployment: d } = input;
+  const live = input.pods.filter((p) => !p.deleting);
+  if (!rollout) {
+    return {
+      gates: openAll(live, RolloutReason.NotGated, "the Deployment's policy has no spec.rollout: not gated"),
+      state: undefined,
+      events: [],
+      probe: { new: [], stable: [] },
+    };
+  }
+  const observedGeneration =
+    d.observedGeneration >= d.generation ? d.generation : previous?.observedGeneration;
+  const base: Pick<RolloutState, "observedGeneration" | "floor"> = {
+    ...(observedGeneration !== undefined ? { observedGeneration } : {}),
+    floor: input.floor.floor,
+  };
+  const revision = input.newestRevision;
+  const stable = previous?.stableRevision;
+  if (revision === undefined) {
+    // The controller has not caught up with the Deployment's generation: keep what was known.
+    const kept: RolloutState = { ...(previous ?? { phase: "Idle" }), ...base };
+    if (previous?.observedGeneration !== undefined) kept.observedGeneration = previous.observedGeneration;
+    else delete kept.observedGeneration;
+    return finish(kept, [], { requeueAfterSeconds: 1 });
+  }
+
+  // First sight of a revision: say so before anything else.
+  if (previous?.revision !== revision) {
+    const state: RolloutState = {
+      phase: "Progressing",
+      revision,
+      ...(stable ? { stableRevision: stable } : {}),
+      ...base,
+      startedAt: iso(now),
+      reason: RolloutReason.NewRevision,
+      message: stable
+        ? `new revision ${revision} of Deployment ${d.name} seen; it is gated against stable revision ${stable}`
+        : `revision ${revision} of Deployment ${d.name} seen; a Deployment's first revision is not gated`,
+    };
+    return finish(state, [], { requeueAfterSeconds: 0.2 });
+  }
+
+  // The first revision, and the stable one, are not gated.
+  if (!stable || revision === stable) {
+    const first = !stable;
+    const gates = openAll(
+      live.filter((p) => first || p.revision === stable),
+      first ? RolloutReason.FirstRevision : RolloutReason.StableRevision,
+      first ? "a Deployment's first revision is not gated" : `pod of the stable revision ${revision}`,
+    );
+    if (input.complete || !first) {
+      const state: RolloutState = {
+        phase: "Completed",
+        revision,
+        stableRevision: revision,
+        ...base,
+        ...(previous?.startedAt ? { startedAt: previous.startedAt } : {}),
+        reason: RolloutReason.RolloutComplete,
+        message: `revision ${revision} of Deployment ${d.name} is stable${first ? " (its first revision, not gated)" : ""}`,
+      };
+      return finish(state, gates);
+    }
+    const state: RolloutState = {
+      ...previous,
+      phase: "Progressing",
+      revision,
+      ...base,
+      reason: RolloutReason.FirstRevision,
+      message: `revision ${revision} is Deployment ${d.name}'s first: not gated; it becomes the stable revision once every replica is available`,
+    };
+    return finish(state, gates, { requeueAfterSeconds: 5 });
+  }
+
+  return gatedRollout(input, { ...previous, ...base, revision, stableRevision: stable }, live);
+}
+
+/** A revision other than the stable one, on a gated Deployment. */
+function gatedRollout(input: RolloutInput, prior: RolloutState, live: readonly GatePod[]): RolloutOutcome {
+  const rollout = input.rollout as RolloutSpec;
+  const { now, floor } = input;
+  const n = input.deployment.replicas;
+  const name = input.deployment.name;
+  const revision = prior.revision as string;
+  const stable = prior.stableRevision as string;
+  const check = rollout.deepCheck;
+
+  const newPods = live.filter((p) => p.revision === revision).sort(byAge);
+  const stablePods = live.filter((p) => p.revision === stable).sort((a, b) => (a.name < b.name ? -1 : 1));
+  const oldServing = live.filter((p) => p.revision !== revision && p.ready).length;
+  const serving = live.filter((p) => p.ready).length;
+
+  // Stable pods are never held; pods of a superseded in-between revision stay as they are.
+  const gates = openAll(stablePods, RolloutReason.StableRevision, `pod of the stable revision ${stable}`);
+
+  const admittedNames = new Set([
+    ...(prior.admitted ?? []).filter((a) => newPods.some((p) => p.name === a)),
+    ...newPods.filter((p) => p.gated && p.gate === "True").map((p) => p.name),
+  ]);
+  const sample = stablePods
+    .filter((p) => p.ready && p.containersReady)
+    .slice(0, check.stableSample)
+    .map((p) => p.name);
+  const probe = {
+    new: newPods.filter((p) => p.containersReady).map((p) => p.name),
+    stable: sample,
+  };
+
+  if (prior.phase === "Aborted") {
+    // Latched: nothing more is admitted, the gates dropped stay dropped.
+    return finish({ ...prior, admitted: [...admittedNames] }, gates);
+  }
+
+  const step = Math.min(prior.step ?? 0, rollout.steps.length - 1);
+  const weight = rollout.steps[step]?.weight ?? 100;
+  const budget = stepBudget(weight, n);
+  let state: RolloutState = {
+    ...prior,
+    step,
+    weight,
+    budget,
+    admitted: [...admittedNames],
+  };
+  const interval = check.intervalSeconds;
+
+  const abort = (reason: string, what: string) => abortRollout(input, state, gates, newPods, { reason, what, oldServing, serving, probe });
+  const hold = (phase: RolloutPhase, reason: string, message: string) =>
+    finish({ ...state, phase, reason, message }, gates, { requeueAfterSeconds: interval, probe });
+
+  // 2. Crash loops and failing image pulls count against the revision.
+  const crashing = newPods.filter((p) => p.crashLooping);
+  if (crashing.length > 0)
+    return abort(
+      RolloutReason.CrashLoop,
+      `new pod(s) crash-loop: ${crashing.map((p) => `${p.name} ${p.crashLooping}`).join("; ")}`,
+    );
+  const unpulled = newPods.filter((p) => p.imagePullFailing);
+  if (unpulled.length > 0)
+    return abort(
+      RolloutReason.ImagePullFailed,
+      `the image of new pod(s) cannot be pulled: ${unpulled.map((p) => `${p.name} ${p.imagePullFailing}`).join("; ")}`,
+    );
+
+  // 3. Deep checks against the control group.
+  const checked = newPods.filter((p) => p.containersReady && p.assessment);
+  const failing = checked.filter((p) => (p.assessment?.consecutiveFailures ?? 0) >= check.failureLimit);
+  const unreachable = checked.filter((p) => (p.assessment?.consecutiveErrors ?? 0) >= check.failureLimit);
+  const control = input.pods.filter((p) => sample.includes(p.name) && p.assessment);
+  const noControl = control.length === 0;
+  const controlFails = control.some((p) => p.assessment?.last === "fail");
+  const controlUnreachable = !noControl && control.every((p) => p.assessment?.last === "error");
+  // The control group passed throughout a new pod's streak: its passes are at least as many.
+  const controlPassStreak = noControl ? 0 : Math.min(...control.map((p) => p.assessment?.consecutivePasses ?? 0));
+  const withoutControl = noControl
+    ? check.stableSample === 0
+      ? " (judged without a control group: stableSample is 0)"
+      : " (judged without a control group: no stable pod could be checked)"
+    : "";
+  const newFailures = Math.max(0, ...checked.map((p) => p.assessment?.consecutiveFailures ?? 0));
+  state.failures = controlFails ? (prior.failures ?? 0) : Math.max(prior.failures ?? 0, newFailures);
+
+  if (failing.length > 0) {
+    if (controlFails)
+      return hold(
+        "Inconclusive",
+        RolloutReason.DependencyDegraded,
+        `new pods ${names(failing)} and stable pods ${names(control.filter((p) => p.assessment?.last === "fail"))} ` +
+          `both fail ${check.path}: a shared dependency is probably down; holding (nothing admitted, nothing aborted) ` +
+          `until it recovers`,
+      );
+    const streak = Math.max(...failing.map((p) => p.assessment?.consecutiveFailures ?? 0));
+    if (noControl || controlPassStreak >= streak)
+      return abort(
+        RolloutReason.DeepCheckFailed,
+        `deep check ${check.path} failed ${streak} times in a row (failureLimit ${check.failureLimit}) on new pod(s) ` +
+          `${names(failing)}${noControl ? withoutControl : ` while stable pods ${names(control)} passed`}`,
+      );
+  }
+  if (unreachable.length > 0) {
+    if (noControl || controlUnreachable)
+      return hold(
+        "Holding",
+        RolloutReason.DeepCheckUnreachable,
+        `healthgate cannot reach ${check.path} on new pods ${names(unreachable)}` +
+          (noControl ? withoutControl : ` nor on stable pods ${names(control)}`) +
+          `: a NetworkPolicy or a closed port? Let healthgate reach the pods' deep-check port; holding`,
+      );
+    const streak = Math.max(...unreachable.map((p) => p.assessment?.consecutiveErrors ?? 0));
+    if (controlPassStreak >= streak)
+      return abort(
+        RolloutReason.DeepCheckFailed,
+        `new pod(s) ${names(unreachable)} did not answer ${check.path} ${streak} times in a row after their ` +
+          `containers were ready, while stable pods ${names(control)} passed`,
+      );
+  }
+  const note = controlFails && failing.length === 0 ? " (stable pods fail the deep check while new pods pass: judged without a control group)" : withoutControl;
+
+  // 4. Cluster capacity is not the revision's fault.
+  const unschedulable = newPods.filter((p) => p.unschedulable);
+  if (unschedulable.length > 0)
+    return hold(
+      "Holding",
+      RolloutReason.Unschedulable,
+      `new pod(s) ${names(unschedulable)} cannot be scheduled (${unschedulable[0]?.unschedulable}): a cluster-capacity ` +
+        `problem, not the revision's; holding until they are scheduled`,
+    );
+
+  // 5. newPodDeadline, from each pod's creation.
+  const deadlineSeconds = durationSeconds(rollout.newPodDeadline) ?? 600;
+  const passing = (p: GatePod) => (p.assessment?.consecutivePasses ?? 0) >= check.successThreshold;
+  const late = newPods.filter(
+    (p) => !admittedNames.has(p.name) && !passing(p) && now - p.createdAt > deadlineSeconds * 1000,
+  );
+  if (late.length > 0)
+    return abort(
+      RolloutReason.NewPodDeadlineExceeded,
+      `new pod(s) ${names(late)} not admitted within newPodDeadline ${rollout.newPodDeadline} of their creation ` +
+        `(never ${check.successThreshold} deep checks passed in a row)`,
+    );
+
+  // 6. The serving floor.
+  if (n - floor.maxUnavailable < floor.floor)
+    return hold(
+      "Holding",
+      RolloutReason.ServingFloor,
+      `holding before step ${step + 1}: maxUnavailable ${floor.rawMaxUnavailable} lets the Deployment controller take ` +
+        `${floor.maxUnavailable} of ${n} pods out of service, below the serving floor ${floor.floor} (${floor.why}); ` +
+        `set spec.strategy.rollingUpdate.maxUnavailable to ${Math.max(0, n - floor.floor)}` +
+        (n - floor.floor === 0 ? " (with maxSurge at least 1)" : ""),
+    );
+
+  // 7. The step budget, bakes, completion.
+  const admit: GateDecision[] = [];
+  const eligible = newPods.filter((p) => p.gated && !admittedNames.has(p.name) && p.containersReady && passing(p));
+  // A new pod without the gate (the webhook failed open) serves anyway: it takes budget.
+  const ungated = newPods.filter((p) => !p.gated && p.ready).length;
+  let current = step;
+  let bakeStartedAt = prior.bakeStartedAt;
+  for (;;) {
+    const w = rollout.steps[current]?.weight ?? 100;
+    const b = stepBudget(w, n);
+    while (admittedNames.size + ungated < b && eligible.length > 0) {
+      const pod = eligible.shift() as GatePod;
+      admittedNames.add(pod.name);
+      admit.push(
+        open(
+          pod,
+          RolloutReason.Admitted,
+          `${check.successThreshold} deep checks of ${check.path} passed in a row; admitted at step ${current + 1} (weight ${w}%)`,
+        ),
+      );
+    }
+    state = { ...state, step: current, weight: w, budget: b, admitted: [...admittedNames] };
+    if (admittedNames.size + ungated < b) {
+      if (bakeStartedAt) bakeStartedAt = undefined;
+      const { bakeStartedAt: _dropped, ...rest } = state;
+      state = {
+        ...rest,
+        phase: "Progressing",
+        reason: RolloutReason.Progressing,
+        message:
+          `revision ${revision} of Deployment ${name}: step ${current + 1}/${rollout.steps.length} (weight ${w}%): ` +
+          `${admittedNames.size + ungated} of ${b} new pods admitted; waiting for new pods to pass ${check.successThreshold} ` +
+          `deep checks in a row${note}`,
+      };
+      return finish(state, [...gates, ...admit], { requeueAfterSeconds: interval, probe });
+    }
+    bakeStartedAt ??= iso(now);
+    const bake = durationSeconds(rollout.steps[current]?.bake ?? "") ?? 0;
+    const remaining = Date.parse(bakeStartedAt) + bake * 1000 - now;
+    if (remaining > 0) {
+      state = {
+        ...state,
+        phase: "Baking",
+        bakeStartedAt,
+        reason: RolloutReason.Baking,
+        message:
+          `revision ${revision} of Deployment ${name}: step ${current + 1}/${rollout.steps.length} (weight ${w}%) ` +
+          `baking since ${bakeStartedAt} for ${rollout.steps[current]?.bake}: ${admittedNames.size + ungated} of ${n} ` +
+          `new pods admitted${note}`,
+      };
+      return finish(state, [...gates, ...admit], {
+        requeueAfterSeconds: Math.min(interval, Math.max(0.2, remaining / 1000)),
+        probe,
+      });
+    }
+    if (current < rollout.steps.length - 1) {
+      current++;
+      bakeStartedAt = undefined;
+      const { bakeStartedAt: _done, ...rest } = state;
+      state = rest;
+      continue;
+    }
+    if (!input.complete) {
+      state = {
+        ...state,
+        phase: "Progressing",
+        bakeStartedAt,
+        reason: RolloutReason.Progressing,
+        message: `revision ${revision} of Deployment ${name}: every new pod admitted; waiting for the Deployment controller to finish`,
+      };
+      return finish(state, [...gates, ...admit], { requeueAfterSeconds: interval, probe });
+    }
+    const { bakeStartedAt: _last, budget: _b, ...rest } = state;
+    state = {
+      ...rest,
+      phase: "Completed",
+      stableRevision: revision,
+      reason: RolloutReason.RolloutComplete,
+      message: `revision ${revision} of Deployment ${name} passed every step and is stable`,
+    };
+    return finish(state, [...gates, ...admit], {
+      events: [
+        {
+          regarding: "Deployment",
+          type: "Normal",
+          reason: RolloutReason.RolloutComplete,
+          message: `revision ${revision} passed every step (${rollout.steps.map((s) => `${s.weight}%`).join(", ")}) and is stable`,
+        },
+      ],
+    });
+  }
+}
+
+/**
+ * Abort: admit nothing more; close admitted new pods' gates only while Ready pods stay at or above
+ * the floor (admitted pods that are not Ready cost nothing); at weight 100 with no old pod left
+ * serving, close none. Names the pods kept and says who must act.
+ */
+function abortRollout(
+  input: RolloutInput,
+  state: RolloutState,
+  gates: GateDecision[],
+  newPods: readonly GatePod[],
+  what: {
+    reason: string;
+    what: string;
+    oldServing: number;
+    serving: number;
+    probe: RolloutOutcome["probe"];
+  },
+): RolloutOutcome {
+  const f = input.floor.floor;
+  const admitted = newPods.filter((p) => state.admitted?.includes(p.name));
+  const newestFirst = [...admitted].sort((a, b) => byAge(b, a));
+  const dropped: GatePod[] = [];
+  const kept: GatePod[] = [];
+  let serving = what.serving;
+  const noOldServing = what.oldServing === 0;
+  for (const pod of newestFirst) {
+    if (!pod.ready) dropped.push(pod);
+    else if (!noOldServing && serving - 1 >= f) {
+      dropped.push(pod);
+      serving--;
+    } else kept.push(pod);
+  }
+  const message =
+    `${what.what}. Rollout of revision ${state.revision} aborted: nothing more is admitted` +
+    (dropped.length > 0 ? `; gates closed on ${names(dropped)}` : "") +
+    (kept.length > 0
+      ? noOldServing
+        ? `; no old pod serves any more (the old ReplicaSet is at 0), so no gate was closed: ${names(kept)} keep serving`
+        : `; kept ${names(kept)} Ready so serving pods stay at or above the floor ${f} (${input.floor.why})`
+      : "") +
+    `; serving pods now ${serving} of ${input.deployment.replicas} (the Deployment controller does not bring old pods back). ` +
+    (input.rollout?.onFailure === "Rollback"
+      ? "onFailure is Rollback: the previous template is to be restored"
+      : `Roll back (kubectl rollout undo deployment/${input.deployment.name}, or onFailure: Rollback) or fix the revision`);
+  const next: RolloutState = {
+    ...state,
+    phase: "Aborted",
+    reason: what.reason,
+    message: message.slice(0, 2048),
+    dropped: dropped.map((p) => p.name),
+    kept: kept.map((p) => p.name),
+  };
+  const close = dropped
+    .filter((p) => p.gate === "True" || p.gated)
+    .map(
+      (p): GateDecision => ({
+        pod: p.name,
+        uid: p.uid,
+        status: "False",
+        reason: RolloutReason.RolloutAborted,
+        message: `rollout of revision ${state.revision} aborted: ${what.reason}`,
+      }),
+    );
+  return finish(next, [...gates, ...close], {
+    events: [{ regarding: "Deployment", type: "Warning", reason: what.reason, message: next.message as string }],
+    probe: { new: [], stable: [] },
+  });
+}
