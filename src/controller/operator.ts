@@ -30,6 +30,7 @@ import type { Concern } from "../policy/seam.ts";
 import type { HealthPolicy } from "../api/v1alpha1/index.ts";
 import { ReconcileLoop } from "./reconcileLoop.ts";
 import { deploymentKey, HealthgateReconciler, parseCachedPolicy, policyKey, type Key } from "./reconciler.ts";
+import { RolloutGating } from "./rollout.ts";
 import { registerStatusGauges } from "./statusMetrics.ts";
 import { createWorld, type World } from "./world.ts";
 
@@ -79,11 +80,9 @@ export class Operator {
   private readonly server: HealthServer | undefined;
   private readonly podMetrics: PodMetricsHistory;
   private readonly deepCheckMetrics: DeepCheckMetrics;
-  /**
-   * The out-of-band deep-check prober (its own thread), running while the operator runs. Nothing
-   * gives it targets yet: rollout gating will, from the pod cache.
-   */
+  /** The out-of-band deep-check prober (its own thread), running while the operator runs; rollout gating gives it targets. */
   prober: ProberHandle | undefined;
+  private readonly rollout: RolloutGating;
   private elector: LeaderElector | undefined;
   private leading: AbortController | undefined;
   private running: Promise<void> | undefined;
@@ -119,6 +118,12 @@ export class Operator {
       onChange: (namespace) => this.metricsChanged(namespace),
       ...(options.podMetricsIntervalMs !== undefined ? { intervalMs: options.podMetricsIntervalMs } : {}),
     });
+    this.rollout = new RolloutGating({
+      client: this.client,
+      logger,
+      prober: () => this.prober,
+      enqueue: (namespace, name) => this.loop.enqueue(deploymentKey(namespace, name)),
+    });
     const reconciler = (this.reconciler = new HealthgateReconciler({
       world: this.world,
       client: this.client,
@@ -130,6 +135,7 @@ export class Operator {
       podMetrics: this.podMetrics,
       metrics: this.metrics,
       enforceAvailable: () => this.enforceAvailable,
+      rollout: this.rollout,
     }));
     this.loop = new ReconcileLoop(reconciler, {
       name: "healthgate",
@@ -161,6 +167,7 @@ export class Operator {
     const stopping = this.stopping.signal;
     this.boundPort = await this.server?.listen();
     this.prober = ProberHandle.start({ metrics: this.deepCheckMetrics });
+    this.prober.subscribe((results) => this.rollout.receive(results));
     this.world.start();
     try {
       await this.world.waitForSync(stopping);

@@ -67,6 +67,8 @@ import {
   type CachedTarget,
 } from "./world.ts";
 import type { Action, Reconciler } from "./reconcileLoop.ts";
+import type { RolloutGating } from "./rollout.ts";
+import { rolloutView, type RolloutOutcome } from "../policy/rollout/gating.ts";
 
 const parsedPolicies = new WeakMap<KubeObject, ParseResult>();
 
@@ -149,6 +151,8 @@ export interface ReconcilerOptions {
    * and audit. Default true.
    */
   enforceAvailable?: () => boolean;
+  /** Rollout gating (spec.rollout): its decision joins the concerns', its writes follow the conditions'. */
+  rollout?: RolloutGating;
 }
 
 export class HealthgateReconciler implements Reconciler {
@@ -253,6 +257,7 @@ export class HealthgateReconciler implements Reconciler {
       this.lastWritten.delete(targetKey(namespace, name));
       this.refusals.delete(deploymentKey(namespace, name));
       this.releaseRetries.delete(`${namespace}/${name}`);
+      this.o.rollout?.forget(namespace, name);
       return {};
     }
     await this.migrateFromV01(deployment, signal);
@@ -266,15 +271,19 @@ export class HealthgateReconciler implements Reconciler {
       await this.applyOwnedObjects(deployment, [], signal);
       await this.writeDeploymentConditions(deployment, [], now, signal);
       await this.deleteRecord(namespace, name, signal);
+      this.o.rollout?.forget(namespace, name);
       return {};
     }
-    const decision = decideTarget(this.snapshot(policy, deployment), this.o.concerns);
+    const snapshot = this.snapshot(policy, deployment);
+    const decision = decideTarget(snapshot, this.o.concerns);
     const release = await this.release(policy, deployment, decision, now, signal);
     const key = deploymentKey(namespace, name);
     const refused = await this.applyOwnedObjects(deployment, decision.ownedObjects, signal);
-    const decided = this.withRefusal(
-      key,
-      release ? withEnforceCompliance(decision, deployment, release.released) : decision,
+    const record = this.o.world.targets.get(`${namespace}/${name}`);
+    const gating = this.o.rollout?.decide(policy, snapshot, record);
+    const decided = withRollout(
+      this.withRefusal(key, release ? withEnforceCompliance(decision, deployment, release.released) : decision),
+      gating,
     );
     // Events about the Deployment: one that explains a condition goes out when that condition
     // flips (below); the others (LivenessDeepReplaced) go out with the release they announce.
@@ -285,6 +294,9 @@ export class HealthgateReconciler implements Reconciler {
         await this.event(deployment, e.type, e.reason, e.message, signal);
     }
     await this.writeDeploymentConditions(deployment, decided.conditions, now, signal, aboutDeployment);
+    // RolloutHealthy (NewRevision first) is written before any gate and before the record says
+    // which generation it is about.
+    if (gating) await this.o.rollout?.act(policy, snapshot, record, gating, signal);
     // Every policy selecting it reports on it: the governing one, and any other as overlapping.
     for (const p of policies) {
       if (policySelects(p, deployment)) this.o.enqueue(policyKey(namespace, p.metadata.name));
@@ -703,13 +715,20 @@ export class HealthgateReconciler implements Reconciler {
         continue;
       }
       const decision = decideTarget(this.snapshot(policy, deployment), this.o.concerns);
-      const released = this.o.world.targets.get(`${namespace}/${deployment.metadata.name}`)?.status?.released;
+      const record = this.o.world.targets.get(`${namespace}/${deployment.metadata.name}`);
+      const released = record?.status?.released;
+      const rollout = policy.spec.rollout
+        ? this.o.rollout?.stateOf(namespace, deployment.metadata.name, record)
+        : undefined;
       decisions.push(
-        this.withRefusal(
-          deploymentKey(namespace, deployment.metadata.name),
-          this.enforcing(policy) && released
-            ? withEnforceCompliance(decision, deployment, released)
-            : decision,
+        withRollout(
+          this.withRefusal(
+            deploymentKey(namespace, deployment.metadata.name),
+            this.enforcing(policy) && released
+              ? withEnforceCompliance(decision, deployment, released)
+              : decision,
+          ),
+          rolloutView(rollout),
         ),
       );
     }
@@ -867,6 +886,27 @@ function recordStatus(
     ...(stable ? { stable } : {}),
     ...(guard.length > 0 ? { guard } : {}),
     conditions,
+  };
+}
+
+/** The rollout's condition, figures, events and requeue join the concerns' decision. */
+function withRollout(
+  decision: TargetDecision,
+  rollout: Partial<Pick<RolloutOutcome, "condition" | "figures" | "events" | "requeueAfterSeconds">> | undefined,
+): TargetDecision {
+  if (!rollout) return decision;
+  const requeues = [decision.requeueAfterSeconds, rollout.requeueAfterSeconds].filter(
+    (v): v is number => v !== undefined,
+  );
+  return {
+    ...decision,
+    conditions: [
+      ...decision.conditions.filter((c) => c.type !== ConditionType.RolloutHealthy),
+      ...(rollout.condition ? [rollout.condition] : []),
+    ],
+    status: { ...decision.status, ...(rollout.figures ? { rollout: rollout.figures } : {}) },
+    events: [...decision.events, ...(rollout.events ?? [])],
+    ...(requeues.length > 0 ? { requeueAfterSeconds: Math.min(...requeues) } : {}),
   };
 }
 

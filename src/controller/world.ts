@@ -17,11 +17,14 @@ import {
   type InformerOptions,
   type ListWatchClient,
 } from "../kube/informer.ts";
-import type { HealthTargetStatus } from "../api/v1alpha1/index.ts";
+import { DEEP_CHECK_GATE, type HealthTargetStatus } from "../api/v1alpha1/index.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { HealthgateMetrics } from "../observability/metrics.ts";
 
 export const ZONE_LABEL = "topology.kubernetes.io/zone";
+const POD_TEMPLATE_HASH = "pod-template-hash";
+/** The pod conditions rollout gating reads. */
+const POD_CONDITIONS = new Set(["PodScheduled", "ContainersReady", "Ready", DEEP_CHECK_GATE]);
 
 /** The field manager of healthgate's applies (records, PDBs), and of its status writes. */
 export const FIELD_MANAGER = "healthgate";
@@ -102,20 +105,56 @@ export const slim = {
   },
   /**
    * What the concerns read of a pod: its node (zones), phase and deletion (which pods count),
-   * its containers' CPU requests (Metrics-source headroom) and its controlling ReplicaSet.
+   * its containers' CPU requests (Metrics-source headroom) and its controlling ReplicaSet; for
+   * rollout gating its revision, readiness gates and conditions, what keeps its containers
+   * waiting (crash loop, image pull), and where to deep-check it (IP, ports, hostNetwork).
    */
   pod: (obj: Raw): Pod => {
     const pod = obj as unknown as Pod;
+    const hash = obj.metadata.labels?.[POD_TEMPLATE_HASH];
+    const status = pod.status ?? {};
+    const conditions = (status.conditions ?? [])
+      .filter((c) => POD_CONDITIONS.has(c.type))
+      .map((c) =>
+        c.type === DEEP_CHECK_GATE
+          ? c
+          : {
+              type: c.type,
+              status: c.status,
+              ...(c.reason ? { reason: c.reason } : {}),
+              ...(c.type === "PodScheduled" && c.message ? { message: c.message } : {}),
+            },
+      );
+    const waiting = (status.containerStatuses ?? []).map((c) => ({
+      name: c.name,
+      ready: c.ready,
+      restartCount: c.restartCount,
+      ...(c.state?.waiting?.reason ? { state: { waiting: { reason: c.state.waiting.reason } } } : {}),
+    }));
     return {
-      metadata: meta(obj, { ownerReferences: true }),
+      metadata: {
+        ...meta(obj, { ownerReferences: true }),
+        ...(hash !== undefined ? { labels: { [POD_TEMPLATE_HASH]: hash } } : {}),
+      },
       spec: {
         ...(pod.spec.nodeName ? { nodeName: pod.spec.nodeName } : {}),
+        ...(pod.spec.hostNetwork ? { hostNetwork: true } : {}),
+        ...(pod.spec.readinessGates?.length ? { readinessGates: pod.spec.readinessGates } : {}),
         containers: pod.spec.containers.map((c) => {
           const cpu = c.resources?.requests?.cpu;
-          return { name: c.name, ...(cpu !== undefined ? { resources: { requests: { cpu } } } : {}) };
+          return {
+            name: c.name,
+            ...(cpu !== undefined ? { resources: { requests: { cpu } } } : {}),
+            ...(c.ports?.length ? { ports: c.ports.map((p) => ({ ...(p.name ? { name: p.name } : {}), containerPort: p.containerPort })) } : {}),
+          };
         }),
       },
-      status: pod.status?.phase ? { phase: pod.status.phase } : {},
+      status: {
+        ...(status.phase ? { phase: status.phase } : {}),
+        ...(status.podIP ? { podIP: status.podIP } : {}),
+        ...(conditions.length > 0 ? { conditions } : {}),
+        ...(waiting.length > 0 ? { containerStatuses: waiting } : {}),
+      },
     };
   },
   node: (obj: Raw) => {

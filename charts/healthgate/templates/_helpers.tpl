@@ -159,6 +159,11 @@ resources only: no wildcards.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch"]
+# Rollout gating: the healthgate.io/deep-check readiness gate, one condition written by
+# server-side apply on the pods' status subresource.
+- apiGroups: [""]
+  resources: ["pods/status"]
+  verbs: ["patch"]
 # Headroom: HPA targets, measured usage, and the optional PodDisruptionBudget.
 - apiGroups: ["autoscaling"]
   resources: ["horizontalpodautoscalers"]

@@ -1,0 +1,206 @@
+// Rollout gating's I/O, thin: keeps the deep-check assessments the prober reports, feeds them
+// with the cached pods to the pure rollout decision (src/policy/rollout/gating.ts), and makes its
+// writes — the pods' healthgate.io/deep-check gates (on transitions only, through writeGate) and
+// the record's status.rollout (server-side apply under healthgate-rollout, that field only) —
+// and gives the prober the pods to check.
+import type { Pod } from "../api/k8s.ts";
+import type { HealthPolicy, RolloutState } from "../api/v1alpha1/index.ts";
+import { resources, type KubeClient, type KubeObject } from "../kube/client.ts";
+import { writeGate } from "../kube/podGate.ts";
+import type { Logger } from "../observability/logger.ts";
+import type { TargetSnapshot } from "../policy/seam.ts";
+import { sameJson } from "../policy/decide.ts";
+import { assessDeepCheck, NO_ASSESSMENT, podStanding, type PodAssessment } from "../policy/rollout/deepCheck.ts";
+import { decideRollout, type RolloutOutcome } from "../policy/rollout/gating.ts";
+import { fullyAvailable, gatePod, newestRevision, servingFloor } from "../policy/rollout/revisions.ts";
+import type { ProberHandle } from "../prober/handle.ts";
+import { deepCheckTarget } from "../prober/targets.ts";
+import type { DeepCheckResult, ProbeTarget } from "../prober/types.ts";
+import type { CachedTarget } from "./world.ts";
+
+/** The field manager of status.rollout on the record (that field only). */
+export const ROLLOUT_FIELD_MANAGER = "healthgate-rollout";
+
+export interface RolloutGatingOptions {
+  client: KubeClient;
+  logger: Logger;
+  /** The running prober, if any. */
+  prober: () => ProberHandle | undefined;
+  /** Requeue a Deployment (namespace, name). */
+  enqueue: (namespace: string, name: string) => void;
+}
+
+interface Checked {
+  namespace: string;
+  deployment: string;
+  assessment: PodAssessment;
+  thresholds: { successThreshold: number; failureLimit: number };
+}
+
+export class RolloutGating {
+  private readonly o: RolloutGatingOptions;
+  /** Pod uid → its deep checks since it became a target. */
+  private readonly checked = new Map<string, Checked>();
+  /** Deployment key → the pod uids it has the prober check. */
+  private readonly targetsOf = new Map<string, Set<string>>();
+  /** Deployment key → the state last decided (the record in the cache may lag behind it). */
+  private readonly states = new Map<string, RolloutState | undefined>();
+  /** Pod uid → the gate status healthgate last wrote (the pod cache may lag behind it). */
+  private readonly gatesWritten = new Map<string, "True" | "False">();
+
+  constructor(options: RolloutGatingOptions) {
+    this.o = options;
+  }
+
+  /** Prober results: assess them; a pod whose standing or last outcome changed requeues its Deployment. */
+  receive(results: readonly DeepCheckResult[]): void {
+    const touched = new Set<string>();
+    for (const r of results) {
+      const entry = this.checked.get(r.key);
+      if (!entry) continue;
+      const before = entry.assessment;
+      entry.assessment = assessDeepCheck(before, r.outcome);
+      if (
+        before.last !== entry.assessment.last ||
+        podStanding(before, entry.thresholds) !== podStanding(entry.assessment, entry.thresholds)
+      )
+        touched.add(`${entry.namespace}/${entry.deployment}`);
+    }
+    for (const key of touched) {
+      const [ns, name] = key.split("/") as [string, string];
+      this.o.enqueue(ns, name);
+    }
+  }
+
+  /** The state to show for a Deployment: the last decided one, else the record's. */
+  stateOf(namespace: string, name: string, record: CachedTarget | undefined): RolloutState | undefined {
+    const key = `${namespace}/${name}`;
+    return this.states.has(key) ? this.states.get(key) : record?.status?.rollout;
+  }
+
+  /** The pure decision for one governed Deployment. */
+  decide(policy: HealthPolicy, snapshot: TargetSnapshot, record: CachedTarget | undefined): RolloutOutcome {
+    const { deployment } = snapshot;
+    const ns = deployment.metadata.namespace ?? "";
+    const previous = this.stateOf(ns, deployment.metadata.name, record);
+    const revision = newestRevision(deployment, snapshot.replicaSets);
+    return decideRollout({
+      deployment: {
+        name: deployment.metadata.name,
+        generation: deployment.metadata.generation ?? 0,
+        observedGeneration: deployment.status?.observedGeneration ?? 0,
+        replicas: deployment.spec.replicas ?? 1,
+      },
+      newestRevision: revision,
+      complete: revision !== undefined && fullyAvailable(deployment, snapshot.replicaSets, revision),
+      pods: snapshot.pods.map((pod) => {
+        const uid = pod.metadata.uid ?? "";
+        const entry = this.checked.get(uid);
+        return gatePod(pod, entry && this.isReadyContainers(pod) ? entry.assessment : undefined);
+      }),
+      rollout: policy.spec.rollout,
+      floor: servingFloor(snapshot, policy.spec.headroom),
+      previous,
+      now: snapshot.now.getTime(),
+    });
+  }
+
+  /** The outcome's writes: gates (transitions only), the record's status.rollout, the prober's targets. */
+  async act(
+    policy: HealthPolicy,
+    snapshot: TargetSnapshot,
+    record: CachedTarget | undefined,
+    outcome: RolloutOutcome,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const { deployment } = snapshot;
+    const ns = deployment.metadata.namespace ?? "";
+    const name = deployment.metadata.name;
+    const key = `${ns}/${name}`;
+    const pods = new Map(snapshot.pods.map((p) => [p.metadata.name, p]));
+    for (const gate of outcome.gates) {
+      const pod = pods.get(gate.pod);
+      if (!pod || this.gatesWritten.get(gate.uid) === gate.status) continue;
+      await writeGate(
+        this.o.client,
+        pod,
+        { status: gate.status, reason: gate.reason, message: gate.message },
+        snapshot.now,
+        signal,
+      );
+      this.gatesWritten.set(gate.uid, gate.status);
+      this.o.logger.info(
+        { namespace: ns, name: gate.pod, kind: "Pod", deployment: name, reason: gate.reason, status: gate.status },
+        "deep-check gate written",
+      );
+    }
+    this.states.set(key, outcome.state);
+    const live = record?.status?.rollout;
+    if (record && !sameJson(live ?? null, outcome.state ?? null)) {
+      await this.o.client.applyObject(
+        {
+          apiVersion: `${resources.healthTargets.group}/${resources.healthTargets.version}`,
+          kind: "HealthTarget",
+          metadata: { name, namespace: ns },
+          status: outcome.state ? { rollout: outcome.state } : {},
+        } as KubeObject,
+        { fieldManager: ROLLOUT_FIELD_MANAGER, force: true, subresource: "status", signal },
+      );
+    }
+    this.probe(policy, key, snapshot.pods, outcome.probe);
+  }
+
+  /** A Deployment that is gone or no longer governed: stop checking its pods, forget its state. */
+  forget(namespace: string, name: string): void {
+    const key = `${namespace}/${name}`;
+    this.states.delete(key);
+    this.probe(undefined, key, [], { new: [], stable: [] });
+  }
+
+  private isReadyContainers(pod: Pod): boolean {
+    return pod.status?.conditions?.some((c) => c.type === "ContainersReady" && c.status === "True") ?? false;
+  }
+
+  /** Makes the prober check exactly these pods of the Deployment. A pod not ready any more starts afresh. */
+  private probe(
+    policy: HealthPolicy | undefined,
+    key: string,
+    pods: readonly Pod[],
+    wanted: RolloutOutcome["probe"],
+  ): void {
+    const [namespace, deployment] = key.split("/") as [string, string];
+    const targets: ProbeTarget[] = [];
+    if (policy?.spec.rollout) {
+      const { successThreshold, failureLimit } = policy.spec.rollout.deepCheck;
+      for (const [cohort, names] of [
+        ["new", wanted.new],
+        ["stable", wanted.stable],
+      ] as const) {
+        for (const podName of names) {
+          const pod = pods.find((p) => p.metadata.name === podName);
+          if (!pod) continue;
+          const verdict = deepCheckTarget(policy.spec, pod, cohort);
+          if (!("target" in verdict)) continue;
+          targets.push(verdict.target);
+          if (!this.checked.has(verdict.target.key)) {
+            this.checked.set(verdict.target.key, {
+              namespace,
+              deployment,
+              assessment: NO_ASSESSMENT,
+              thresholds: { successThreshold, failureLimit },
+            });
+          }
+        }
+      }
+    }
+    const keys = new Set(targets.map((t) => t.key));
+    const before = this.targetsOf.get(key) ?? new Set<string>();
+    const gone = [...before].filter((k) => !keys.has(k));
+    for (const k of gone) this.checked.delete(k);
+    if (keys.size > 0) this.targetsOf.set(key, keys);
+    else this.targetsOf.delete(key);
+    const prober = this.o.prober();
+    if (gone.length > 0) prober?.remove(gone);
+    if (targets.length > 0) prober?.upsert(targets);
+  }
+}
