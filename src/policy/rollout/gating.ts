@@ -217,11 +217,12 @@ export function decideRollout(input: RolloutInput): RolloutOutcome {
     );
     if (input.complete || !first) {
       const state: RolloutState = {
+        // What the rollout that completed recorded (its steps, the pods it admitted) stays.
+        ...(previous?.revision === revision ? previous : {}),
         phase: "Completed",
         revision,
         stableRevision: revision,
         ...base,
-        ...(previous?.startedAt ? { startedAt: previous.startedAt } : {}),
         reason: RolloutReason.RolloutComplete,
         message: `revision ${revision} of Deployment ${d.name} is stable${first ? " (its first revision, not gated)" : ""}`,
       };
@@ -323,7 +324,9 @@ function gatedRollout(input: RolloutInput, prior: RolloutState, live: readonly G
       : " (judged without a control group: no stable pod could be checked)"
     : "";
   const newFailures = Math.max(0, ...checked.map((p) => p.assessment?.consecutiveFailures ?? 0));
-  state.failures = controlFails ? (prior.failures ?? 0) : Math.max(prior.failures ?? 0, newFailures);
+  // Failures count against the revision only while the control group passed throughout them.
+  const counted = noControl ? newFailures : Math.min(newFailures, controlPassStreak);
+  state.failures = Math.max(prior.failures ?? 0, counted);
 
   if (failing.length > 0) {
     if (controlFails)
