@@ -282,7 +282,10 @@ export class HealthgateReconciler implements Reconciler {
     const record = this.o.world.targets.get(`${namespace}/${name}`);
     const gating = this.o.rollout?.decide(policy, snapshot, record);
     const decided = withRollout(
-      this.withRefusal(key, release ? withEnforceCompliance(decision, deployment, release.released) : decision),
+      this.withRefusal(
+        key,
+        release ? withEnforceCompliance(decision, deployment, release.released) : decision,
+      ),
       gating,
     );
     // Events about the Deployment: one that explains a condition goes out when that condition
@@ -892,7 +895,8 @@ function recordStatus(
 /** The rollout's condition, figures, events and requeue join the concerns' decision. */
 function withRollout(
   decision: TargetDecision,
-  rollout: Partial<Pick<RolloutOutcome, "condition" | "figures" | "events" | "requeueAfterSeconds">> | undefined,
+  rollout:
+    Partial<Pick<RolloutOutcome, "condition" | "figures" | "events" | "requeueAfterSeconds">> | undefined,
 ): TargetDecision {
   if (!rollout) return decision;
   const requeues = [decision.requeueAfterSeconds, rollout.requeueAfterSeconds].filter(

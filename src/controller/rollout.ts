@@ -10,7 +10,12 @@ import { writeGate } from "../kube/podGate.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { TargetSnapshot } from "../policy/seam.ts";
 import { sameJson } from "../policy/decide.ts";
-import { assessDeepCheck, NO_ASSESSMENT, podStanding, type PodAssessment } from "../policy/rollout/deepCheck.ts";
+import {
+  assessDeepCheck,
+  NO_ASSESSMENT,
+  podStanding,
+  type PodAssessment,
+} from "../policy/rollout/deepCheck.ts";
 import { decideRollout, type RolloutOutcome } from "../policy/rollout/gating.ts";
 import { fullyAvailable, gatePod, newestRevision, servingFloor } from "../policy/rollout/revisions.ts";
 import type { ProberHandle } from "../prober/handle.ts";
@@ -130,7 +135,14 @@ export class RolloutGating {
       );
       this.gatesWritten.set(gate.uid, gate.status);
       this.o.logger.info(
-        { namespace: ns, name: gate.pod, kind: "Pod", deployment: name, reason: gate.reason, status: gate.status },
+        {
+          namespace: ns,
+          name: gate.pod,
+          kind: "Pod",
+          deployment: name,
+          reason: gate.reason,
+          status: gate.status,
+        },
         "deep-check gate written",
       );
     }

@@ -145,7 +145,14 @@ export const slim = {
           return {
             name: c.name,
             ...(cpu !== undefined ? { resources: { requests: { cpu } } } : {}),
-            ...(c.ports?.length ? { ports: c.ports.map((p) => ({ ...(p.name ? { name: p.name } : {}), containerPort: p.containerPort })) } : {}),
+            ...(c.ports?.length
+              ? {
+                  ports: c.ports.map((p) => ({
+                    ...(p.name ? { name: p.name } : {}),
+                    containerPort: p.containerPort,
+                  })),
+                }
+              : {}),
           };
         }),
       },

@@ -83,7 +83,9 @@ export const rolloutState = z.object({
     "Progressing (admitting new pods), Baking (holding at a step), Holding (a hold: see reason), " +
       "Inconclusive (stable pods fail too), Aborted, Completed (the revision is stable), Idle.",
   ),
-  revision: revisionHash("pod-template-hash of the revision this state is about (the Deployment's newest).").optional(),
+  revision: revisionHash(
+    "pod-template-hash of the revision this state is about (the Deployment's newest).",
+  ).optional(),
   stableRevision: revisionHash(
     "pod-template-hash of the stable revision: the last one that completed. Absent until the Deployment's first " +
       "revision has completed; pods of this revision are never held.",
@@ -103,19 +105,31 @@ export const rolloutState = z.object({
   floor: int32(0, 1000000)
     .optional()
     .describe("The serving floor F: Ready pods a step or an abort never goes below."),
-  startedAt: z.string().meta({ format: "date-time" }).optional().describe("When this revision was first seen."),
+  startedAt: z
+    .string()
+    .meta({ format: "date-time" })
+    .optional()
+    .describe("When this revision was first seen."),
   bakeStartedAt: z
     .string()
     .meta({ format: "date-time" })
     .optional()
     .describe("When the current step's budget was filled: its bake runs from here."),
-  admitted: podNames("New pods whose healthgate.io/deep-check gate healthgate set True (latched).").optional(),
+  admitted: podNames(
+    "New pods whose healthgate.io/deep-check gate healthgate set True (latched).",
+  ).optional(),
   dropped: podNames("Admitted new pods whose gate the abort set False.").optional(),
-  kept: podNames("Admitted new pods the abort kept Ready so serving pods stay at or above the floor.").optional(),
+  kept: podNames(
+    "Admitted new pods the abort kept Ready so serving pods stay at or above the floor.",
+  ).optional(),
   failures: int32(0, 1000000)
     .optional()
     .describe("Failures counted against the revision (deep checks failing while the stable pods passed)."),
-  reason: z.string().max(64).optional().describe("CamelCase reason of the healthgate.io/RolloutHealthy condition."),
+  reason: z
+    .string()
+    .max(64)
+    .optional()
+    .describe("CamelCase reason of the healthgate.io/RolloutHealthy condition."),
   message: z.string().max(2048).optional().describe("Message of the healthgate.io/RolloutHealthy condition."),
 });
 export type RolloutState = z.infer<typeof rolloutState>;

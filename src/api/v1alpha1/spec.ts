@@ -450,8 +450,8 @@ export const rolloutSpec = withRules(
     },
   },
 ).describe(
-    "Progressive rollout gated on out-of-band deep checks (per-pod readiness gate healthgate.io/deep-check).",
-  );
+  "Progressive rollout gated on out-of-band deep checks (per-pod readiness gate healthgate.io/deep-check).",
+);
 
 const specShape = z.object({
   selector: labelSelector()

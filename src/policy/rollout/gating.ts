@@ -290,7 +290,8 @@ function gatedRollout(input: RolloutInput, prior: RolloutState, live: readonly G
   };
   const interval = check.intervalSeconds;
 
-  const abort = (reason: string, what: string) => abortRollout(input, state, gates, newPods, { reason, what, oldServing, serving, probe });
+  const abort = (reason: string, what: string) =>
+    abortRollout(input, state, gates, newPods, { reason, what, oldServing, serving, probe });
   const hold = (phase: RolloutPhase, reason: string, message: string) =>
     finish({ ...state, phase, reason, message }, gates, { requeueAfterSeconds: interval, probe });
 
@@ -317,7 +318,9 @@ function gatedRollout(input: RolloutInput, prior: RolloutState, live: readonly G
   const controlFails = control.some((p) => p.assessment?.last === "fail");
   const controlUnreachable = !noControl && control.every((p) => p.assessment?.last === "error");
   // The control group passed throughout a new pod's streak: its passes are at least as many.
-  const controlPassStreak = noControl ? 0 : Math.min(...control.map((p) => p.assessment?.consecutivePasses ?? 0));
+  const controlPassStreak = noControl
+    ? 0
+    : Math.min(...control.map((p) => p.assessment?.consecutivePasses ?? 0));
   const withoutControl = noControl
     ? check.stableSample === 0
       ? " (judged without a control group: stableSample is 0)"
@@ -362,7 +365,10 @@ function gatedRollout(input: RolloutInput, prior: RolloutState, live: readonly G
           `containers were ready, while stable pods ${names(control)} passed`,
       );
   }
-  const note = controlFails && failing.length === 0 ? " (stable pods fail the deep check while new pods pass: judged without a control group)" : withoutControl;
+  const note =
+    controlFails && failing.length === 0
+      ? " (stable pods fail the deep check while new pods pass: judged without a control group)"
+      : withoutControl;
 
   // 4. Cluster capacity is not the revision's fault.
   const unschedulable = newPods.filter((p) => p.unschedulable);
@@ -400,7 +406,9 @@ function gatedRollout(input: RolloutInput, prior: RolloutState, live: readonly G
 
   // 7. The step budget, bakes, completion.
   const admit: GateDecision[] = [];
-  const eligible = newPods.filter((p) => p.gated && !admittedNames.has(p.name) && p.containersReady && passing(p));
+  const eligible = newPods.filter(
+    (p) => p.gated && !admittedNames.has(p.name) && p.containersReady && passing(p),
+  );
   // A new pod without the gate (the webhook failed open) serves anyway: it takes budget.
   const ungated = newPods.filter((p) => !p.gated && p.ready).length;
   let current = step;
@@ -421,7 +429,7 @@ function gatedRollout(input: RolloutInput, prior: RolloutState, live: readonly G
     }
     state = { ...state, step: current, weight: w, budget: b, admitted: [...admittedNames] };
     if (admittedNames.size + ungated < b) {
-      if (bakeStartedAt) bakeStartedAt = undefined;
+      // Not filled (any more: replicas grew): its bake starts when it is.
       const { bakeStartedAt: _dropped, ...rest } = state;
       state = {
         ...rest,
@@ -545,17 +553,17 @@ function abortRollout(
   };
   const close = dropped
     .filter((p) => p.gate === "True" || p.gated)
-    .map(
-      (p): GateDecision => ({
-        pod: p.name,
-        uid: p.uid,
-        status: "False",
-        reason: RolloutReason.RolloutAborted,
-        message: `rollout of revision ${state.revision} aborted: ${what.reason}`,
-      }),
-    );
+    .map((p): GateDecision => ({
+      pod: p.name,
+      uid: p.uid,
+      status: "False",
+      reason: RolloutReason.RolloutAborted,
+      message: `rollout of revision ${state.revision} aborted: ${what.reason}`,
+    }));
   return finish(next, [...gates, ...close], {
-    events: [{ regarding: "Deployment", type: "Warning", reason: what.reason, message: next.message as string }],
+    events: [
+      { regarding: "Deployment", type: "Warning", reason: what.reason, message: next.message as string },
+    ],
     probe: { new: [], stable: [] },
   });
 }

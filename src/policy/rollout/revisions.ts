@@ -67,7 +67,9 @@ export function gatePod(pod: Pod, assessment: PodAssessment | undefined): GatePo
       : {}),
     ...(crash ? { crashLooping: `container ${crash.name} (${crash.restarts} restarts)` } : {}),
     ...(pull
-      ? { imagePullFailing: `container ${pull.name}: ${pull.reason}${pull.message ? ` (${pull.message})` : ""}` }
+      ? {
+          imagePullFailing: `container ${pull.name}: ${pull.reason}${pull.message ? ` (${pull.message})` : ""}`,
+        }
       : {}),
     ...(assessment ? { assessment } : {}),
   };
@@ -77,7 +79,10 @@ export function gatePod(pod: Pod, assessment: PodAssessment | undefined): GatePo
  * The Deployment's newest revision (the ReplicaSet with the highest deployment.kubernetes.io/revision),
  * once the controller has seen the Deployment's current generation; undefined before.
  */
-export function newestRevision(deployment: Deployment, replicaSets: readonly ReplicaSet[]): string | undefined {
+export function newestRevision(
+  deployment: Deployment,
+  replicaSets: readonly ReplicaSet[],
+): string | undefined {
   if ((deployment.status?.observedGeneration ?? 0) < (deployment.metadata.generation ?? 0)) return undefined;
   const newest = [...replicaSets].sort(newestFirst)[0];
   return newest?.metadata.labels?.[POD_TEMPLATE_HASH];

@@ -6,125 +6,42 @@
 // (in the template), as the gate webhook would give new-revision pods: healthgate must open at
 // once those it does not hold.
 import { beforeAll, describe, expect, it } from "vitest";
-import type { V1Pod } from "@kubernetes/client-node";
-import type { RolloutState } from "../../../src/api/v1alpha1/index.ts";
-import type { App } from "../../../src/devcluster/podApps.ts";
-import { imageTag } from "../../../src/devcluster/podApps.ts";
-import {
-  makeDeployment,
-  makeService,
-  withProbe,
-  withReadinessGate,
-  withReplicas,
-  withRollingUpdate,
-} from "../../support/builders.ts";
+import { makeService } from "../../support/builders.ts";
 import { testClients } from "../../support/kube.ts";
-import { APP_IMAGE, isReady, livePods, onRealNodes } from "../../support/realNodes.ts";
+import { isReady, livePods } from "../../support/realNodes.ts";
 import { holdsFor, waitFor } from "../../support/waitFor.ts";
+import { installCrd, useControllerHarness, waitForDeploymentCondition } from "../controller/support.ts";
 import {
-  installCrd,
-  makePolicy,
-  useControllerHarness,
-  waitForDeploymentCondition,
-  type HealthPolicyObject,
-} from "../controller/support.ts";
+  DEEP,
+  app,
+  gateOf,
+  hash,
+  readRecord,
+  readyOf,
+  setImage,
+  stableAtTag1,
+  waitForRecord,
+} from "./rolloutSupport.ts";
 
 beforeAll(() => installCrd());
-
-const GATE = "healthgate.io/deep-check";
-const DEEP = "/health/deep";
-
-/** Tag "bad": the deep check passes for the first 8 s of the container, then answers 500. */
-const app = (pod: V1Pod): App => ({
-  "/healthz": {},
-  "/readyz": {},
-  [DEEP]: imageTag(pod) === "bad" ? ({ sinceStartMs }) => (sinceStartMs < 8_000 ? {} : { status: 500 }) : {},
-});
-
-const withRollout =
-  (steps: { weight: number; bake?: string }[]) =>
-  (policy: HealthPolicyObject): void => {
-    policy.spec.rollout = {
-      steps,
-      deepCheck: { path: DEEP, intervalSeconds: 2, timeoutSeconds: 1, successThreshold: 2, failureLimit: 3, stableSample: 2 },
-    };
-  };
-
-const web = (tag: string) =>
-  makeDeployment(
-    "web",
-    withReplicas(3),
-    onRealNodes(tag),
-    withRollingUpdate({ maxSurge: 1, maxUnavailable: 0 }),
-    withReadinessGate(GATE),
-    withProbe("web", "readiness", { httpGet: { path: "/readyz", port: "http" }, periodSeconds: 1 }),
-  );
-
-const hash = (pod: V1Pod) => pod.metadata?.labels?.["pod-template-hash"] ?? "";
-const gateOf = (pod: V1Pod) => pod.status?.conditions?.find((c) => c.type === GATE);
-
-async function readRecord(namespace: string): Promise<RolloutState | undefined> {
-  const record = (await testClients().custom.getNamespacedCustomObject({
-    group: "healthgate.io",
-    version: "v1alpha1",
-    plural: "healthtargets",
-    namespace,
-    name: "web",
-  })) as { status?: { rollout?: RolloutState } };
-  return record.status?.rollout;
-}
-
-function waitForRecord(namespace: string, want: (s: RolloutState) => boolean, what: string, timeoutMs = 90_000) {
-  return waitFor(
-    async () => {
-      const state = await readRecord(namespace).catch(() => undefined);
-      expect(state, `status.rollout: ${JSON.stringify(state)}`).toBeDefined();
-      expect(want(state!), `status.rollout: ${JSON.stringify(state)}`).toBe(true);
-      return state!;
-    },
-    { what, timeoutMs, intervalMs: 250 },
-  );
-}
-
-async function setImage(namespace: string, tag: string) {
-  await testClients().apps.patchNamespacedDeployment({
-    name: "web",
-    namespace,
-    body: [{ op: "replace", path: "/spec/template/spec/containers/0/image", value: `${APP_IMAGE}:${tag}` }],
-  });
-}
-
-/** Ready pods of the revision `revision` (pod-template-hash). */
-async function readyOf(namespace: string, revision: string): Promise<V1Pod[]> {
-  return (await livePods(namespace, "web")).filter((p) => hash(p) === revision && isReady(p));
-}
 
 describe("rollouts gated on deep checks (real kubelet)", () => {
   const hg = useControllerHarness({ app });
 
-  /** Policy, operator, Deployment at tag 1; waits until tag 1 is the recorded stable revision. */
-  async function stableAtTag1(steps: { weight: number; bake?: string }[]): Promise<string> {
-    await hg.createPolicy(makePolicy("web", withRollout(steps)));
-    await hg.startOperator();
-    await hg.apply(web("1"));
-    // The first revision is not gated: healthgate opens every gate at once, and records it as stable.
-    const state = await waitForRecord(
-      hg.namespace,
-      (s) => s.phase === "Completed" && s.stableRevision !== undefined,
-      "the first revision to complete and be recorded as stable",
-    );
-    const pods = await livePods(hg.namespace, "web");
-    expect(pods.filter(isReady).length).toBe(3);
-    for (const pod of pods) expect(gateOf(pod)?.status, pod.metadata?.name).toBe("True");
-    return state.stableRevision!;
-  }
-
   it("a good revision walks every step in order, honouring bakes, and becomes stable", async () => {
-    const stable = await stableAtTag1([{ weight: 33, bake: "12s" }, { weight: 66, bake: "12s" }, { weight: 100 }]);
+    const stable = await stableAtTag1(hg, [
+      { weight: 33, bake: "12s" },
+      { weight: 66, bake: "12s" },
+      { weight: 100 },
+    ]);
     await setImage(hg.namespace, "2");
 
     // RolloutHealthy turns Unknown (NewRevision) on the new revision
-    const seen = await waitForRecord(hg.namespace, (s) => s.revision !== stable, "the new revision to be seen");
+    const seen = await waitForRecord(
+      hg.namespace,
+      (s) => s.revision !== stable,
+      "the new revision to be seen",
+    );
     const revision = seen.revision!;
 
     // Step 1 (33% of 3 = 1 pod) bakes with exactly one new pod Ready, however long it passes
@@ -162,9 +79,13 @@ describe("rollouts gated on deep checks (real kubelet)", () => {
 
   it("a bad revision never has more Ready new pods than the first step allows; the abort takes its admitted pod out of the Service", async () => {
     await hg.apply(makeService("web"));
-    const stable = await stableAtTag1([{ weight: 33, bake: "2m" }, { weight: 100 }]);
+    const stable = await stableAtTag1(hg, [{ weight: 33, bake: "2m" }, { weight: 100 }]);
     await setImage(hg.namespace, "bad");
-    const seen = await waitForRecord(hg.namespace, (s) => s.revision !== stable, "the new revision to be seen");
+    const seen = await waitForRecord(
+      hg.namespace,
+      (s) => s.revision !== stable,
+      "the new revision to be seen",
+    );
     const revision = seen.revision!;
 
     // The bad revision passes at first, so one new pod is admitted (the step's budget) ...
@@ -207,15 +128,18 @@ describe("rollouts gated on deep checks (real kubelet)", () => {
       { what: `${admitted}'s endpoint to be not ready`, timeoutMs: 30_000, intervalMs: 250 },
     );
     // Nothing more is admitted: no new pod turns Ready afterwards
-    await holdsFor(
-      async () => expect((await readyOf(hg.namespace, revision)).length).toBe(0),
-      { forMs: 6_000, intervalMs: 500, what: "no new pod to be Ready after the abort" },
+    await holdsFor(async () => expect((await readyOf(hg.namespace, revision)).length).toBe(0), {
+      forMs: 6_000,
+      intervalMs: 500,
+      what: "no new pod to be Ready after the abort",
+    });
+    expect((await livePods(hg.namespace, "web")).filter((p) => hash(p) === stable && isReady(p)).length).toBe(
+      2,
     );
-    expect((await livePods(hg.namespace, "web")).filter((p) => hash(p) === stable && isReady(p)).length).toBe(2);
   });
 
   it("a shared-dependency outage (stable pods fail too) holds as DependencyDegraded, then the rollout continues", async () => {
-    const stable = await stableAtTag1([{ weight: 33, bake: "20s" }, { weight: 100 }]);
+    const stable = await stableAtTag1(hg, [{ weight: 33, bake: "20s" }, { weight: 100 }]);
     await setImage(hg.namespace, "2");
     await waitForRecord(hg.namespace, (s) => s.phase === "Baking" && s.step === 0, "step 1 to bake");
     // When the deep path fails on every pod, old and new

@@ -22,9 +22,24 @@ const spec = (over: Record<string, unknown> = {}) =>
     ...over,
   });
 
-const passes = (n: number): PodAssessment => ({ ...NO_ASSESSMENT, consecutivePasses: n, passes: n, last: "pass" });
-const fails = (n: number): PodAssessment => ({ ...NO_ASSESSMENT, consecutiveFailures: n, failures: n, last: "fail" });
-const errors = (n: number): PodAssessment => ({ ...NO_ASSESSMENT, consecutiveErrors: n, errors: n, last: "error" });
+const passes = (n: number): PodAssessment => ({
+  ...NO_ASSESSMENT,
+  consecutivePasses: n,
+  passes: n,
+  last: "pass",
+});
+const fails = (n: number): PodAssessment => ({
+  ...NO_ASSESSMENT,
+  consecutiveFailures: n,
+  failures: n,
+  last: "fail",
+});
+const errors = (n: number): PodAssessment => ({
+  ...NO_ASSESSMENT,
+  consecutiveErrors: n,
+  errors: n,
+  last: "error",
+});
 
 const pod = (name: string, revision: string, over: Partial<GatePod> = {}): GatePod => ({
   name,
@@ -82,26 +97,31 @@ describe("stepBudget", () => {
 describe("revisions", () => {
   it("first sight of a new revision: Unknown NewRevision before anything else (no gate opens)", () => {
     const o = decideRollout(
-      input({ previous: { phase: "Completed", revision: "old", stableRevision: "old" }, pods: [
-        stablePod("s1"),
-        pod("n1", "new", { assessment: passes(5) }),
-      ] }),
+      input({
+        previous: { phase: "Completed", revision: "old", stableRevision: "old" },
+        pods: [stablePod("s1"), pod("n1", "new", { assessment: passes(5) })],
+      }),
     );
     expect(o.condition).toMatchObject({ type: "RolloutHealthy", status: "Unknown", reason: "NewRevision" });
     expect(o.condition?.message).toContain("new");
     expect(o.gates).toEqual([]);
-    expect(o.state).toMatchObject({ revision: "new", stableRevision: "old", phase: "Progressing", observedGeneration: 2 });
+    expect(o.state).toMatchObject({
+      revision: "new",
+      stableRevision: "old",
+      phase: "Progressing",
+      observedGeneration: 2,
+    });
   });
 
   it("the first revision is not gated and becomes stable once fully available", () => {
     const pods = [pod("a", "r1"), pod("b", "r1", { gate: "True" })];
-    const during = decideRollout(input({ newestRevision: "r1", previous: { phase: "Progressing", revision: "r1" }, pods }));
+    const during = decideRollout(
+      input({ newestRevision: "r1", previous: { phase: "Progressing", revision: "r1" }, pods }),
+    );
     expect(opened(during)).toEqual(["a"]);
     expect(during.condition).toMatchObject({ status: "Unknown", reason: "FirstRevision" });
     expect(during.state?.stableRevision).toBeUndefined();
-    const done = decideRollout(
-      input({ newestRevision: "r1", complete: true, previous: during.state, pods }),
-    );
+    const done = decideRollout(input({ newestRevision: "r1", complete: true, previous: during.state, pods }));
     expect(done.state).toMatchObject({ phase: "Completed", stableRevision: "r1" });
     expect(done.condition).toMatchObject({ status: "True", reason: "RolloutComplete" });
   });
@@ -114,13 +134,19 @@ describe("revisions", () => {
   });
 
   it("gated pods of the stable revision (an HPA scale-up) are admitted at once, mid-rollout too", () => {
-    const o = decideRollout(input({ pods: [pod("s5", "old", { ready: false }), stablePod("s1"), pod("n1", "new")] }));
+    const o = decideRollout(
+      input({ pods: [pod("s5", "old", { ready: false }), stablePod("s1"), pod("n1", "new")] }),
+    );
     expect(opened(o)).toEqual(["s5"]);
   });
 
   it("observedGeneration is published only once the controller has seen the generation", () => {
     const o = decideRollout(
-      input({ deployment: { name: "web", generation: 3, observedGeneration: 2, replicas: 4 }, newestRevision: undefined, previous: inProgress({ observedGeneration: 2 }) }),
+      input({
+        deployment: { name: "web", generation: 3, observedGeneration: 2, replicas: 4 },
+        newestRevision: undefined,
+        previous: inProgress({ observedGeneration: 2 }),
+      }),
     );
     expect(o.state?.observedGeneration).toBe(2);
   });
@@ -137,7 +163,13 @@ describe("step budget and bakes", () => {
     const o = decideRollout(input({ pods }));
     // 25% of 4 = 1: the oldest passing pod only
     expect(opened(o)).toEqual(["n1"]);
-    expect(o.state).toMatchObject({ phase: "Baking", step: 0, budget: 1, admitted: ["n1"], bakeStartedAt: "2026-12-04T10:00:00Z" });
+    expect(o.state).toMatchObject({
+      phase: "Baking",
+      step: 0,
+      budget: 1,
+      admitted: ["n1"],
+      bakeStartedAt: "2026-12-04T10:00:00Z",
+    });
     expect(o.requeueAfterSeconds).toBeGreaterThan(0);
   });
 
@@ -160,9 +192,15 @@ describe("step budget and bakes", () => {
   it("the gate latches: an admitted pod that fails a check later keeps its gate (no write)", () => {
     const pods = [
       ...[1, 2, 3, 4].map((i) => stablePod(`s${i}`)),
-      pod("n1", "new", { gate: "True", ready: true, assessment: { ...passes(0), consecutiveFailures: 1, last: "fail" } }),
+      pod("n1", "new", {
+        gate: "True",
+        ready: true,
+        assessment: { ...passes(0), consecutiveFailures: 1, last: "fail" },
+      }),
     ];
-    const o = decideRollout(input({ pods, previous: inProgress({ admitted: ["n1"], bakeStartedAt: "2026-12-04T10:00:00Z" }) }));
+    const o = decideRollout(
+      input({ pods, previous: inProgress({ admitted: ["n1"], bakeStartedAt: "2026-12-04T10:00:00Z" }) }),
+    );
     expect(o.gates).toEqual([]);
     expect(o.state?.admitted).toEqual(["n1"]);
   });
@@ -174,7 +212,12 @@ describe("step budget and bakes", () => {
       pod("n2", "new", { assessment: passes(3) }),
     ];
     const o = decideRollout(
-      input({ pods, deployment: { name: "web", generation: 3, observedGeneration: 3, replicas: 8 }, floor: { ...FLOOR, floor: 7 }, previous: inProgress({ admitted: ["n1"], bakeStartedAt: "2026-12-04T10:00:00Z" }) }),
+      input({
+        pods,
+        deployment: { name: "web", generation: 3, observedGeneration: 3, replicas: 8 },
+        floor: { ...FLOOR, floor: 7 },
+        previous: inProgress({ admitted: ["n1"], bakeStartedAt: "2026-12-04T10:00:00Z" }),
+      }),
     );
     // 25% of 8 = 2
     expect(opened(o)).toEqual(["n2"]);
@@ -182,7 +225,9 @@ describe("step budget and bakes", () => {
   });
 
   it("after the last step, once the Deployment completed, the revision is stable and True", () => {
-    const pods = [1, 2, 3, 4].map((i) => pod(`n${i}`, "new", { gate: "True", ready: true, assessment: passes(9) }));
+    const pods = [1, 2, 3, 4].map((i) =>
+      pod(`n${i}`, "new", { gate: "True", ready: true, assessment: passes(9) }),
+    );
     const o = decideRollout(
       input({ pods, complete: true, previous: inProgress({ step: 2, admitted: ["n1", "n2", "n3", "n4"] }) }),
     );
@@ -192,7 +237,11 @@ describe("step budget and bakes", () => {
 });
 
 describe("the control group", () => {
-  const withNew = (a: PodAssessment, stable: PodAssessment | undefined = passes(50), over: Partial<RolloutInput> = {}) =>
+  const withNew = (
+    a: PodAssessment,
+    stable: PodAssessment | undefined = passes(50),
+    over: Partial<RolloutInput> = {},
+  ) =>
     decideRollout(
       input({
         pods: [
@@ -208,11 +257,35 @@ describe("the control group", () => {
     );
 
   it.each([
-    { name: "new fail, stable pass → abort", a: fails(3), s: passes(50), phase: "Aborted", reason: "DeepCheckFailed" },
+    {
+      name: "new fail, stable pass → abort",
+      a: fails(3),
+      s: passes(50),
+      phase: "Aborted",
+      reason: "DeepCheckFailed",
+    },
     { name: "below failureLimit → not yet", a: fails(2), s: passes(50), phase: "Baking", reason: "Baking" },
-    { name: "both fail → DependencyDegraded", a: fails(5), s: fails(1), phase: "Inconclusive", reason: "DependencyDegraded" },
-    { name: "transport errors on both → DeepCheckUnreachable", a: errors(3), s: errors(2), phase: "Holding", reason: "DeepCheckUnreachable" },
-    { name: "transport errors on new only → failures of the revision", a: errors(3), s: passes(50), phase: "Aborted", reason: "DeepCheckFailed" },
+    {
+      name: "both fail → DependencyDegraded",
+      a: fails(5),
+      s: fails(1),
+      phase: "Inconclusive",
+      reason: "DependencyDegraded",
+    },
+    {
+      name: "transport errors on both → DeepCheckUnreachable",
+      a: errors(3),
+      s: errors(2),
+      phase: "Holding",
+      reason: "DeepCheckUnreachable",
+    },
+    {
+      name: "transport errors on new only → failures of the revision",
+      a: errors(3),
+      s: passes(50),
+      phase: "Aborted",
+      reason: "DeepCheckFailed",
+    },
     {
       name: "stable recovered only just (shorter pass streak than the new failure streak) → no abort yet",
       a: fails(3),
@@ -233,7 +306,9 @@ describe("the control group", () => {
   });
 
   it("stableSample 0: judged without a control group, said in the abort", () => {
-    const o = withNew(fails(3), passes(50), { rollout: spec({ deepCheck: { path: "/health/deep", stableSample: 0 } }) });
+    const o = withNew(fails(3), passes(50), {
+      rollout: spec({ deepCheck: { path: "/health/deep", stableSample: 0 } }),
+    });
     expect(o.state?.phase).toBe("Aborted");
     expect(o.condition?.message).toContain("without a control group");
   });
@@ -246,14 +321,23 @@ describe("the control group", () => {
 
 describe("deadlines and capacity", () => {
   it("crash loop and image pull failures abort", () => {
-    const crash = decideRollout(input({ pods: [stablePod("s1"), pod("n1", "new", { crashLooping: "container web (3 restarts)" })] }));
+    const crash = decideRollout(
+      input({ pods: [stablePod("s1"), pod("n1", "new", { crashLooping: "container web (3 restarts)" })] }),
+    );
     expect(crash.condition).toMatchObject({ status: "False", reason: "CrashLoop" });
-    const pull = decideRollout(input({ pods: [stablePod("s1"), pod("n1", "new", { imagePullFailing: "container web: ImagePullBackOff" })] }));
+    const pull = decideRollout(
+      input({
+        pods: [stablePod("s1"), pod("n1", "new", { imagePullFailing: "container web: ImagePullBackOff" })],
+      }),
+    );
     expect(pull.condition).toMatchObject({ status: "False", reason: "ImagePullFailed" });
   });
 
   it("newPodDeadline runs from creation; flapping never resets it; a passing pod waiting for budget is not late", () => {
-    const flapping = pod("n1", "new", { createdAt: T0, assessment: { ...passes(2), passes: 40, failures: 20 } });
+    const flapping = pod("n1", "new", {
+      createdAt: T0,
+      assessment: { ...passes(2), passes: 40, failures: 20 },
+    });
     const before = decideRollout(input({ pods: [stablePod("s1"), flapping], now: sec(599) }));
     expect(before.state?.phase).toBe("Progressing");
     const after = decideRollout(input({ pods: [stablePod("s1"), flapping], now: sec(601) }));
@@ -261,7 +345,11 @@ describe("deadlines and capacity", () => {
     const waiting = pod("n2", "new", { createdAt: T0, assessment: passes(30) });
     const full = decideRollout(
       input({
-        pods: [stablePod("s1"), pod("n1", "new", { gate: "True", ready: true, assessment: passes(30) }), waiting],
+        pods: [
+          stablePod("s1"),
+          pod("n1", "new", { gate: "True", ready: true, assessment: passes(30) }),
+          waiting,
+        ],
         previous: inProgress({ admitted: ["n1"], bakeStartedAt: iso(sec(590)) }),
         now: sec(601),
       }),
@@ -271,7 +359,13 @@ describe("deadlines and capacity", () => {
 
   it("an unschedulable new pod holds, it does not abort (even past its deadline)", () => {
     const o = decideRollout(
-      input({ pods: [stablePod("s1"), pod("n1", "new", { unschedulable: "0/3 nodes are available", containersReady: false })], now: sec(900) }),
+      input({
+        pods: [
+          stablePod("s1"),
+          pod("n1", "new", { unschedulable: "0/3 nodes are available", containersReady: false }),
+        ],
+        now: sec(900),
+      }),
     );
     expect(o.condition).toMatchObject({ status: "Unknown", reason: "Unschedulable" });
     expect(o.gates).toEqual([]);
@@ -314,7 +408,9 @@ describe("abort never empties the pool", () => {
   it("at weight 100 with the old ReplicaSet at 0 it closes nothing and says so", () => {
     const o = decideRollout(
       input({
-        pods: [1, 2, 3, 4].map((i) => pod(`n${i}`, "new", { gate: "True", ready: true, assessment: i === 1 ? fails(3) : passes(9) })),
+        pods: [1, 2, 3, 4].map((i) =>
+          pod(`n${i}`, "new", { gate: "True", ready: true, assessment: i === 1 ? fails(3) : passes(9) }),
+        ),
         rollout: spec({ deepCheck: { path: "/health/deep", stableSample: 0 } }),
         previous: inProgress({ step: 2, admitted: ["n1", "n2", "n3", "n4"] }),
       }),
@@ -325,7 +421,9 @@ describe("abort never empties the pool", () => {
 
   it("an aborted rollout stays aborted and admits nothing", () => {
     const prev = inProgress({ phase: "Aborted", reason: "DeepCheckFailed", message: "x", admitted: [] });
-    const o = decideRollout(input({ pods: [stablePod("s1"), pod("n1", "new", { assessment: passes(9) })], previous: prev }));
+    const o = decideRollout(
+      input({ pods: [stablePod("s1"), pod("n1", "new", { assessment: passes(9) })], previous: prev }),
+    );
     expect(o.gates).toEqual([]);
     expect(o.condition).toMatchObject({ status: "False", reason: "DeepCheckFailed" });
   });
