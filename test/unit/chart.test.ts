@@ -233,6 +233,8 @@ describe("RBAC", () => {
     ["apps", "deployments/status", "patch"],
     ["apps", "replicasets", "list watch"],
     ["", "pods", "list watch"],
+    // The healthgate.io/deep-check readiness gate (rollout gating).
+    ["", "pods/status", "patch"],
     ["autoscaling", "horizontalpodautoscalers", "list watch"],
     ["metrics.k8s.io", "pods", "list"],
     ["policy", "poddisruptionbudgets", "list watch create patch delete"],
