@@ -17,7 +17,10 @@ const cell = (text: string) => text.replaceAll("|", "\\|").replaceAll("\n", " ")
 export async function renderMetricsDoc(): Promise<string> {
   const metrics = createMetrics();
   // Status gauges read the policy cache only when scraped; nothing is scraped here.
-  registerStatusGauges(metrics, { policies: { list: () => [] } } as unknown as World);
+  registerStatusGauges(metrics, {
+    policies: { list: () => [] },
+    targets: { list: () => [] },
+  } as unknown as World);
   registerDeepCheckMetrics(metrics);
   const rows: string[] = [];
   // prom-client's own Counter/Gauge/Histogram objects, typed as bare MetricObjects by the registry.

@@ -66,6 +66,7 @@ export function registerStatusGauges(metrics: HealthgateMetrics, world: World): 
       }
     },
   });
+  registerRolloutGauges(registers, world);
   new Gauge({
     name: "healthgate_detection_seconds",
     help: "Worst-case detection time per container: kind is eject, readmit or restart.",
@@ -83,6 +84,49 @@ export function registerStatusGauges(metrics: HealthgateMetrics, world: World): 
           }
         }
       }
+    },
+  });
+}
+
+/** Gated rollouts, from the records' status.rollout (what `kubectl get htgt` shows). */
+function registerRolloutGauges(registers: HealthgateMetrics["registry"][], world: World): void {
+  const labels = ["namespace", "deployment"] as const;
+  const states = () =>
+    world.targets.list().flatMap((t) => {
+      const rollout = t.status?.rollout;
+      return rollout ? [{ namespace: t.metadata.namespace ?? "", deployment: t.metadata.name, rollout }] : [];
+    });
+  new Gauge({
+    name: "healthgate_rollout_phase",
+    help: "1 for the phase each gated Deployment's rollout is in (Progressing, Baking, Holding, Inconclusive, Aborted, Completed).",
+    labelNames: [...labels, "phase"] as const,
+    registers,
+    collect() {
+      this.reset();
+      for (const { namespace, deployment, rollout } of states())
+        this.set({ namespace, deployment, phase: rollout.phase }, 1);
+    },
+  });
+  new Gauge({
+    name: "healthgate_rollout_step",
+    help: "Index of the current step of each gated Deployment's rollout in spec.rollout.steps, from 0.",
+    labelNames: labels,
+    registers,
+    collect() {
+      this.reset();
+      for (const { namespace, deployment, rollout } of states())
+        if (rollout.step !== undefined) this.set({ namespace, deployment }, rollout.step);
+    },
+  });
+  new Gauge({
+    name: "healthgate_rollout_admitted_pods",
+    help: "New pods of the rollout whose healthgate.io/deep-check gate healthgate opened.",
+    labelNames: labels,
+    registers,
+    collect() {
+      this.reset();
+      for (const { namespace, deployment, rollout } of states())
+        this.set({ namespace, deployment }, rollout.admitted?.length ?? 0);
     },
   });
 }

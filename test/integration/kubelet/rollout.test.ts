@@ -75,6 +75,20 @@ describe("rollouts gated on deep checks (real kubelet)", () => {
     });
     expect(done.observedGeneration).toBe(deployment.metadata?.generation);
     expect((await readyOf(hg.namespace, revision)).length).toBe(3);
+    // and the metrics say the same
+    await waitFor(
+      async () => {
+        const text = await hg.operator.metrics.registry.metrics();
+        expect(text).toContain(
+          `healthgate_rollout_phase{namespace="${hg.namespace}",deployment="web",phase="Completed"} 1`,
+        );
+        expect(text).toContain(
+          `healthgate_rollout_admitted_pods{namespace="${hg.namespace}",deployment="web"} 3`,
+        );
+        return true;
+      },
+      { what: "the rollout metrics", timeoutMs: 10_000, intervalMs: 250 },
+    );
   });
 
   it("a bad revision never has more Ready new pods than the first step allows; the abort takes its admitted pod out of the Service", async () => {
