@@ -50,8 +50,8 @@ export class RolloutGating {
   private readonly targetsOf = new Map<string, Set<string>>();
   /** Deployment key → the state last decided (the record in the cache may lag behind it). */
   private readonly states = new Map<string, RolloutState | undefined>();
-  /** Pod uid → the gate status healthgate last wrote (the pod cache may lag behind it). */
-  private readonly gatesWritten = new Map<string, "True" | "False">();
+  /** Deployment key → pod uid → the gate status healthgate last wrote (the pod cache may lag behind it). */
+  private readonly gatesWritten = new Map<string, Map<string, "True" | "False">>();
 
   constructor(options: RolloutGatingOptions) {
     this.o = options;
@@ -123,9 +123,13 @@ export class RolloutGating {
     const name = deployment.metadata.name;
     const key = `${ns}/${name}`;
     const pods = new Map(snapshot.pods.map((p) => [p.metadata.name, p]));
+    const uids = new Set(snapshot.pods.map((p) => p.metadata.uid));
+    const written = this.gatesWritten.get(key) ?? new Map<string, "True" | "False">();
+    for (const uid of written.keys()) if (!uids.has(uid)) written.delete(uid);
+    this.gatesWritten.set(key, written);
     for (const gate of outcome.gates) {
       const pod = pods.get(gate.pod);
-      if (!pod || this.gatesWritten.get(gate.uid) === gate.status) continue;
+      if (!pod || written.get(gate.uid) === gate.status) continue;
       await writeGate(
         this.o.client,
         pod,
@@ -133,7 +137,7 @@ export class RolloutGating {
         snapshot.now,
         signal,
       );
-      this.gatesWritten.set(gate.uid, gate.status);
+      written.set(gate.uid, gate.status);
       this.o.logger.info(
         {
           namespace: ns,
@@ -166,6 +170,7 @@ export class RolloutGating {
   forget(namespace: string, name: string): void {
     const key = `${namespace}/${name}`;
     this.states.delete(key);
+    this.gatesWritten.delete(key);
     this.probe(undefined, key, [], { new: [], stable: [] });
   }
 

@@ -29,11 +29,9 @@ describe("rollouts gated on deep checks (real kubelet)", () => {
   const hg = useControllerHarness({ app });
 
   it("a good revision walks every step in order, honouring bakes, and becomes stable", async () => {
-    const stable = await stableAtTag1(hg, [
-      { weight: 33, bake: "12s" },
-      { weight: 66, bake: "12s" },
-      { weight: 100 },
-    ]);
+    const stable = await stableAtTag1(hg, {
+      steps: [{ weight: 33, bake: "12s" }, { weight: 66, bake: "12s" }, { weight: 100 }],
+    });
     await setImage(hg.namespace, "2");
 
     // RolloutHealthy turns Unknown (NewRevision) on the new revision
@@ -89,11 +87,13 @@ describe("rollouts gated on deep checks (real kubelet)", () => {
       },
       { what: "the rollout metrics", timeoutMs: 10_000, intervalMs: 250 },
     );
+    // A restarted operator (no memory) resumes from the record and writes nothing
+    await hg.expectSecondReconcileWritesNothing();
   });
 
   it("a bad revision never has more Ready new pods than the first step allows; the abort takes its admitted pod out of the Service", async () => {
     await hg.apply(makeService("web"));
-    const stable = await stableAtTag1(hg, [{ weight: 33, bake: "2m" }, { weight: 100 }]);
+    const stable = await stableAtTag1(hg, { steps: [{ weight: 33, bake: "2m" }, { weight: 100 }] });
     await setImage(hg.namespace, "bad");
     const seen = await waitForRecord(
       hg.namespace,
@@ -153,7 +153,7 @@ describe("rollouts gated on deep checks (real kubelet)", () => {
   });
 
   it("a shared-dependency outage (stable pods fail too) holds as DependencyDegraded, then the rollout continues", async () => {
-    const stable = await stableAtTag1(hg, [{ weight: 33, bake: "20s" }, { weight: 100 }]);
+    const stable = await stableAtTag1(hg, { steps: [{ weight: 33, bake: "20s" }, { weight: 100 }] });
     await setImage(hg.namespace, "2");
     await waitForRecord(hg.namespace, (s) => s.phase === "Baking" && s.step === 0, "step 1 to bake");
     // When the deep path fails on every pod, old and new

@@ -9,7 +9,16 @@ import { testClients } from "../../support/kube.ts";
 import { EXIT_CODE_ANNOTATION, isReady, livePods } from "../../support/realNodes.ts";
 import { holdsFor, waitFor } from "../../support/waitFor.ts";
 import { installCrd, useControllerHarness, waitForDeploymentCondition } from "../controller/support.ts";
-import { app, gateOf, hash, readRecord, readyOf, stableAtTag1, waitForRecord } from "./rolloutSupport.ts";
+import {
+  app,
+  gateOf,
+  hash,
+  readRecord,
+  readyOf,
+  setImage,
+  stableAtTag1,
+  waitForRecord,
+} from "./rolloutSupport.ts";
 
 beforeAll(() => installCrd());
 
@@ -31,14 +40,14 @@ describe("gated rollouts that fail or lack capacity (real kubelet)", () => {
         expect(s?.phase, JSON.stringify(s)).toBe("Aborted");
         return s!;
       },
-      { what: `the rollout to abort (${reason})`, timeoutMs: 120_000, intervalMs: 250 },
+      { what: `the rollout to abort (${reason})`, timeoutMs: 150_000, intervalMs: 250 },
     );
     expect(state.reason).toBe(reason);
     await waitForDeploymentCondition(hg.namespace, "web", "RolloutHealthy", { status: "False", reason });
   }
 
   it("a revision whose containers crash-loop is aborted", async () => {
-    const stable = await stableAtTag1(hg, STEPS);
+    const stable = await stableAtTag1(hg, { steps: STEPS });
     await patchTemplate([
       { op: "add", path: "/spec/template/metadata/annotations", value: { [EXIT_CODE_ANNOTATION]: "1" } },
     ]);
@@ -46,7 +55,7 @@ describe("gated rollouts that fail or lack capacity (real kubelet)", () => {
   });
 
   it("a revision whose image cannot be pulled is aborted", async () => {
-    const stable = await stableAtTag1(hg, STEPS);
+    const stable = await stableAtTag1(hg, { steps: STEPS });
     await patchTemplate([
       {
         op: "replace",
@@ -57,16 +66,24 @@ describe("gated rollouts that fail or lack capacity (real kubelet)", () => {
     await expectAbortWithNoNewReadyPod(stable, "ImagePullFailed");
   });
 
+  it("a new pod whose deep check flaps is never admitted and aborts the revision at newPodDeadline", async () => {
+    const stable = await stableAtTag1(hg, { steps: STEPS, newPodDeadline: "30s" });
+    await setImage(hg.namespace, "flap");
+    // It passes every other check: never successThreshold (2) in a row, never failureLimit (3) failures in a row
+    await expectAbortWithNoNewReadyPod(stable, "NewPodDeadlineExceeded");
+    const state = await readRecord(hg.namespace);
+    expect(state?.admitted ?? []).toEqual([]);
+    expect(state?.message).toContain("newPodDeadline 30s");
+  });
+
   it("a step the rolling update would take below the serving floor is held, naming the number to change", async () => {
     // 3 replicas, no spec.headroom: F = 2; maxUnavailable 2 lets the controller take 2 at once
-    const stable = await stableAtTag1(hg, STEPS, withRollingUpdate({ maxSurge: 1, maxUnavailable: 2 }));
-    await patchTemplate([
-      {
-        op: "replace",
-        path: "/spec/template/spec/containers/0/image",
-        value: "registry.example/healthgate/test-app:2",
-      },
-    ]);
+    const stable = await stableAtTag1(
+      hg,
+      { steps: STEPS },
+      withRollingUpdate({ maxSurge: 1, maxUnavailable: 2 }),
+    );
+    await setImage(hg.namespace, "2");
     const held = await waitForRecord(
       hg.namespace,
       (s) => s.reason === "ServingFloor",
@@ -83,14 +100,8 @@ describe("gated rollouts that fail or lack capacity (real kubelet)", () => {
   });
 
   it("an HPA-style scale-up mid-rollout adds stable pods that are never held and recomputes the budget", async () => {
-    const stable = await stableAtTag1(hg, STEPS);
-    await patchTemplate([
-      {
-        op: "replace",
-        path: "/spec/template/spec/containers/0/image",
-        value: "registry.example/healthgate/test-app:2",
-      },
-    ]);
+    const stable = await stableAtTag1(hg, { steps: STEPS });
+    await setImage(hg.namespace, "2");
     const baking = await waitForRecord(
       hg.namespace,
       (s) => s.phase === "Baking" && s.step === 0,

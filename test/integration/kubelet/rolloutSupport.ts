@@ -23,17 +23,42 @@ export const GATE = "healthgate.io/deep-check";
 export const DEEP = "/health/deep";
 
 /** Tag "bad": the deep check passes for the first 8 s of the container, then answers 500. */
-export const app = (pod: V1Pod): App => ({
-  "/healthz": {},
-  "/readyz": {},
-  [DEEP]: imageTag(pod) === "bad" ? ({ sinceStartMs }) => (sinceStartMs < 8_000 ? {} : { status: 500 }) : {},
-});
+/** A deep check that alternates pass and fail, request by request: it never passes twice in a row. */
+function flapping(): App[string] {
+  let requests = 0;
+  return () => (requests++ % 2 === 0 ? {} : { status: 500 });
+}
+
+/**
+ * Tag "bad": the deep check passes for the first 8 s of the container, then answers 500.
+ * Tag "flap": it alternates pass and fail. Any other tag: it passes.
+ */
+export const app = (pod: V1Pod): App => {
+  const tag = imageTag(pod);
+  return {
+    "/healthz": {},
+    "/readyz": {},
+    [DEEP]:
+      tag === "bad"
+        ? ({ sinceStartMs }) => (sinceStartMs < 8_000 ? {} : { status: 500 })
+        : tag === "flap"
+          ? flapping()
+          : {},
+  };
+};
+
+/** Steps of the policy's rollout, and its newPodDeadline. */
+export interface TestRollout {
+  steps: { weight: number; bake?: string }[];
+  newPodDeadline?: string;
+}
 
 export const withRollout =
-  (steps: { weight: number; bake?: string }[]) =>
+  ({ steps, newPodDeadline }: TestRollout) =>
   (policy: HealthPolicyObject): void => {
     policy.spec.rollout = {
       steps,
+      ...(newPodDeadline ? { newPodDeadline } : {}),
       deepCheck: {
         path: DEEP,
         intervalSeconds: 2,
@@ -103,10 +128,10 @@ export async function readyOf(namespace: string, revision: string): Promise<V1Po
 /** Policy, operator, Deployment at tag 1; waits until tag 1 is the recorded stable revision. */
 export async function stableAtTag1(
   hg: ControllerHarness,
-  steps: { weight: number; bake?: string }[],
+  rollout: TestRollout,
   ...modifiers: Modifier<V1Deployment>[]
 ): Promise<string> {
-  await hg.createPolicy(makePolicy("web", withRollout(steps)));
+  await hg.createPolicy(makePolicy("web", withRollout(rollout)));
   await hg.startOperator();
   await hg.apply(web("1", ...modifiers));
   // The first revision is not gated: healthgate opens every gate at once, and records it as stable.
