@@ -159,6 +159,8 @@ export interface Pod {
   status?: {
     phase?: string;
     podIP?: string;
+    /** When the kubelet acknowledged the pod (RFC 3339). */
+    startTime?: string;
     conditions?: PodCondition[];
     containerStatuses?: {
       name: string;

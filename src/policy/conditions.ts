@@ -1,5 +1,5 @@
 import type { DeploymentCondition } from "../api/k8s.ts";
-import type { Condition } from "../api/v1alpha1/index.ts";
+import { ConditionType, DEPLOYMENT_CONDITION_PREFIX, type Condition } from "../api/v1alpha1/index.ts";
 import type { ConditionIntent } from "./seam.ts";
 
 // The one condition setter. Transition times move only when the status flips,
@@ -56,12 +56,29 @@ export function setDeploymentCondition(
 const byType = (a: { type: string }, b: { type: string }) => (a.type < b.type ? -1 : a.type > b.type ? 1 : 0);
 
 const statusRank = { False: 0, Unknown: 1, True: 2 } as const;
+const abnormalTrueRank = { True: 0, Unknown: 1, False: 2 } as const;
 
-/** The worst of several intents for one condition type (False < Unknown < True), for policy-level aggregation. */
+/** Condition types whose True is the abnormal state (CorrelatedFailure); for the others True is good. */
+export const ABNORMAL_WHEN_TRUE: ReadonlySet<string> = new Set([ConditionType.CorrelatedFailure]);
+
+const bare = (type: string) =>
+  type.startsWith(DEPLOYMENT_CONDITION_PREFIX) ? type.slice(DEPLOYMENT_CONDITION_PREFIX.length) : type;
+
+/** The Event type for a condition now at `status` (type bare or `healthgate.io/`-prefixed). */
+export function conditionEventType(type: string, status: string): "Normal" | "Warning" {
+  const good = ABNORMAL_WHEN_TRUE.has(bare(type)) ? status === "False" : status === "True";
+  return good ? "Normal" : "Warning";
+}
+
+/**
+ * The worst of several intents for one condition type (False < Unknown < True; the other way
+ * round for ABNORMAL_WHEN_TRUE types), for policy-level aggregation.
+ */
 export function worstIntent(intents: readonly ConditionIntent[]): ConditionIntent | undefined {
   let worst: ConditionIntent | undefined;
   for (const intent of intents) {
-    if (!worst || statusRank[intent.status] < statusRank[worst.status]) worst = intent;
+    const rank = ABNORMAL_WHEN_TRUE.has(intent.type) ? abnormalTrueRank : statusRank;
+    if (!worst || rank[intent.status] < rank[worst.status]) worst = intent;
   }
   return worst;
 }

@@ -7,6 +7,7 @@ import type {
   ConditionType,
   DetectionFigures,
   Finding,
+  GuardFigures,
   HeadroomFigures,
   HealthPolicy,
   RolloutFigures,
@@ -21,6 +22,7 @@ import type {
   Probe,
   ReplicaSet,
 } from "../api/k8s.ts";
+import type { GuardAssessment } from "./guard/assess.ts";
 
 /** Everything a concern may look at, read once per reconcile. Never mutated. */
 export interface TargetSnapshot {
@@ -39,6 +41,8 @@ export interface TargetSnapshot {
   readonly nodeZones: Readonly<Record<string, string>>;
   /** metrics.k8s.io samples for the target's pods over the window; "unavailable" when the API is absent. */
   readonly usage?: readonly PodUsageSample[] | "unavailable";
+  /** The correlated-failure guard's look at the pods (src/policy/guard), when the controller keeps its history. */
+  readonly guard?: GuardAssessment;
   readonly now: Date;
 }
 
@@ -56,6 +60,11 @@ export interface EventIntent {
   type: "Normal" | "Warning";
   reason: string;
   message: string;
+  /**
+   * Sent with this reconcile, not only when a condition of the same reason flips: for reports
+   * of something that happened (a flapping pod), which the concern makes once per occurrence.
+   */
+  immediate?: boolean;
 }
 
 /** Probe, preStop and grace fields of one container that healthgate owns in Enforce mode. */
@@ -86,7 +95,12 @@ export interface Contribution {
   ownedSpec?: OwnedSpec;
   conditions: ConditionIntent[];
   findings: Finding[];
-  figures: { detection?: DetectionFigures[]; headroom?: HeadroomFigures; rollout?: RolloutFigures };
+  figures: {
+    detection?: DetectionFigures[];
+    headroom?: HeadroomFigures;
+    rollout?: RolloutFigures;
+    guard?: GuardFigures;
+  };
   events: EventIntent[];
   ownedObjects?: OwnedObject[];
   /** Ask to be reconciled again after this long even if nothing changes (timed work). */

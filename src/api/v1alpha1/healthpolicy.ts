@@ -18,6 +18,8 @@ export const ConditionType = {
   LivenessShallow: "LivenessShallow",
   HeadroomSufficient: "HeadroomSufficient",
   RolloutHealthy: "RolloutHealthy",
+  /** True while a correlated failure is active: True is the abnormal state (see ABNORMAL_WHEN_TRUE). */
+  CorrelatedFailure: "CorrelatedFailure",
 } as const;
 export type ConditionType = (typeof ConditionType)[keyof typeof ConditionType];
 export const DEPLOYMENT_CONDITION_PREFIX = `${GROUP}/`;

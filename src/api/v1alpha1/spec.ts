@@ -453,6 +453,70 @@ export const rolloutSpec = withRules(
   "Progressive rollout gated on out-of-band deep checks (per-pod readiness gate healthgate.io/deep-check).",
 );
 
+const flappingSpec = withRules(
+  z.object({
+    maxTransitions: int32(2, 1000)
+      .default(4)
+      .describe(
+        "A pod whose readiness changes more than this many times within windowSeconds is flapping and is reported " +
+          "(status, Event, metric).",
+      ),
+    windowSeconds: int32(10, 86400)
+      .default(300)
+      .describe("Seconds over which readiness changes are counted."),
+    reportBackoffSeconds: int32(1, 86400)
+      .default(60)
+      .describe(
+        "Seconds before a flapping pod is reported again; doubles with each repeat report (exponential backoff), " +
+          "so a chronic flapper is reported less often while its status entry stays.",
+      ),
+    maxReportBackoffSeconds: int32(1, 604800)
+      .default(3600)
+      .describe(
+        "The longest wait between two reports of one pod. A pod that stops flapping is forgiven (its backoff " +
+          "starts over) after this long without a report.",
+      ),
+  }),
+  {
+    rule: "self.reportBackoffSeconds <= self.maxReportBackoffSeconds",
+    message:
+      "flapping.reportBackoffSeconds must not exceed flapping.maxReportBackoffSeconds; lower the first or raise the second",
+    fieldPath: ".reportBackoffSeconds",
+    holds: (f) => f.reportBackoffSeconds <= f.maxReportBackoffSeconds,
+  },
+);
+
+const FLAPPING_DEFAULTS = {
+  maxTransitions: 4,
+  windowSeconds: 300,
+  reportBackoffSeconds: 60,
+  maxReportBackoffSeconds: 3600,
+};
+
+export const guardrailsSpec = z
+  .object({
+    maxUnreadyPercent: int32(1, 100)
+      .default(50)
+      .describe(
+        "More than this percentage of serving pods going unready within windowSeconds (at least two pods), or " +
+          "every pod of a zone holding two or more, is a correlated (probably global) failure: healthgate reports " +
+          "CorrelatedFailure and takes no action that shrinks capacity while it lasts. Pods held unready only by " +
+          "their healthgate.io/deep-check gate, and pods that never were Ready, are not counted.",
+      ),
+    windowSeconds: int32(1, 3600)
+      .default(30)
+      .describe("How close together, in seconds, pods must go unready to count as one correlated event."),
+    clearAfterSeconds: int32(0, 86400)
+      .default(60)
+      .describe(
+        "CorrelatedFailure clears only after the unready pods have stayed at or below maxUnreadyPercent (and no " +
+          "zone wholly unready) for this many seconds (hysteresis).",
+      ),
+    flapping: flappingSpec.default(FLAPPING_DEFAULTS).describe("Readiness flapping detection per pod."),
+  })
+  .default({ maxUnreadyPercent: 50, windowSeconds: 30, clearAfterSeconds: 60, flapping: FLAPPING_DEFAULTS })
+  .describe("Correlated-failure guard and flapping detection.");
+
 const specShape = z.object({
   selector: labelSelector()
     .optional()
@@ -497,16 +561,7 @@ const specShape = z.object({
   shutdown: shutdownSpec.default({ drainSeconds: 5, maxInFlightSeconds: 20 }),
   headroom: headroomSpec.optional(),
   rollout: rolloutSpec.optional(),
-  guardrails: z
-    .object({
-      maxUnreadyPercent: int32(1, 100)
-        .default(50)
-        .describe(
-          "More pods than this percentage unready at once is treated as a correlated (global) failure: rollouts hold.",
-        ),
-    })
-    .default({ maxUnreadyPercent: 50 })
-    .describe("Correlated-failure guard."),
+  guardrails: guardrailsSpec,
 });
 
 type SpecShape = z.output<typeof specShape>;
@@ -592,3 +647,4 @@ export type ProbeEndpoint = NonNullable<HealthPolicySpec["endpoints"]["liveness"
 export type ProbeTimingSpec = NonNullable<NonNullable<HealthPolicySpec["timing"]>["readiness"]>;
 export type HeadroomSpec = NonNullable<HealthPolicySpec["headroom"]>;
 export type RolloutSpec = NonNullable<HealthPolicySpec["rollout"]>;
+export type GuardrailsSpec = HealthPolicySpec["guardrails"];

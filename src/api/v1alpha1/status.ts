@@ -168,6 +168,49 @@ export const rolloutFigures = z.object({
 });
 export type RolloutFigures = z.infer<typeof rolloutFigures>;
 
+export const guardFigures = z.object({
+  correlatedFailure: z
+    .object({
+      since: dateTime().describe("When the correlated failure was detected."),
+      unreadyPods: int32(0, 100000).describe("Serving pods unready now."),
+      servingPods: int32(0, 100000).describe(
+        "Pods that count: Ready, or unready after having been Ready (gate-held and never-Ready pods do not).",
+      ),
+      windowSeconds: int32(0, 3600).describe(
+        "The window the pods went unready within (guardrails.windowSeconds).",
+      ),
+      zone: z
+        .string()
+        .max(63)
+        .optional()
+        .describe("The zone whose every pod went unready, if that triggered it."),
+      clearsAt: dateTime()
+        .optional()
+        .describe(
+          "When it clears if the unready pods stay at or below the threshold until then (hysteresis).",
+        ),
+    })
+    .optional()
+    .describe("Present while a correlated failure is active: healthgate takes no capacity-shrinking action."),
+  flapping: z
+    .array(
+      z.object({
+        pod: z.string().max(253).describe("The flapping pod's name."),
+        transitions: int32(0, 100000).describe("Readiness changes within guardrails.flapping.windowSeconds."),
+        reports: int32(0, 100000).describe(
+          "Times this pod has been reported (Event, metric) since it began flapping.",
+        ),
+        nextReportAt: dateTime()
+          .optional()
+          .describe("No report (Event) of this pod before then: exponential backoff for repeat offenders."),
+      }),
+    )
+    .max(20)
+    .optional()
+    .describe("Pods whose readiness flaps faster than guardrails.flapping allows (at most 20 listed)."),
+});
+export type GuardFigures = z.infer<typeof guardFigures>;
+
 export const targetStatus = z.object({
   name: z.string().max(253).describe("Deployment name."),
   governed: z
@@ -181,6 +224,9 @@ export const targetStatus = z.object({
   findings: z.array(finding).max(256).optional().describe("What the probe rules found, most severe first."),
   headroom: headroomFigures.optional().describe("N−k headroom figures (with spec.headroom)."),
   rollout: rolloutFigures.optional().describe("Rollout gating state (with spec.rollout)."),
+  guard: guardFigures
+    .optional()
+    .describe("Correlated-failure guard: an active correlated failure, flapping pods."),
 });
 export type TargetStatus = z.infer<typeof targetStatus>;
 
@@ -197,7 +243,9 @@ export const healthPolicyStatus = z
       .max(16)
       .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"] })
       .optional()
-      .describe("Ready, ProbesCompliant, LivenessShallow, HeadroomSufficient, RolloutHealthy."),
+      .describe(
+        "Ready, ProbesCompliant, LivenessShallow, HeadroomSufficient, RolloutHealthy, CorrelatedFailure.",
+      ),
     targetCount: int32(0, 100000).optional().describe("Deployments this policy selects."),
     compliantCount: int32(0, 100000)
       .optional()

@@ -27,7 +27,17 @@ describe("parseHealthPolicy", () => {
     expect(r.policy.spec.mode).toBe("Audit");
     expect(r.policy.spec.shutdown).toEqual({ drainSeconds: 5, maxInFlightSeconds: 20 });
     expect(r.policy.spec.deny).toEqual({ deepLiveness: false });
-    expect(r.policy.spec.guardrails).toEqual({ maxUnreadyPercent: 50 });
+    expect(r.policy.spec.guardrails).toEqual({
+      maxUnreadyPercent: 50,
+      windowSeconds: 30,
+      clearAfterSeconds: 60,
+      flapping: {
+        maxTransitions: 4,
+        windowSeconds: 300,
+        reportBackoffSeconds: 60,
+        maxReportBackoffSeconds: 3600,
+      },
+    });
     expect(r.ignoredStatus).toBeUndefined();
   });
 

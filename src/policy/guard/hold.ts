@@ -1,0 +1,30 @@
+// The hook other concerns consult before anything that shrinks capacity
+// (advancing or rolling back a rollout, closing a gate, releasing a template):
+// while a correlated failure is active, the answer is "hold".
+import type { TargetSnapshot } from "../seam.ts";
+
+export interface CapacityHold {
+  reason: "CorrelatedFailure";
+  /** Says why and until when, for a condition or Event of the caller. */
+  message: string;
+  /** When the correlated failure began. */
+  since: Date;
+}
+
+/**
+ * `CorrelatedFailure` is active on this Deployment: take no capacity-shrinking action (no
+ * rollout step, no gate set False, no rollback, no release). Undefined when nothing holds.
+ */
+export function capacityShrinkHold(snapshot: Pick<TargetSnapshot, "guard">): CapacityHold | undefined {
+  const correlated = snapshot.guard?.correlated;
+  if (!correlated) return undefined;
+  return {
+    reason: "CorrelatedFailure",
+    since: new Date(correlated.since),
+    message:
+      `CorrelatedFailure since ${iso(correlated.since)} (${correlated.unready} of ${correlated.serving} serving pods ` +
+      `unready): healthgate takes no capacity-shrinking action until it clears`,
+  };
+}
+
+export const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
