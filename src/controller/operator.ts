@@ -23,6 +23,7 @@ import { registerDeepCheckMetrics, type DeepCheckMetrics } from "../prober/metri
 import { isOwnCondition, ownConditions, sameJson } from "../policy/decide.ts";
 import { governingPolicy, policySelects } from "../policy/governance.ts";
 import { selectorMatches } from "../policy/selector.ts";
+import { guardConcern } from "../policy/guard/concern.ts";
 import { headroomConcern } from "../policy/headroom/concern.ts";
 import { isManagedPdb, pdbName } from "../policy/headroom/pdb.ts";
 import { probesConcern } from "../policy/probes/concern.ts";
@@ -31,11 +32,12 @@ import type { HealthPolicy } from "../api/v1alpha1/index.ts";
 import { ReconcileLoop } from "./reconcileLoop.ts";
 import { deploymentKey, HealthgateReconciler, parseCachedPolicy, policyKey, type Key } from "./reconciler.ts";
 import { RolloutGating } from "./rollout.ts";
+import { GuardTracker, registerGuardMetrics } from "./guard.ts";
 import { registerStatusGauges } from "./statusMetrics.ts";
 import { createWorld, type World } from "./world.ts";
 
 /** Every concern, in the order their contributions merge. Rollout gating and the guard plug in here. */
-export const CONCERNS: readonly Concern[] = [probesConcern, headroomConcern];
+export const CONCERNS: readonly Concern[] = [probesConcern, headroomConcern, guardConcern];
 
 export interface OperatorOptions {
   kubeConfig: KubeConfig;
@@ -124,6 +126,12 @@ export class Operator {
       prober: () => this.prober,
       enqueue: (namespace, name) => this.loop.enqueue(deploymentKey(namespace, name)),
     });
+    // The guard's readiness history is fed by the pod cache's events, leader or not.
+    const guard = new GuardTracker({
+      clock: options.clock ?? systemClock,
+      metrics: registerGuardMetrics(this.metrics),
+    });
+    this.world.pods.addHandlers(guard.podHandlers);
     const reconciler = (this.reconciler = new HealthgateReconciler({
       world: this.world,
       client: this.client,
@@ -136,6 +144,7 @@ export class Operator {
       metrics: this.metrics,
       enforceAvailable: () => this.enforceAvailable,
       rollout: this.rollout,
+      guard,
     }));
     this.loop = new ReconcileLoop(reconciler, {
       name: "healthgate",

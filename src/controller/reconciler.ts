@@ -18,7 +18,7 @@ import {
   type HealthTargetStatus,
 } from "../api/v1alpha1/index.ts";
 import { parseHealthPolicy, type ParseResult } from "../api/v1alpha1/parse.ts";
-import { setPolicyCondition } from "../policy/conditions.ts";
+import { conditionEventType, setPolicyCondition } from "../policy/conditions.ts";
 import {
   decideTarget,
   deploymentConditions,
@@ -59,6 +59,7 @@ import type { Clock } from "../kube/clock.ts";
 import { eventFor } from "../kube/events.ts";
 import { metricsWindowSeconds, type PodMetricsHistory } from "../kube/podMetrics.ts";
 import type { World } from "./world.ts";
+import type { GuardTracker } from "./guard.ts";
 import {
   FIELD_MANAGER,
   RELEASE_FIELD_MANAGER,
@@ -153,6 +154,8 @@ export interface ReconcilerOptions {
   enforceAvailable?: () => boolean;
   /** Rollout gating (spec.rollout): its decision joins the concerns', its writes follow the conditions'. */
   rollout?: RolloutGating;
+  /** The correlated-failure guard's readiness history; without it the guard concern reports nothing. */
+  guard?: GuardTracker;
 }
 
 export class HealthgateReconciler implements Reconciler {
@@ -211,7 +214,8 @@ export class HealthgateReconciler implements Reconciler {
       });
   }
 
-  private snapshot(policy: HealthPolicy, deployment: Deployment): TargetSnapshot {
+  /** `commit`: the Deployment's own reconcile, whose look the guard keeps (see GuardTracker.assess). */
+  private snapshot(policy: HealthPolicy, deployment: Deployment, commit = false): TargetSnapshot {
     const { world } = this.o;
     const ns = deployment.metadata.namespace ?? "";
     const replicaSets = world.replicaSets.byIndex("owner", deployment.metadata.uid ?? "");
@@ -226,11 +230,14 @@ export class HealthgateReconciler implements Reconciler {
     const nodeZones = world.nodeZones();
     const hpa = world.hpas.byIndex("target", `${ns}/${deployment.metadata.name}`)[0];
     const now = new Date(this.o.clock.now());
+    const key = { namespace: ns, name: deployment.metadata.name };
+    const guard = this.o.guard?.assess(key, policy, pods, nodeZones, commit);
     return {
       policy,
       deployment,
       replicaSets,
       pods,
+      ...(guard ? { guard } : {}),
       ...(hpa ? { hpa } : {}),
       pdbs,
       nodeZones,
@@ -258,6 +265,7 @@ export class HealthgateReconciler implements Reconciler {
       this.refusals.delete(deploymentKey(namespace, name));
       this.releaseRetries.delete(`${namespace}/${name}`);
       this.o.rollout?.forget(namespace, name);
+      this.o.guard?.forget({ namespace, name });
       return {};
     }
     await this.migrateFromV01(deployment, signal);
@@ -272,9 +280,10 @@ export class HealthgateReconciler implements Reconciler {
       await this.writeDeploymentConditions(deployment, [], now, signal);
       await this.deleteRecord(namespace, name, signal);
       this.o.rollout?.forget(namespace, name);
+      this.o.guard?.forget({ namespace, name });
       return {};
     }
-    const snapshot = this.snapshot(policy, deployment);
+    const snapshot = this.snapshot(policy, deployment, true);
     const decision = decideTarget(snapshot, this.o.concerns);
     const release = await this.release(policy, deployment, decision, now, signal);
     const key = deploymentKey(namespace, name);
@@ -290,7 +299,7 @@ export class HealthgateReconciler implements Reconciler {
     );
     // Events about the Deployment: one that explains a condition goes out when that condition
     // flips (below); the others (LivenessDeepReplaced) go out with the release they announce.
-    const aboutDeployment = decided.events.filter((e) => e.regarding === "Deployment");
+    const aboutDeployment = decided.events.filter((e) => e.regarding === "Deployment" && !e.immediate);
     const reasons = new Set(decided.conditions.map((c) => c.reason));
     if (release?.wrote) {
       for (const e of aboutDeployment.filter((e) => !reasons.has(e.reason)))
@@ -300,6 +309,8 @@ export class HealthgateReconciler implements Reconciler {
     // RolloutHealthy (NewRevision first) is written before any gate and before the record says
     // which generation it is about.
     if (gating) await this.o.rollout?.act(policy, snapshot, record, gating, signal);
+    for (const e of decided.events.filter((e) => e.immediate))
+      await this.event(deployment, e.type, e.reason, e.message, signal);
     // Every policy selecting it reports on it: the governing one, and any other as overlapping.
     for (const p of policies) {
       if (policySelects(p, deployment)) this.o.enqueue(policyKey(namespace, p.metadata.name));
@@ -556,7 +567,7 @@ export class HealthgateReconciler implements Reconciler {
       const own = explained.find((e) => e.reason === c.reason);
       await this.event(
         deployment,
-        own?.type ?? (c.status === "True" ? "Normal" : "Warning"),
+        own?.type ?? conditionEventType(type, c.status),
         c.reason ?? "Changed",
         `${type}=${c.status}: ${own?.message ?? c.message ?? ""}`,
         signal,
@@ -768,7 +779,7 @@ export class HealthgateReconciler implements Reconciler {
       if (!c) continue;
       await this.event(
         raw,
-        c.status === "True" ? "Normal" : "Warning",
+        conditionEventType(type, c.status),
         c.reason,
         `${type}=${c.status}: ${c.message}`,
         signal,

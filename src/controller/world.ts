@@ -23,7 +23,7 @@ import type { HealthgateMetrics } from "../observability/metrics.ts";
 
 export const ZONE_LABEL = "topology.kubernetes.io/zone";
 const POD_TEMPLATE_HASH = "pod-template-hash";
-/** The pod conditions rollout gating reads. */
+/** The pod conditions rollout gating and the correlated-failure guard read. */
 const POD_CONDITIONS = new Set(["PodScheduled", "ContainersReady", "Ready", DEEP_CHECK_GATE]);
 
 /** The field manager of healthgate's applies (records, PDBs), and of its status writes. */
@@ -107,7 +107,8 @@ export const slim = {
    * What the concerns read of a pod: its node (zones), phase and deletion (which pods count),
    * its containers' CPU requests (Metrics-source headroom) and its controlling ReplicaSet; for
    * rollout gating its revision, readiness gates and conditions, what keeps its containers
-   * waiting (crash loop, image pull), and where to deep-check it (IP, ports, hostNetwork).
+   * waiting (crash loop, image pull), and where to deep-check it (IP, ports, hostNetwork); for
+   * the correlated-failure guard when its readiness last changed and when it started.
    */
   pod: (obj: Raw): Pod => {
     const pod = obj as unknown as Pod;
@@ -122,6 +123,10 @@ export const slim = {
               type: c.type,
               status: c.status,
               ...(c.reason ? { reason: c.reason } : {}),
+              // When readiness last changed: the correlated-failure guard's "went unready together".
+              ...(c.type !== "PodScheduled" && c.lastTransitionTime
+                ? { lastTransitionTime: c.lastTransitionTime }
+                : {}),
               ...(c.type === "PodScheduled" && c.message ? { message: c.message } : {}),
             },
       );
@@ -159,6 +164,8 @@ export const slim = {
       status: {
         ...(status.phase ? { phase: status.phase } : {}),
         ...(status.podIP ? { podIP: status.podIP } : {}),
+        // The guard tells a pod never Ready from one that was by its start time.
+        ...(status.startTime ? { startTime: status.startTime } : {}),
         ...(conditions.length > 0 ? { conditions } : {}),
         ...(waiting.length > 0 ? { containerStatuses: waiting } : {}),
       },

@@ -455,7 +455,7 @@ export const rolloutSpec = withRules(
 
 const flappingSpec = withRules(
   z.object({
-    maxTransitions: int32(2, 1000)
+    maxTransitions: int32(2, 100)
       .default(4)
       .describe(
         "A pod whose readiness changes more than this many times within windowSeconds is flapping and is reported " +
