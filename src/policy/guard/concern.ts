@@ -42,12 +42,11 @@ export function correlatedIntent(a: GuardAssessment): ConditionIntent {
     };
   }
   const t = c.trigger;
-  const what =
-    t.zone !== undefined && t.unready * 100 <= g.maxUnreadyPercent * t.serving
-      ? `every pod of zone ${t.zone} (${t.unready}) went unready within ${g.windowSeconds}s`
-      : `${t.unready} of ${t.serving} serving pods (${percent(t.unready, t.serving)}%) went unready within ` +
-        `${g.windowSeconds}s, more than guardrails.maxUnreadyPercent ${g.maxUnreadyPercent}%` +
-        (t.zone !== undefined ? `, every pod of zone ${t.zone} among them` : "");
+  const what = !t.byFraction
+    ? `every pod of zone ${t.zone} (${t.unready}) went unready within ${g.windowSeconds}s`
+    : `${t.unready} of ${t.serving} serving pods (${percent(t.unready, t.serving)}%) went unready within ` +
+      `${g.windowSeconds}s, more than guardrails.maxUnreadyPercent ${g.maxUnreadyPercent}%` +
+      (t.zone !== undefined ? `, every pod of zone ${t.zone} among them` : "");
   const revisions = a.byRevision.length > 1 ? `; unready by revision: ${revisionList(a)}` : "";
   const excluded = excludedNote(a);
   const clearing =
@@ -57,10 +56,7 @@ export function correlatedIntent(a: GuardAssessment): ConditionIntent {
   return {
     type: ConditionType.CorrelatedFailure,
     status: "True",
-    reason:
-      t.zone !== undefined && what.startsWith("every")
-        ? GuardReason.ZoneUnready
-        : GuardReason.ManyPodsUnready,
+    reason: t.byFraction ? GuardReason.ManyPodsUnready : GuardReason.ZoneUnready,
     message:
       `since ${iso(c.since)}: ${what}${revisions}${excluded}${clearing}. The cause is probably shared (a ` +
       `dependency, the network, a configuration push), not independent failures: healthgate takes no ` +

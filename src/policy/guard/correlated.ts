@@ -13,12 +13,14 @@ export interface CorrelatedConfig {
   clearAfterMs: number;
 }
 
-/** What raised an episode. */
+/** What raised an episode (the largest burst seen while it lasts). */
 export interface Trigger {
   /** Pods that went unready within the window. */
   unready: number;
   /** Serving pods then. */
   serving: number;
+  /** More than maxUnreadyPercent went unready together (else a whole zone did). */
+  byFraction: boolean;
   /** The zone whose every pod went unready, when that is what (also) raised it. */
   zone?: string;
 }
@@ -91,11 +93,24 @@ export function stepCorrelated(
   if (episode) {
     if (stillAbove(pods, config)) {
       const { belowSince: _cleared, ...lasting } = episode;
-      return lasting;
+      // The kubelet ejects pods one probe at a time: a burst seen whole only later is the same event.
+      const grown = onset(pods, now, config);
+      return grown && larger(grown.trigger, episode.trigger)
+        ? { ...lasting, trigger: { ...grown.trigger, ...zoneOf(grown.trigger, episode.trigger) } }
+        : lasting;
     }
     const belowSince = episode.belowSince ?? now;
     return now - belowSince >= config.clearAfterMs ? undefined : { ...episode, belowSince };
   }
+  return onset(pods, now, config);
+}
+
+/** A new episode, when the pods show one now. */
+function onset(
+  pods: readonly PodView[],
+  now: number,
+  config: CorrelatedConfig,
+): CorrelatedEpisode | undefined {
   const burst = largestBurst(pods, config.windowMs);
   const zone = wholeZonesUnready(pods, config.windowMs)[0];
   const total = serving(pods).length;
@@ -105,6 +120,15 @@ export function stepCorrelated(
   const since = Math.min(now, Math.max(...members.map((p) => p.unreadySince ?? now)));
   return {
     since,
-    trigger: { unready: members.length, serving: total, ...(zone !== undefined ? { zone } : {}) },
+    trigger: { unready: members.length, serving: total, byFraction, ...(zone !== undefined ? { zone } : {}) },
   };
 }
+
+/** Whether `a` says more than `b`: a fraction over a zone, then more pods. */
+const larger = (a: Trigger, b: Trigger) =>
+  a.byFraction !== b.byFraction ? a.byFraction : a.unready > b.unready;
+
+const zoneOf = (a: Trigger, b: Trigger) => {
+  const zone = a.zone ?? b.zone;
+  return zone !== undefined ? { zone } : {};
+};

@@ -192,7 +192,7 @@ describe("correlated failure: onset", () => {
     ]);
     expect(stepCorrelated(undefined, pods, s(3600), CORRELATED)).toEqual({
       since: s(105),
-      trigger: { unready: 6, serving: 10 },
+      trigger: { unready: 6, serving: 10, byFraction: true },
     });
   });
 
@@ -225,7 +225,10 @@ describe("correlated failure: onset", () => {
     const pods = fleet(9, { 1: 0, 4: 2, 7: 3 }, zoneOf);
     expect(wholeZonesUnready(pods, 30_000)).toEqual(["zone-b"]);
     const episode = stepCorrelated(undefined, pods, s(5), CORRELATED);
-    expect(episode).toEqual({ since: s(3), trigger: { unready: 3, serving: 9, zone: "zone-b" } });
+    expect(episode).toEqual({
+      since: s(3),
+      trigger: { unready: 3, serving: 9, byFraction: false, zone: "zone-b" },
+    });
     const a = assessGuard(emptyGuardState(), pods, s(5), DEFAULTS).assessment;
     expect(correlatedIntent(a)).toEqual(
       expect.objectContaining({
@@ -255,7 +258,7 @@ describe("correlated failure: hysteresis", () => {
     expect(e?.since).toBe(s(0));
     // still above (long after the window: an episode lasts while the pods stay unready)
     e = stepCorrelated(e, unreadyAt0, s(600), CORRELATED);
-    expect(e).toEqual({ since: s(0), trigger: { unready: 6, serving: 10 } });
+    expect(e).toEqual({ since: s(0), trigger: { unready: 6, serving: 10, byFraction: true } });
     // 4 of 10 unready: below; clearing starts
     e = stepCorrelated(e, recovered(4), s(610), CORRELATED);
     expect(e?.belowSince).toBe(s(610));
@@ -275,6 +278,22 @@ describe("correlated failure: hysteresis", () => {
     expect(stepCorrelated(e, unreadyAt0, s(5), CORRELATED)).toEqual(e);
     const clearing = stepCorrelated(e, recovered(2), s(10), CORRELATED);
     expect(stepCorrelated(clearing, recovered(2), s(10), CORRELATED)).toEqual(clearing);
+  });
+
+  it("a burst the kubelet reveals one probe at a time grows the trigger: a zone first, then the fraction", () => {
+    const zoneOf = (i: number) => (i < 2 ? "zone-a" : "zone-b");
+    // 2 of 5 (zone-a) unready first: a zone failure
+    let e = stepCorrelated(undefined, fleet(5, { 0: 0, 1: 0 }, zoneOf), s(1), CORRELATED);
+    expect(e).toEqual({
+      since: s(0),
+      trigger: { unready: 2, serving: 5, byFraction: false, zone: "zone-a" },
+    });
+    // a third pod a second later: 3 of 5 went unready within the window
+    e = stepCorrelated(e, fleet(5, { 0: 0, 1: 0, 2: 1 }, zoneOf), s(2), CORRELATED);
+    expect(e).toEqual({ since: s(0), trigger: { unready: 3, serving: 5, byFraction: true, zone: "zone-a" } });
+    // one recovers: the trigger keeps the largest burst seen
+    e = stepCorrelated(e, fleet(5, { 0: 0, 2: 1 }, zoneOf), s(3), CORRELATED);
+    expect(e?.trigger.unready).toBe(3);
   });
 
   it("a whole zone still unready keeps it active though the fraction is below", () => {
