@@ -3,6 +3,7 @@
 import { describe, expect, it } from "vitest";
 import type { Pod } from "../../../src/api/k8s.ts";
 import { guardrailsSpec, type GuardrailsSpec } from "../../../src/api/v1alpha1/index.ts";
+import { conditionEventType, worstIntent } from "../../../src/policy/conditions.ts";
 import {
   assessGuard,
   backoffAfter,
@@ -426,5 +427,29 @@ describe("flapping", () => {
     expect(stepFlaps({}, [toggling(0, 8)], s(8), config).nextChangeAt).toBe(s(18));
     const slow = { ...config, backoffMs: 100_000, maxBackoffMs: 100_000 };
     expect(stepFlaps({}, [toggling(0, 8)], s(8), slow).nextChangeAt).toBe(s(60));
+  });
+});
+
+describe("CorrelatedFailure's polarity: True is the abnormal state", () => {
+  const intent = (status: "True" | "False") => ({
+    type: "CorrelatedFailure" as const,
+    status,
+    reason: status === "True" ? "ManyPodsUnready" : "NoCorrelatedFailure",
+    message: "",
+  });
+  it("the policy reports the worst Deployment: the one with a correlated failure", () => {
+    expect(worstIntent([intent("False"), intent("True"), intent("False")])?.status).toBe("True");
+    expect(
+      worstIntent([
+        { ...intent("False"), type: "HeadroomSufficient" },
+        { ...intent("True"), type: "HeadroomSufficient" },
+      ])?.status,
+    ).toBe("False");
+  });
+  it("a flip to True is a Warning, back to False a Normal Event (prefixed or not)", () => {
+    expect(conditionEventType("healthgate.io/CorrelatedFailure", "True")).toBe("Warning");
+    expect(conditionEventType("CorrelatedFailure", "False")).toBe("Normal");
+    expect(conditionEventType("healthgate.io/ProbesCompliant", "True")).toBe("Normal");
+    expect(conditionEventType("ProbesCompliant", "False")).toBe("Warning");
   });
 });
