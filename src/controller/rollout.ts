@@ -22,6 +22,7 @@ import type { ProberHandle } from "../prober/handle.ts";
 import { deepCheckTarget } from "../prober/targets.ts";
 import type { DeepCheckResult, ProbeTarget } from "../prober/types.ts";
 import type { CachedTarget } from "./world.ts";
+import { capacityShrinkHold } from "../policy/guard/hold.ts";
 
 /** The field manager of status.rollout on the record (that field only). */
 export const ROLLOUT_FIELD_MANAGER = "healthgate-rollout";
@@ -89,6 +90,7 @@ export class RolloutGating {
     const ns = deployment.metadata.namespace ?? "";
     const previous = this.stateOf(ns, deployment.metadata.name, record);
     const revision = newestRevision(deployment, snapshot.replicaSets);
+    const hold = capacityShrinkHold(snapshot);
     return decideRollout({
       deployment: {
         name: deployment.metadata.name,
@@ -107,6 +109,7 @@ export class RolloutGating {
       floor: servingFloor(snapshot, policy.spec.headroom),
       previous,
       now: snapshot.now.getTime(),
+      ...(hold ? { hold } : {}),
     });
   }
 

@@ -24,6 +24,7 @@ import {
   type RolloutPhase,
   type RolloutSpec,
 } from "../../api/v1alpha1/index.ts";
+import type { CapacityHold } from "../guard/hold.ts";
 import type { ConditionIntent, EventIntent } from "../seam.ts";
 import type { GatePod, ServingFloor } from "./revisions.ts";
 
@@ -48,6 +49,8 @@ export interface RolloutInput {
   previous: RolloutState | undefined;
   /** Epoch ms. */
   now: number;
+  /** The correlated-failure guard's capacityShrinkHold: while set, the rollout holds. */
+  hold?: CapacityHold;
 }
 
 export interface GateDecision {
@@ -85,6 +88,7 @@ export const RolloutReason = {
   CrashLoop: "CrashLoop",
   ImagePullFailed: "ImagePullFailed",
   NewPodDeadlineExceeded: "NewPodDeadlineExceeded",
+  CorrelatedFailure: "CorrelatedFailure",
   /** Gate reasons. */
   Admitted: "Admitted",
   NotGated: "NotGated",
@@ -294,6 +298,16 @@ function gatedRollout(input: RolloutInput, prior: RolloutState, live: readonly G
     abortRollout(input, state, gates, newPods, { reason, what, oldServing, serving, probe });
   const hold = (phase: RolloutPhase, reason: string, message: string) =>
     finish({ ...state, phase, reason, message }, gates, { requeueAfterSeconds: interval, probe });
+
+  // A correlated failure (src/policy/guard) shrinks capacity enough: admit nothing, take no step,
+  // abort nothing (no gate closes, no rollback) until it clears.
+  if (input.hold)
+    return hold(
+      "Holding",
+      RolloutReason.CorrelatedFailure,
+      `${input.hold.message}: rollout of revision ${revision} holds at step ${step + 1} ` +
+        `(nothing admitted, nothing aborted)`,
+    );
 
   // 2. Crash loops and failing image pulls count against the revision.
   const crashing = newPods.filter((p) => p.crashLooping);

@@ -320,6 +320,37 @@ describe("the control group", () => {
 });
 
 describe("deadlines and capacity", () => {
+  it("a correlated failure holds the rollout: nothing admitted, no step, no abort, no gate closed", () => {
+    const hold = {
+      reason: "CorrelatedFailure" as const,
+      since: new Date(T0),
+      message: "CorrelatedFailure since 2026-12-04T10:00:00Z (3 of 5 serving pods unready)",
+    };
+    // a passing new pod the budget would admit, and a crash-looping one that would abort
+    const pods = [
+      ...[1, 2, 3, 4].map((i) => stablePod(`s${i}`)),
+      pod("n1", "new", { assessment: passes(3) }),
+      pod("n2", "new", { crashLooping: "container web (3 restarts)" }),
+      pod("n3", "new", { gate: "True", ready: true, assessment: fails(5) }),
+    ];
+    const held = decideRollout(input({ pods, hold, previous: inProgress({ admitted: ["n3"] }) }));
+    expect(held.gates).toEqual([]);
+    expect(held.state).toMatchObject({
+      phase: "Holding",
+      step: 0,
+      admitted: ["n3"],
+      reason: "CorrelatedFailure",
+    });
+    expect(held.condition).toMatchObject({ status: "Unknown", reason: "CorrelatedFailure" });
+    expect(held.condition?.message).toContain("nothing admitted, nothing aborted");
+    // without the hold the same input aborts
+    expect(
+      decideRollout(input({ pods, previous: inProgress({ admitted: ["n3"] }) })).condition,
+    ).toMatchObject({
+      status: "False",
+    });
+  });
+
   it("crash loop and image pull failures abort", () => {
     const crash = decideRollout(
       input({ pods: [stablePod("s1"), pod("n1", "new", { crashLooping: "container web (3 restarts)" })] }),
