@@ -102,6 +102,9 @@ it(
       expect(conditions.find((l) => l.startsWith("  LivenessShallow="))).toMatch(
         /^ {2}LivenessShallow=True \(Shallow\): /,
       );
+      expect(conditions.find((l) => l.startsWith("  CorrelatedFailure="))).toMatch(
+        /^ {2}CorrelatedFailure=False \(NoCorrelatedFailure\): no correlated failure: at most 50% /,
+      );
       expect(conditions.find((l) => l.startsWith("  Ready="))).toMatch(
         /^ {2}Ready=True \(Reconciled\): governing 1 Deployment/,
       );
@@ -113,6 +116,7 @@ it(
       const deployment = lines.find((l) => l.startsWith("Deployment web-api: "));
       expect(deployment, stdout).toContain("healthgate.io/ProbesCompliant=True");
       expect(deployment).toContain("healthgate.io/LivenessShallow=True");
+      expect(deployment).toContain("healthgate.io/CorrelatedFailure=False (NoCorrelatedFailure)");
       expect(deployment).toContain("healthgate.io/HeadroomSufficient=False (ZoneLossTooLarge)");
       // and the example's pods, rolled out with healthgate's probes, Ready on the real kubelet in three zones
       const pods = lines.slice(lines.indexOf("$ kubectl get pods -n healthgate-demo -o wide") + 2);
