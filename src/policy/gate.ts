@@ -1,0 +1,106 @@
+// Which new pods get healthgate's readiness gate (issue 20, DESIGN.md "Rollout gating"):
+// the decision the gate webhook makes at Pod CREATE, pure, from the pod and what the
+// operator's caches hold. The Deployment is resolved from the pod itself — its controlling
+// ReplicaSet is named `<deployment>-<pod-template-hash>` — so a pod of a ReplicaSet that no
+// cache has seen yet (the usual case: the Deployment controller creates the ReplicaSet and
+// its first pods within milliseconds) is decided all the same.
+import { DEEP_CHECK_GATE } from "../api/v1alpha1/healthpolicy.ts";
+import type { Deployment, OwnerReference } from "../api/k8s.ts";
+import type { HealthPolicy } from "../api/v1alpha1/index.ts";
+
+/** The label the Deployment controller puts on each ReplicaSet and pod of a revision. */
+export const POD_TEMPLATE_HASH = "pod-template-hash";
+
+/** What the decision reads of the pod being created. */
+export interface GatePod {
+  namespace: string;
+  labels?: Readonly<Record<string, string>> | undefined;
+  ownerReferences?: readonly OwnerReference[] | undefined;
+  hostNetwork?: boolean | undefined;
+  readinessGates?: readonly { conditionType: string }[] | undefined;
+}
+
+/** What the caches say about the pod's Deployment. */
+export interface GateWorld {
+  /** Namespaces whose pods are never gated: kube-system and healthgate's own. */
+  excludedNamespaces: ReadonlySet<string>;
+  /** The Deployment named `name` in the pod's namespace, if cached. */
+  deployment(name: string): Deployment | undefined;
+  /** The policy governing that Deployment (the oldest selecting it), if any. */
+  governingPolicy(deployment: Deployment): HealthPolicy | undefined;
+  /** `status.rollout.stableRevision` of the Deployment's record, if recorded. */
+  stableRevision(deployment: Deployment): string | undefined;
+}
+
+export type GateReason =
+  | "NewRevision"
+  | "AlreadyGated"
+  | "ExcludedNamespace"
+  | "HostNetwork"
+  | "NotOwnedByReplicaSet"
+  | "NoPodTemplateHash"
+  | "NotADeploymentReplicaSet"
+  | "DeploymentNotCached"
+  | "Ungoverned"
+  | "NoRollout"
+  | "Recreate"
+  | "NoStableRevision"
+  | "StableRevision";
+
+export interface GateDecision {
+  gate: boolean;
+  reason: GateReason;
+  /** The Deployment the pod belongs to, once resolved. */
+  deployment?: string;
+  /** The pod's pod-template-hash, once read. */
+  revision?: string;
+}
+
+/** The Deployment a ReplicaSet named `replicaSet` belongs to, when its name ends in `-<hash>`. */
+export function deploymentOfReplicaSet(replicaSet: string, hash: string): string | undefined {
+  const suffix = `-${hash}`;
+  return hash && replicaSet.endsWith(suffix) && replicaSet.length > suffix.length
+    ? replicaSet.slice(0, -suffix.length)
+    : undefined;
+}
+
+/** Whether a pod being created gets the `healthgate.io/deep-check` readiness gate, and why. */
+export function decideGate(pod: GatePod, world: GateWorld): GateDecision {
+  if (world.excludedNamespaces.has(pod.namespace)) return { gate: false, reason: "ExcludedNamespace" };
+  // The prober never checks a pod that shares its node's network: a gate would never open.
+  if (pod.hostNetwork) return { gate: false, reason: "HostNetwork" };
+  const owner = pod.ownerReferences?.find((r) => r.controller && r.kind === "ReplicaSet");
+  if (!owner) return { gate: false, reason: "NotOwnedByReplicaSet" };
+  const revision = pod.labels?.[POD_TEMPLATE_HASH];
+  if (!revision) return { gate: false, reason: "NoPodTemplateHash" };
+  const name = deploymentOfReplicaSet(owner.name, revision);
+  if (!name) return { gate: false, reason: "NotADeploymentReplicaSet", revision };
+  const base = { deployment: name, revision };
+  // A Deployment no cache holds yet is a new one: its first revision is never gated anyway.
+  const deployment = world.deployment(name);
+  if (!deployment) return { gate: false, reason: "DeploymentNotCached", ...base };
+  const policy = world.governingPolicy(deployment);
+  if (!policy) return { gate: false, reason: "Ungoverned", ...base };
+  if (!policy.spec.rollout) return { gate: false, reason: "NoRollout", ...base };
+  // Recreate stops every old pod before the new ones start: there is nothing to step through.
+  if (deployment.spec.strategy?.type === "Recreate") return { gate: false, reason: "Recreate", ...base };
+  // No stable revision yet: the first revision of a new Deployment, or one adopted mid-rollout.
+  // Either becomes stable when fully available; the next revision is gated.
+  const stable = world.stableRevision(deployment);
+  if (!stable) return { gate: false, reason: "NoStableRevision", ...base };
+  if (stable === revision) return { gate: false, reason: "StableRevision", ...base };
+  if (pod.readinessGates?.some((g) => g.conditionType === DEEP_CHECK_GATE)) {
+    return { gate: false, reason: "AlreadyGated", ...base };
+  }
+  return { gate: true, reason: "NewRevision", ...base };
+}
+
+export type JsonPatchOp = { op: "add"; path: string; value: unknown };
+
+/** The JSONPatch that adds the gate, beside any readiness gates the pod already has. */
+export function gatePatch(pod: Pick<GatePod, "readinessGates">): JsonPatchOp[] {
+  const gate = { conditionType: DEEP_CHECK_GATE };
+  return pod.readinessGates
+    ? [{ op: "add", path: "/spec/readinessGates/-", value: gate }]
+    : [{ op: "add", path: "/spec/readinessGates", value: [gate] }];
+}

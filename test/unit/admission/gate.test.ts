@@ -1,0 +1,183 @@
+// Which pods the gate webhook gates: every "no gate" case of issue 20 is a row, and the one
+// "gate" case is proved able to flip by each row's single difference from it.
+import { describe, expect, it } from "vitest";
+import type { Deployment } from "../../../src/api/k8s.ts";
+import type { HealthPolicy } from "../../../src/api/v1alpha1/index.ts";
+import {
+  decideGate,
+  deploymentOfReplicaSet,
+  gatePatch,
+  type GatePod,
+  type GateReason,
+  type GateWorld,
+} from "../../../src/policy/gate.ts";
+
+const GATE = "healthgate.io/deep-check";
+
+const deployment = (name: string, strategy?: "Recreate" | "RollingUpdate"): Deployment => ({
+  metadata: { name, namespace: "shop" },
+  spec: {
+    selector: { matchLabels: { app: name } },
+    template: { spec: { containers: [] } },
+    ...(strategy ? { strategy: { type: strategy } } : {}),
+  },
+});
+const policy = (rollout: boolean) =>
+  ({
+    metadata: { name: "web", namespace: "shop" },
+    spec: { mode: "Audit", ...(rollout ? { rollout: { steps: [{ weight: 100 }] } } : {}) },
+  }) as unknown as HealthPolicy;
+
+interface WorldShape {
+  deployments?: Deployment[];
+  rollout?: boolean | "ungoverned";
+  stable?: string | undefined;
+}
+const world = (shape: WorldShape = {}): GateWorld => {
+  const { deployments = [deployment("web")], rollout = true } = shape;
+  // An explicit `stable: undefined` means no stable revision is recorded.
+  const stable = "stable" in shape ? shape.stable : "old111";
+  return {
+    excludedNamespaces: new Set(["kube-system", "healthgate-system"]),
+    deployment: (name) => deployments.find((d) => d.metadata.name === name),
+    governingPolicy: () => (rollout === "ungoverned" ? undefined : policy(rollout)),
+    stableRevision: () => stable,
+  };
+};
+
+const newPod = (patch: Partial<GatePod> = {}): GatePod => ({
+  namespace: "shop",
+  labels: { app: "web", "pod-template-hash": "new222" },
+  ownerReferences: [
+    { apiVersion: "apps/v1", kind: "ReplicaSet", name: "web-new222", uid: "u", controller: true },
+  ],
+  ...patch,
+});
+
+describe("decideGate", () => {
+  it("gates a pod of a new revision of a rolled-out Deployment governed by a policy with spec.rollout", () => {
+    expect(decideGate(newPod(), world())).toEqual({
+      gate: true,
+      reason: "NewRevision",
+      deployment: "web",
+      revision: "new222",
+    });
+  });
+
+  it.each<{ name: string; pod?: Partial<GatePod>; world?: WorldShape; reason: GateReason }>([
+    { name: "kube-system", pod: { namespace: "kube-system" }, reason: "ExcludedNamespace" },
+    {
+      name: "healthgate's own namespace",
+      pod: { namespace: "healthgate-system" },
+      reason: "ExcludedNamespace",
+    },
+    { name: "hostNetwork: the prober never checks it", pod: { hostNetwork: true }, reason: "HostNetwork" },
+    { name: "a bare pod", pod: { ownerReferences: [] }, reason: "NotOwnedByReplicaSet" },
+    {
+      name: "owned by a StatefulSet",
+      pod: {
+        ownerReferences: [
+          { apiVersion: "apps/v1", kind: "StatefulSet", name: "db", uid: "u", controller: true },
+        ],
+      },
+      reason: "NotOwnedByReplicaSet",
+    },
+    {
+      name: "a ReplicaSet reference that is not the controller",
+      pod: { ownerReferences: [{ apiVersion: "apps/v1", kind: "ReplicaSet", name: "web-new222", uid: "u" }] },
+      reason: "NotOwnedByReplicaSet",
+    },
+    {
+      name: "no pod-template-hash label (a bare ReplicaSet)",
+      pod: { labels: { app: "web" } },
+      reason: "NoPodTemplateHash",
+    },
+    {
+      name: "a ReplicaSet whose name is not <deployment>-<hash>",
+      pod: {
+        ownerReferences: [
+          { apiVersion: "apps/v1", kind: "ReplicaSet", name: "handmade", uid: "u", controller: true },
+        ],
+      },
+      reason: "NotADeploymentReplicaSet",
+    },
+    {
+      name: "a Deployment no cache holds (a new one)",
+      world: { deployments: [] },
+      reason: "DeploymentNotCached",
+    },
+    { name: "an ungoverned Deployment", world: { rollout: "ungoverned" }, reason: "Ungoverned" },
+    { name: "a policy without spec.rollout", world: { rollout: false }, reason: "NoRollout" },
+    {
+      name: "a Recreate Deployment",
+      world: { deployments: [deployment("web", "Recreate")] },
+      reason: "Recreate",
+    },
+    {
+      name: "the first revision of a new Deployment (or one adopted mid-rollout): no stable revision yet",
+      world: { stable: undefined },
+      reason: "NoStableRevision",
+    },
+    {
+      name: "a pod of the stable revision (an HPA scale-up, a replacement)",
+      world: { stable: "new222" },
+      reason: "StableRevision",
+    },
+    {
+      name: "a pod whose template already carries the gate",
+      pod: { readinessGates: [{ conditionType: GATE }] },
+      reason: "AlreadyGated",
+    },
+  ])("no gate: $name", ({ pod, world: shape, reason }) => {
+    const decision = decideGate(newPod(pod), world(shape));
+    expect(decision.reason).toBe(reason);
+    expect(decision.gate).toBe(false);
+  });
+
+  it("gates an explicit RollingUpdate strategy like the default one", () => {
+    expect(decideGate(newPod(), world({ deployments: [deployment("web", "RollingUpdate")] })).gate).toBe(
+      true,
+    );
+  });
+
+  it("resolves a Deployment whose name itself contains dashes", () => {
+    const pod = newPod({
+      ownerReferences: [
+        { apiVersion: "apps/v1", kind: "ReplicaSet", name: "web-api-v2-new222", uid: "u", controller: true },
+      ],
+    });
+    expect(decideGate(pod, world({ deployments: [deployment("web-api-v2")] }))).toMatchObject({
+      gate: true,
+      deployment: "web-api-v2",
+    });
+  });
+});
+
+describe("deploymentOfReplicaSet", () => {
+  it.each([
+    { rs: "web-abc12", hash: "abc12", want: "web" },
+    { rs: "web-api-abc12", hash: "abc12", want: "web-api" },
+    { rs: "abc12", hash: "abc12", want: undefined },
+    { rs: "-abc12", hash: "abc12", want: undefined },
+    { rs: "web-abc12", hash: "zzz", want: undefined },
+    { rs: "web-", hash: "", want: undefined },
+  ])("$rs with hash $hash → $want", ({ rs, hash, want }) => {
+    expect(deploymentOfReplicaSet(rs, hash)).toBe(want);
+  });
+});
+
+describe("gatePatch", () => {
+  it("creates the readinessGates list when the pod has none", () => {
+    expect(gatePatch({})).toEqual([
+      { op: "add", path: "/spec/readinessGates", value: [{ conditionType: GATE }] },
+    ]);
+  });
+  it("appends to readiness gates the pod already has, keeping them", () => {
+    expect(gatePatch({ readinessGates: [{ conditionType: "example.com/lb" }] })).toEqual([
+      { op: "add", path: "/spec/readinessGates/-", value: { conditionType: GATE } },
+    ]);
+  });
+  it("appends to an empty readinessGates list", () => {
+    expect(gatePatch({ readinessGates: [] })[0]?.path).toBe("/spec/readinessGates/-");
+  });
+});
