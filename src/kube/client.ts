@@ -72,6 +72,15 @@ export const resources = {
     namespaced: true,
   },
   leases: { group: "coordination.k8s.io", version: "v1", kind: "Lease", plural: "leases", namespaced: true },
+  /** The gate webhook's certificates (one Secret, in healthgate's own namespace). */
+  secrets: { group: "", version: "v1", kind: "Secret", plural: "secrets", namespaced: true },
+  mutatingWebhookConfigurations: {
+    group: "admissionregistration.k8s.io",
+    version: "v1",
+    kind: "MutatingWebhookConfiguration",
+    plural: "mutatingwebhookconfigurations",
+    namespaced: false,
+  },
   events: { group: "events.k8s.io", version: "v1", kind: "Event", plural: "events", namespaced: true },
   /** metrics.k8s.io (metrics-server): each pod's latest usage sample; read-only, list only. */
   podMetrics: {
