@@ -86,12 +86,14 @@ const due = (pem: string, now: number) => {
 const expectedSans = (s: CertSettings) =>
   [...s.dnsNames.map((n) => `DNS:${n}`), ...s.ipAddresses.map((ip) => `IP Address:${ip}`)].join(", ");
 
+/** Certificates start a little in the past: the API server's clock and this node's may differ. */
+const backdate = (validityMs: number) => Math.min(60_000, validityMs / 10);
+
 function newCa(settings: CertSettings, now: number): { caCert: string; caKey: string } {
   const key = newKeyPair();
   const caCert = issueCertificate({
     commonName: `${settings.commonName}-ca-${now.toString(36)}`,
-    // A minute back: clocks of the API server and of this node may differ a little.
-    notBefore: new Date(now - 60_000),
+    notBefore: new Date(now - backdate(settings.caValidityMs)),
     notAfter: new Date(now + settings.caValidityMs),
     subject: key,
     isCA: true,
@@ -104,7 +106,7 @@ function newServing(ca: { caCert: string; caKey: string }, settings: CertSetting
   const caName = new X509Certificate(ca.caCert).subject.replace(/^CN=/, "");
   const cert = issueCertificate({
     commonName: settings.commonName,
-    notBefore: new Date(now - 60_000),
+    notBefore: new Date(now - backdate(settings.servingValidityMs)),
     notAfter: new Date(Math.min(now + settings.servingValidityMs, validTo(ca.caCert))),
     subject: key,
     issuer: { commonName: caName, key: keyPairFromPem(ca.caKey) },

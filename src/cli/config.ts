@@ -81,6 +81,42 @@ const settings = {
     expected: "0 (off) or an integer from 60 to 86400",
     example: "--resync-seconds=3600",
   },
+  webhookPort: {
+    flag: "--webhook-port",
+    env: ["HEALTHGATE_WEBHOOK_PORT"],
+    expected: "0 (no gate webhook) or an integer from 1 to 65535",
+    example: "--webhook-port=9443",
+  },
+  webhookNamespace: {
+    flag: "--webhook-namespace",
+    env: ["POD_NAMESPACE"],
+    expected: "healthgate's own namespace (where the webhook's Secret is)",
+    example: "--webhook-namespace=healthgate-system (the chart sets POD_NAMESPACE)",
+  },
+  webhookSecret: {
+    flag: "--webhook-secret",
+    env: ["HEALTHGATE_WEBHOOK_SECRET"],
+    expected: "the name of the Secret holding the webhook's certificates",
+    example: "--webhook-secret=healthgate-webhook-tls",
+  },
+  webhookService: {
+    flag: "--webhook-service",
+    env: ["HEALTHGATE_WEBHOOK_SERVICE"],
+    expected: "the name of the webhook's Service (the serving certificate's DNS names)",
+    example: "--webhook-service=healthgate-webhook",
+  },
+  webhookConfiguration: {
+    flag: "--webhook-configuration",
+    env: ["HEALTHGATE_WEBHOOK_CONFIGURATION"],
+    expected: "the name of the MutatingWebhookConfiguration whose caBundle healthgate keeps current",
+    example: "--webhook-configuration=healthgate-gate",
+  },
+  webhookCertificates: {
+    flag: "--webhook-certificates",
+    env: ["HEALTHGATE_WEBHOOK_CERTIFICATES"],
+    expected: "self (healthgate issues and rotates them) or external (cert-manager writes the Secret)",
+    example: "--webhook-certificates=self",
+  },
 } as const satisfies Record<string, Setting>;
 
 type SettingName = keyof typeof settings;
@@ -118,8 +154,21 @@ export const runConfigSchema = z
     resyncSeconds: integer(0, 86_400)
       .pipe(z.union([z.literal(0), z.number().min(60)]))
       .default(0),
+    webhookPort: integer(0, 65535).default(0),
+    webhookNamespace: z.string().regex(dnsLabel).optional(),
+    webhookSecret: z.string().regex(dnsSubdomain).default("healthgate-webhook-tls"),
+    webhookService: z.string().regex(dnsLabel).optional(),
+    webhookConfiguration: z.string().regex(dnsSubdomain).optional(),
+    webhookCertificates: z.enum(["self", "external"]).default("self"),
   })
   .superRefine((config, ctx) => {
+    if (config.webhookPort > 0 && !config.webhookNamespace) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["webhookNamespace"],
+        message: "is required while the gate webhook is on (--webhook-port above 0)",
+      });
+    }
     if (config.leaderElect && !config.leaderElectionNamespace) {
       ctx.addIssue({
         code: "custom",
@@ -192,6 +241,12 @@ function parseFlags(argv: readonly string[]): Partial<Record<SettingName, string
     concurrency: { type: "string" },
     "watchdog-seconds": { type: "string" },
     "resync-seconds": { type: "string" },
+    "webhook-port": { type: "string" },
+    "webhook-namespace": { type: "string" },
+    "webhook-secret": { type: "string" },
+    "webhook-service": { type: "string" },
+    "webhook-configuration": { type: "string" },
+    "webhook-certificates": { type: "string" },
   } as const;
   let values;
   try {
@@ -217,5 +272,11 @@ function parseFlags(argv: readonly string[]): Partial<Record<SettingName, string
     concurrency: values.concurrency,
     watchdogSeconds: values["watchdog-seconds"],
     resyncSeconds: values["resync-seconds"],
+    webhookPort: values["webhook-port"],
+    webhookNamespace: values["webhook-namespace"],
+    webhookSecret: values["webhook-secret"],
+    webhookService: values["webhook-service"],
+    webhookConfiguration: values["webhook-configuration"],
+    webhookCertificates: values["webhook-certificates"],
   };
 }

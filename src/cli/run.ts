@@ -71,5 +71,24 @@ export function operatorOptions(config: RunConfig, kubeConfig: KubeConfig, logge
           name: config.leaderElectionId,
         }
       : { enabled: false },
+    ...(config.webhookPort > 0 && config.webhookNamespace
+      ? {
+          gateWebhook: {
+            port: config.webhookPort,
+            namespace: config.webhookNamespace,
+            secretName: config.webhookSecret,
+            certificates: config.webhookCertificates,
+            configurationName: config.webhookConfiguration,
+            dnsNames: config.webhookService
+              ? serviceDnsNames(config.webhookService, config.webhookNamespace)
+              : [],
+          },
+        }
+      : {}),
   };
+}
+
+/** The names a Service answers to inside the cluster: the serving certificate's DNS names. */
+export function serviceDnsNames(service: string, namespace: string): string[] {
+  return [`${service}.${namespace}.svc`, `${service}.${namespace}.svc.cluster.local`];
 }

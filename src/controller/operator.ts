@@ -11,6 +11,7 @@ import type {
   PodDisruptionBudget,
   ReplicaSet,
 } from "../api/k8s.ts";
+import { GateWebhook, type GateWebhookOptions } from "../admission/gateWebhook.ts";
 import { KubeClient, type KubeObject } from "../kube/client.ts";
 import { systemClock, type Clock } from "../kube/clock.ts";
 import { LeaderElector } from "../kube/leaderElection.ts";
@@ -70,6 +71,8 @@ export interface OperatorOptions {
    * of API discovery at start.
    */
   enforceAvailable?: boolean;
+  /** The gate webhook (issue 20): served by every replica once the caches synced; omitted: off. */
+  gateWebhook?: GateWebhookOptions;
 }
 
 export class Operator {
@@ -95,6 +98,9 @@ export class Operator {
   private enforceAvailable = true;
   readonly identity: string;
   boundPort: number | undefined;
+  /** The gate webhook, when configured; it serves from the caches on every replica. */
+  readonly gateWebhook: GateWebhook | undefined;
+  private gateServing: Promise<void> | undefined;
 
   constructor(options: OperatorOptions) {
     this.options = options;
@@ -157,6 +163,21 @@ export class Operator {
       this.server = new HealthServer({ port: options.port, metrics: this.metrics, logger });
       this.server.addReadinessCheck("caches", () => this.world.hasSynced() || "informer caches not synced");
     }
+    if (options.gateWebhook) {
+      const clock = options.clock ?? systemClock;
+      this.gateWebhook = new GateWebhook(options.gateWebhook, {
+        client: this.client,
+        world: this.world,
+        logger: logger.child({ component: "gate-webhook" }),
+        metrics: this.metrics,
+        clock,
+      });
+      const webhook = this.gateWebhook;
+      this.server?.addReadinessCheck(
+        "gate-webhook",
+        () => webhook.boundPort !== undefined || "gate webhook not serving",
+      );
+    }
     registerStatusGauges(this.metrics, this.world);
     this.deepCheckMetrics = registerDeepCheckMetrics(this.metrics);
     this.wireEvents();
@@ -192,6 +213,9 @@ export class Operator {
     // Deployment needs.
     this.world.pods.prune();
     this.options.logger.info({ identity: this.identity }, "caches synced");
+    // Every replica answers admissions, leader or not: it starts now and serves once its
+    // certificates are loaded (it retries until stop()).
+    this.gateServing = this.gateWebhook?.start();
     const le = this.options.leaderElection ?? { enabled: false };
     if (!le.enabled) {
       void this.lead(new AbortController().signal);
@@ -283,6 +307,8 @@ export class Operator {
     this.leading?.abort();
     await this.running;
     await this.prober?.stop();
+    await this.gateWebhook?.stop();
+    await this.gateServing;
     await this.world.stop();
     await this.server?.close();
   }

@@ -168,14 +168,19 @@ describe("rendering", () => {
     const policy = one(objects, "NetworkPolicy");
     expect(policy.spec).toMatchObject({
       policyTypes: ["Ingress"],
-      ingress: [{ ports: [{ port: "http-metrics" }], from: allFeatures.networkPolicy.metricsFrom }],
+      ingress: [
+        { ports: [{ port: "http-metrics" }], from: allFeatures.networkPolicy.metricsFrom },
+        // The gate webhook admits any source by default: a managed control plane's address is unknown.
+        { ports: [{ port: "webhook" }] },
+      ],
     });
+    expect((policy.spec as { ingress: object[] }).ingress[1]).not.toHaveProperty("from");
     const pod = podSpec(objects);
     expect(pod.containers[0]!.image).toBe(`registry.example/healthgate@sha256:${"a".repeat(64)}`);
     expect(pod.containers[0]!.args).toContain("--namespaces=shop");
     expect(pod.containers[0]!.args).toContain("--leader-election-namespace=kube-system");
     expect(pod.affinity).toHaveProperty("podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution");
-    expect(one(objects, "Role").metadata.namespace).toBe("kube-system");
+    expect(one(objects, "Role", "hg-healthgate-leader-election").metadata.namespace).toBe("kube-system");
   });
 
   it("defaults the image tag to the chart's appVersion", async () => {
@@ -217,6 +222,95 @@ describe("NOTES.txt", () => {
     expect(example, "the heredoc with the example HealthPolicy").toBeDefined();
     const parsed = parseHealthPolicy(parse(example!.replace(/^ {5}/gm, "")));
     expect(parsed).toMatchObject({ ok: true, policy: { kind: "HealthPolicy", spec: { mode: "Audit" } } });
+  });
+});
+
+describe("the gate webhook", () => {
+  it("registers Pod CREATE, fail-open, scoped by namespace and owner kind, without a caBundle", async () => {
+    const objects = await render();
+    const config = one(objects, "MutatingWebhookConfiguration", "hg-healthgate-gate") as K8sObject & {
+      webhooks: Record<string, unknown>[];
+    };
+    const [hook] = config.webhooks;
+    expect(hook).toMatchObject({
+      name: "gate.healthgate.io",
+      failurePolicy: "Ignore",
+      timeoutSeconds: 2,
+      sideEffects: "None",
+      clientConfig: {
+        service: { name: "hg-healthgate-webhook", namespace: release.namespace, path: "/gate" },
+      },
+      rules: [{ operations: ["CREATE"], resources: ["pods"] }],
+      namespaceSelector: {
+        matchExpressions: [
+          {
+            key: "kubernetes.io/metadata.name",
+            operator: "NotIn",
+            values: ["kube-system", release.namespace],
+          },
+        ],
+      },
+    });
+    // healthgate (or cert-manager) writes the caBundle: an upgrade that renders none never wipes it.
+    expect(JSON.stringify(config)).not.toContain("caBundle");
+    expect((hook!.matchConditions as { name: string }[]).map((c) => c.name)).toEqual([
+      "owned-by-a-replicaset",
+      "not-host-network",
+    ]);
+    const secret = one(objects, "Secret", "hg-healthgate-webhook-tls");
+    expect(secret).not.toHaveProperty("data");
+    const args = podSpec(objects).containers[0]!.args;
+    expect(args).toEqual(
+      expect.arrayContaining([
+        "--webhook-port=9443",
+        "--webhook-service=hg-healthgate-webhook",
+        "--webhook-configuration=hg-healthgate-gate",
+        "--webhook-certificates=self",
+      ]),
+    );
+  });
+
+  it("grants the Secret and the webhook configuration by name only", async () => {
+    const objects = await render();
+    const role = one(objects, "Role", "hg-healthgate-webhook");
+    expect(role.metadata.namespace).toBe(release.namespace);
+    expect(role.rules).toEqual([
+      {
+        apiGroups: [""],
+        resources: ["secrets"],
+        resourceNames: ["hg-healthgate-webhook-tls"],
+        verbs: ["get", "update"],
+      },
+    ]);
+    expect(one(objects, "ClusterRole", "hg-healthgate-webhook").rules).toEqual([
+      {
+        apiGroups: ["admissionregistration.k8s.io"],
+        resources: ["mutatingwebhookconfigurations"],
+        resourceNames: ["hg-healthgate-gate"],
+        verbs: ["get", "patch"],
+      },
+    ]);
+  });
+
+  it("lets cert-manager issue the certificates instead, with read-only access to its Secret", async () => {
+    const objects = await render({ webhook: { certificates: "certManager" } });
+    expect(find(objects, "Secret")).toEqual([]);
+    expect(one(objects, "Certificate").spec).toMatchObject({
+      secretName: "hg-healthgate-webhook-tls",
+      issuerRef: { name: "hg-healthgate-webhook", kind: "Issuer" },
+    });
+    expect(one(objects, "MutatingWebhookConfiguration").metadata.annotations).toEqual({
+      "cert-manager.io/inject-ca-from": `${release.namespace}/hg-healthgate-webhook`,
+    });
+    expect(one(objects, "Role", "hg-healthgate-webhook").rules).toMatchObject([{ verbs: ["get"] }]);
+    expect(find(objects, "ClusterRole", "hg-healthgate-webhook")).toEqual([]);
+    expect(podSpec(objects).containers[0]!.args).toContain("--webhook-certificates=external");
+  });
+
+  it("renders no webhook with webhook.enabled=false", async () => {
+    const objects = await render({ webhook: { enabled: false } });
+    expect(find(objects, "MutatingWebhookConfiguration")).toEqual([]);
+    expect(podSpec(objects).containers[0]!.args.some((a) => a.startsWith("--webhook"))).toBe(false);
   });
 });
 
@@ -329,7 +423,7 @@ describe("RBAC", () => {
     expect(edit.metadata.labels?.["rbac.authorization.k8s.io/aggregate-to-view"]).toBeUndefined();
     expect(
       find(await render({ rbac: { create: true, aggregateToDefaultRoles: false } }), "ClusterRole"),
-    ).toHaveLength(2);
+    ).toHaveLength(3);
   });
 
   it("creates no RBAC with rbac.create=false", async () => {
@@ -413,7 +507,7 @@ describe("the operator Deployment", () => {
 
     const port = c.ports.find((p) => p.name === "http-metrics");
     for (const probe of [liveness, readiness, startup]) expect(probe.httpGet?.port).toBe(port?.name);
-    const service = one(objects, "Service");
+    const service = one(objects, "Service", "hg-healthgate-metrics");
     expect(service.spec).toMatchObject({ ports: [{ targetPort: "http-metrics" }] });
   });
 
@@ -577,9 +671,9 @@ describe("values validation", () => {
       "probes.liveness.timeoutSeconds (10) must be shorter than probes.liveness.periodSeconds (10)",
     ],
     [
-      "the webhook, which is not part of the chart yet",
-      { webhook: { enabled: true } },
-      "webhook.enabled: the pod readiness-gate webhook is not part of this chart version yet",
+      "a failure policy other than Ignore (the gate webhook fails open)",
+      { webhook: { failurePolicy: "Fail" } },
+      "at '/webhook/failurePolicy'",
     ],
     [
       "two replicas without leader election",

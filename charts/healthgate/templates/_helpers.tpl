@@ -96,7 +96,7 @@ so the process still gets maxInFlightSeconds after SIGTERM.
 {{/*
 Refuse values that the schema cannot express: probe timeouts must be shorter
 than their periods (a check that may take longer than its interval overlaps the
-next one and hides slowness); the webhook is not part of this chart yet;
+next one and hides slowness);
 namespaced RBAC fits the operator only when it watches a single namespace; and
 several replicas need leader election.
 */}}
@@ -106,9 +106,6 @@ several replicas need leader election.
 {{- if ge (int $p.timeoutSeconds) (int $p.periodSeconds) }}
 {{- fail (printf "probes.%s.timeoutSeconds (%d) must be shorter than probes.%s.periodSeconds (%d)" $name (int $p.timeoutSeconds) $name (int $p.periodSeconds)) }}
 {{- end }}
-{{- end }}
-{{- if .Values.webhook.enabled }}
-{{- fail "webhook.enabled: the pod readiness-gate webhook is not part of this chart version yet; set webhook.enabled=false" }}
 {{- end }}
 {{- if gt (len .Values.watchNamespaces) 1 }}
 {{- fail (printf "watchNamespaces lists %d namespaces: healthgate run scopes its watches to a namespace only when it is given exactly one (with several it watches cluster-wide and filters), so namespaced RBAC supports one namespace; set watchNamespaces to one namespace, or to [] for cluster-wide RBAC" (len .Values.watchNamespaces)) }}
@@ -160,7 +157,8 @@ resources only: no wildcards.
   resources: ["pods"]
   verbs: ["list", "watch"]
 # Rollout gating: the healthgate.io/deep-check readiness gate, one condition written by
-# server-side apply on the pods' status subresource.
+# server-side apply on the pods' status subresource. A ValidatingAdmissionPolicy refuses any
+# other pods/status change by healthgate (gate-guard.yaml).
 - apiGroups: [""]
   resources: ["pods/status"]
   verbs: ["patch"]

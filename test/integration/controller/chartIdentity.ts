@@ -26,14 +26,23 @@ function helmBinary(): Promise<string> {
 
 export interface ChartIdentity {
   kubeConfig: KubeConfig;
+  /** Every object the chart rendered (the RBAC among them is applied). */
+  rendered: { kind: string; metadata: { name: string; namespace?: string } }[];
   /** `system:serviceaccount:<namespace>:<name>`, for admission policies that single it out. */
   username: string;
   /** Deletes the cluster-scoped RBAC objects (the namespaced ones go with the namespace). */
   remove(): Promise<void>;
 }
 
-/** The chart's ServiceAccount and RBAC in `namespace`, and a kubeconfig that authenticates as it. */
-export async function chartIdentity(namespace: string): Promise<ChartIdentity> {
+/**
+ * The chart's ServiceAccount and RBAC in `namespace`, and a kubeconfig that authenticates as it.
+ * `watchNamespace`: the namespace healthgate watches, when it is not its own (the gate webhook
+ * never gates pods of healthgate's own namespace).
+ */
+export async function chartIdentity(
+  namespace: string,
+  options: { watchNamespace?: string } = {},
+): Promise<ChartIdentity> {
   const release = `hg-${randomBytes(3).toString("hex")}`;
   const { stdout } = await run(
     await helmBinary(),
@@ -44,7 +53,7 @@ export async function chartIdentity(namespace: string): Promise<ChartIdentity> {
       "--namespace",
       namespace,
       "--set",
-      `watchNamespaces={${namespace}}`,
+      `watchNamespaces={${options.watchNamespace ?? namespace}}`,
       "--set",
       "leaderElection.enabled=false",
       "--set",
@@ -52,9 +61,10 @@ export async function chartIdentity(namespace: string): Promise<ChartIdentity> {
     ],
     { cwd: repoRoot, maxBuffer: 64 << 20 },
   );
-  const rbac = parseAllDocuments(stdout)
-    .map((d) => d.toJS() as { kind?: string; metadata?: { name?: string } } | null)
-    .filter((o): o is { kind: string; metadata: { name: string } } => RBAC_KINDS.includes(o?.kind ?? ""));
+  const rendered = parseAllDocuments(stdout)
+    .map((d) => d.toJS() as ChartIdentity["rendered"][number] | null)
+    .filter((o): o is ChartIdentity["rendered"][number] => o !== null);
+  const rbac = rendered.filter((o) => RBAC_KINDS.includes(o.kind));
   const yaml = rbac.map((o) => JSON.stringify(o)).join("\n---\n");
   await kubectl(["apply", "--server-side", "--field-manager=helm", "-f", "-"], { stdin: yaml });
   const clusterScoped = rbac.filter((o) => o.kind.startsWith("Cluster"));
@@ -104,6 +114,7 @@ export async function chartIdentity(namespace: string): Promise<ChartIdentity> {
   });
   return {
     kubeConfig,
+    rendered,
     username,
     async remove() {
       for (const o of clusterScoped) {

@@ -30,7 +30,28 @@ describe("parseRunConfig", () => {
       concurrency: 4,
       watchdogSeconds: 300,
       resyncSeconds: 0,
+      webhookPort: 0,
+      webhookNamespace: "healthgate-system",
+      webhookSecret: "healthgate-webhook-tls",
+      webhookCertificates: "self",
     });
+  });
+
+  it("turns the gate webhook on with a port, serving the Service's names", () => {
+    const argv = ["--webhook-port=9443", "--webhook-service=hg-webhook", "--webhook-configuration=hg-gate"];
+    const config = parseRunConfig(argv, inPod, host);
+    const options = operatorOptions(config, new KubeConfig(), createLogger("silent"));
+    expect(options.gateWebhook).toEqual({
+      port: 9443,
+      namespace: "healthgate-system",
+      secretName: "healthgate-webhook-tls",
+      certificates: "self",
+      configurationName: "hg-gate",
+      dnsNames: ["hg-webhook.healthgate-system.svc", "hg-webhook.healthgate-system.svc.cluster.local"],
+    });
+    expect(problemsOf(["--webhook-port=9443", "--no-leader-elect"], {})).toEqual([
+      expect.stringContaining("--webhook-namespace / POD_NAMESPACE is required while the gate webhook is on"),
+    ]);
   });
 
   it("takes flags over environment variables over defaults", () => {

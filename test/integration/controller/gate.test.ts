@@ -1,0 +1,373 @@
+// The gate webhook on the real control plane (issue 20): healthgate runs as the chart's
+// ServiceAccount with the chart's RBAC, serves the webhook over TLS with the certificates it
+// manages in the chart's Secret, keeps the chart's MutatingWebhookConfiguration's caBundle
+// current, and the real API server calls it at every Pod CREATE. Until the rollout logic
+// records stable revisions, each test writes `status.rollout.stableRevision` into the record
+// itself, as that logic will, and opens gates with writeGate.
+import type { V1Pod } from "@kubernetes/client-node";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { DEEP_CHECK_GATE } from "../../../src/api/v1alpha1/index.ts";
+import { Operator } from "../../../src/controller/operator.ts";
+import type { GateWebhookOptions } from "../../../src/admission/gateWebhook.ts";
+import { freePort } from "../../../src/devcluster/net.ts";
+import { GATE_FIELD_MANAGER, gateCondition, isGated, writeGate } from "../../../src/kube/podGate.ts";
+import { createLogger } from "../../../src/observability/logger.ts";
+import type { Pod } from "../../../src/api/k8s.ts";
+import { makeDeployment, withReplicas, type Modifier } from "../../support/builders.ts";
+import { createTestNamespace, deleteTestNamespace, testClients } from "../../support/kube.ts";
+import { waitFor } from "../../support/waitFor.ts";
+import { chartIdentity, type ChartIdentity } from "./chartIdentity.ts";
+import {
+  installCrd,
+  kubectl,
+  makePolicy,
+  useControllerHarness,
+  waitForRolloutComplete,
+  type HealthPolicyObject,
+} from "./support.ts";
+
+beforeAll(() => installCrd());
+
+const HASH = "pod-template-hash";
+/** A policy with spec.rollout: its Deployments' new revisions are gated. */
+const withRollout: Modifier<HealthPolicyObject> = (p) => {
+  p.spec.rollout = { steps: [{ weight: 100 }], deepCheck: { path: "/health/deep", port: "http" } };
+};
+const gated = (pod: V1Pod) => isGated(pod as unknown as Pod);
+const hashOf = (pod: V1Pod) => pod.metadata?.labels?.[HASH] ?? "";
+
+interface Rendered {
+  kind: string;
+  metadata: { name: string; namespace?: string };
+  webhooks?: { clientConfig: Record<string, unknown> }[];
+}
+
+describe("the gate webhook", () => {
+  const hg = useControllerHarness();
+  let system: string | undefined;
+  let identity: ChartIdentity | undefined;
+  let operator: Operator | undefined;
+  let configuration: Rendered | undefined;
+
+  afterEach(async () => {
+    await operator?.stop();
+    operator = undefined;
+    if (configuration) {
+      await kubectl([
+        "delete",
+        "--ignore-not-found",
+        "mutatingwebhookconfiguration",
+        configuration.metadata.name,
+      ]);
+    }
+    configuration = undefined;
+    await identity?.remove();
+    identity = undefined;
+    if (system) await deleteTestNamespace(system);
+    system = undefined;
+  });
+
+  /**
+   * Installs what the chart renders for the webhook (its RBAC, the empty Secret and the
+   * registration, whose clientConfig points at this process instead of the Service) in a
+   * namespace of healthgate's own, and starts healthgate as the chart's ServiceAccount.
+   */
+  async function startHealthgate(cert: GateWebhookOptions["cert"] = {}) {
+    system = await createTestNamespace("hg-system");
+    identity = await chartIdentity(system, { watchNamespace: hg.namespace });
+    const rendered = identity.rendered as Rendered[];
+    const secret = rendered.find((o) => o.kind === "Secret")!;
+    configuration = rendered.find((o) => o.kind === "MutatingWebhookConfiguration")!;
+    const port = await freePort("127.0.0.1");
+    configuration.webhooks![0]!.clientConfig = { url: `https://127.0.0.1:${port}/gate` };
+    await applyAsHelm(secret, configuration);
+    operator = new Operator({
+      kubeConfig: identity.kubeConfig,
+      logger: createLogger("silent"),
+      namespaces: [hg.namespace],
+      port: 0,
+      leaderElection: { enabled: false },
+      identity: "healthgate-gate-test",
+      gateWebhook: {
+        port,
+        host: "127.0.0.1",
+        namespace: system,
+        secretName: secret.metadata.name,
+        certificates: "self",
+        configurationName: configuration.metadata.name,
+        dnsNames: [],
+        ipAddresses: ["127.0.0.1"],
+        refreshMs: 300,
+        cert,
+      },
+    });
+    await operator.start();
+    await waitFor(() => operator!.gateWebhook!.boundPort, {
+      what: "the gate webhook to serve",
+      timeoutMs: 30_000,
+    });
+    return operator;
+  }
+
+  const applyAsHelm = (...objects: object[]) =>
+    kubectl(["apply", "--server-side", "--force-conflicts", "--field-manager=helm", "-f", "-"], {
+      stdin: objects.map((o) => JSON.stringify(o)).join("\n"),
+    });
+
+  /** What the API server answers to creating (dry run) a pod of `deployment`'s revision `hash`. */
+  async function admit(deployment: string, hash: string, modify: (pod: V1Pod) => void = () => {}) {
+    const pod: V1Pod = {
+      metadata: {
+        generateName: `${deployment}-${hash}-`,
+        labels: { app: deployment, [HASH]: hash },
+        ownerReferences: [
+          {
+            apiVersion: "apps/v1",
+            kind: "ReplicaSet",
+            name: `${deployment}-${hash}`,
+            uid: "0",
+            controller: true,
+          },
+        ],
+      },
+      spec: { containers: [{ name: "web", image: "example/web:1" }] },
+    };
+    modify(pod);
+    return testClients().core.createNamespacedPod({ namespace: hg.namespace, body: pod, dryRun: "All" });
+  }
+
+  /** Plays the rollout logic: records `hash` as the stable revision, and waits until healthgate's cache has it. */
+  async function recordStable(deployment: string, hash: string) {
+    const ns = hg.namespace;
+    await waitFor(() => operator!.world.targets.get(`${ns}/${deployment}`), {
+      what: `healthgate to create the record of ${deployment}`,
+      timeoutMs: 30_000,
+    });
+    await kubectl(
+      ["apply", "--server-side", "--field-manager=healthgate-rollout", "--subresource=status", "-f", "-"],
+      {
+        stdin: JSON.stringify({
+          apiVersion: "healthgate.io/v1alpha1",
+          kind: "HealthTarget",
+          metadata: { name: deployment, namespace: ns },
+          status: { rollout: { stableRevision: hash } },
+        }),
+      },
+    );
+    await waitFor(
+      () =>
+        (operator!.world.targets.get(`${ns}/${deployment}`)?.status?.rollout as { stableRevision?: string })
+          ?.stableRevision === hash || undefined,
+      { what: `healthgate's cache to see stable revision ${hash} of ${deployment}`, timeoutMs: 30_000 },
+    );
+  }
+
+  async function podsOf(app: string): Promise<V1Pod[]> {
+    return (
+      await testClients().core.listNamespacedPod({ namespace: hg.namespace, labelSelector: `app=${app}` })
+    ).items;
+  }
+
+  /** Waits until the API server calls the webhook with the current caBundle: a dry-run pod of a new revision comes back gated. */
+  async function webhookAnswers(deployment: string) {
+    await waitFor(async () => gated(await admit(deployment, "probe0000")) || undefined, {
+      what: "the API server to call the gate webhook",
+      timeoutMs: 30_000,
+      intervalMs: 200,
+    });
+  }
+
+  it("gates a new revision's pods, never the first revision's or the stable revision's, and helm upgrade keeps the caBundle", async () => {
+    const { apps } = testClients();
+    const ns = hg.namespace;
+    await startHealthgate();
+    await hg.createPolicy(makePolicy("web", withRollout));
+    // Given a new Deployment: its first revision is not gated (nothing to compare it with)
+    await hg.apply(makeDeployment("web", withReplicas(2)));
+    await waitForRolloutComplete(ns, "web");
+    const first = await podsOf("web");
+    expect(first.map(gated)).toEqual([false, false]);
+    const stable = hashOf(first[0]!);
+    await recordStable("web", stable);
+    await webhookAnswers("web");
+
+    // When the stable revision scales up, the new pod is not gated
+    await apps.patchNamespacedDeploymentScale({
+      name: "web",
+      namespace: ns,
+      body: [{ op: "replace", path: "/spec/replicas", value: 3 }],
+    });
+    await waitForRolloutComplete(ns, "web");
+    const scaled = await podsOf("web");
+    expect(scaled.map((p) => [hashOf(p), gated(p)])).toEqual([
+      [stable, false],
+      [stable, false],
+      [stable, false],
+    ]);
+
+    // When the image changes, the new revision's pods are gated
+    await apps.patchNamespacedDeployment({
+      name: "web",
+      namespace: ns,
+      body: [{ op: "replace", path: "/spec/template/spec/containers/0/image", value: "example/web:2" }],
+    });
+    const fresh = await waitFor(
+      async () => {
+        const pods = (await podsOf("web")).filter((p) => hashOf(p) !== stable);
+        expect(pods.length).toBeGreaterThan(0);
+        return pods;
+      },
+      { what: "the new revision's first pod", timeoutMs: 30_000 },
+    );
+    for (const pod of fresh) {
+      expect(pod.spec?.readinessGates, pod.metadata?.name).toEqual([{ conditionType: DEEP_CHECK_GATE }]);
+    }
+
+    // And opening each gate (as the rollout logic will, through writeGate) completes the rollout
+    const opened = new Set<string>();
+    await waitFor(
+      async () => {
+        for (const pod of (await podsOf("web")).filter((p) => hashOf(p) !== stable)) {
+          expect(gated(pod)).toBe(true);
+          if (opened.has(pod.metadata!.name!)) continue;
+          const stored = await writeGate(
+            operator!.client,
+            pod as unknown as Pod,
+            { status: "True", reason: "Admitted", message: "test: admitted" },
+            new Date(),
+          );
+          expect(gateCondition(stored)).toMatchObject({ status: "True", reason: "Admitted" });
+          expect(
+            stored.metadata.managedFields?.find((m) => m.manager === GATE_FIELD_MANAGER)?.subresource,
+          ).toBe("status");
+          opened.add(pod.metadata!.name!);
+        }
+        const d = await apps.readNamespacedDeployment({ name: "web", namespace: ns });
+        expect(d.status?.updatedReplicas).toBe(3);
+        expect(d.status?.availableReplicas).toBe(3);
+        expect(d.status?.replicas).toBe(3);
+        return true;
+      },
+      { what: "the gated rollout to complete as gates open", timeoutMs: 60_000, intervalMs: 300 },
+    );
+
+    // helm upgrade (server-side apply of the same rendering, which has no caBundle) keeps it
+    const caBundle = async () =>
+      (
+        await testClients().admissionregistration.readMutatingWebhookConfiguration({
+          name: configuration!.metadata.name,
+        })
+      ).webhooks?.[0]?.clientConfig.caBundle;
+    const before = await caBundle();
+    expect(before).toBeTruthy();
+    await applyAsHelm(configuration!);
+    expect(await caBundle()).toBe(before);
+  });
+
+  it("leaves hostNetwork pods, other owners and pods of ungoverned or Recreate Deployments alone", async () => {
+    const ns = hg.namespace;
+    await startHealthgate();
+    await hg.createPolicy(makePolicy("web", withRollout));
+    await hg.apply(makeDeployment("web", withReplicas(1)));
+    await hg.apply(makeDeployment("batch", withReplicas(1)));
+    await waitForRolloutComplete(ns, "web");
+    await recordStable("web", hashOf((await podsOf("web"))[0]!));
+    await webhookAnswers("web");
+    expect(gated(await admit("web", "new00000"))).toBe(true);
+    expect(gated(await admit("web", "new00000", (p) => void (p.spec!.hostNetwork = true)))).toBe(false);
+    expect(
+      gated(
+        await admit("web", "new00000", (p) => void (p.metadata!.ownerReferences![0]!.kind = "StatefulSet")),
+      ),
+    ).toBe(false);
+    expect(gated(await admit("batch", "new00000"))).toBe(false);
+    // A pod that already carries the gate keeps exactly one.
+    const twice = await admit("web", "new00000", (p) => {
+      p.spec!.readinessGates = [{ conditionType: "example.com/lb" }, { conditionType: DEEP_CHECK_GATE }];
+    });
+    expect(twice.spec?.readinessGates).toEqual([
+      { conditionType: "example.com/lb" },
+      { conditionType: DEEP_CHECK_GATE },
+    ]);
+    const beside = await admit(
+      "web",
+      "new00000",
+      (p) => void (p.spec!.readinessGates = [{ conditionType: "example.com/lb" }]),
+    );
+    expect(beside.spec?.readinessGates).toEqual([
+      { conditionType: "example.com/lb" },
+      { conditionType: DEEP_CHECK_GATE },
+    ]);
+    await testClients().apps.patchNamespacedDeployment({
+      name: "web",
+      namespace: ns,
+      body: [{ op: "add", path: "/spec/strategy", value: { type: "Recreate" } }],
+    });
+    await waitFor(
+      () => operator!.world.deployments.get(`${ns}/web`)?.spec.strategy?.type === "Recreate" || undefined,
+      { what: "healthgate's cache to see the Recreate strategy", timeoutMs: 30_000 },
+    );
+    expect(gated(await admit("web", "new00000"))).toBe(false);
+  });
+
+  it("fails open while healthgate is stopped: pods are created ungated", async () => {
+    const { apps } = testClients();
+    const ns = hg.namespace;
+    await startHealthgate();
+    await hg.createPolicy(makePolicy("web", withRollout));
+    await hg.apply(makeDeployment("web", withReplicas(2)));
+    await waitForRolloutComplete(ns, "web");
+    const stable = hashOf((await podsOf("web"))[0]!);
+    await recordStable("web", stable);
+    await webhookAnswers("web");
+    await operator!.stop();
+    operator = undefined;
+    await apps.patchNamespacedDeployment({
+      name: "web",
+      namespace: ns,
+      body: [{ op: "replace", path: "/spec/template/spec/containers/0/image", value: "example/web:2" }],
+    });
+    // Nothing holds the new pods: the rollout completes ungated.
+    await waitForRolloutComplete(ns, "web");
+    const pods = await podsOf("web");
+    expect(pods.filter((p) => hashOf(p) !== stable && !p.metadata?.deletionTimestamp).map(gated)).toEqual([
+      false,
+      false,
+    ]);
+  });
+
+  it("rotates its CA and serving certificate while pods are admitted, without a failed or ungated admission", async () => {
+    const ns = hg.namespace;
+    // Lifetimes of seconds: within the loop the CA rotates at least once and the serving
+    // certificate several times.
+    await startHealthgate({ caValidityMs: 24_000, servingValidityMs: 9_000, overlapMs: 3_000 });
+    await hg.createPolicy(makePolicy("web", withRollout));
+    await hg.apply(makeDeployment("web", withReplicas(1)));
+    await waitForRolloutComplete(ns, "web");
+    await recordStable("web", hashOf((await podsOf("web"))[0]!));
+    await webhookAnswers("web");
+
+    const secretName = identity!.rendered.find((o) => o.kind === "Secret")!.metadata.name;
+    const cas = new Set<string>();
+    const servingCerts = new Set<string>();
+    let admitted = 0;
+    let ungated = 0;
+    let failed = 0;
+    const until = Date.now() + 45_000;
+    while (Date.now() < until) {
+      try {
+        if (gated(await admit("web", "new00000"))) admitted++;
+        else ungated++;
+      } catch {
+        failed++;
+      }
+      const secret = await testClients().core.readNamespacedSecret({ name: secretName, namespace: system! });
+      cas.add(secret.data?.["ca.crt"] ?? "");
+      servingCerts.add(secret.data?.["tls.crt"] ?? "");
+    }
+    expect({ failed, ungated }).toEqual({ failed: 0, ungated: 0 });
+    expect(admitted).toBeGreaterThan(20);
+    expect(cas.size, "CAs seen").toBeGreaterThanOrEqual(2);
+    expect(servingCerts.size, "serving certificates seen").toBeGreaterThanOrEqual(3);
+  });
+});
