@@ -9,6 +9,7 @@ const USAGE = `Usage: healthgate <command> [options]
 Commands:
   lint   audit probes in manifests offline (healthgate lint --help)
   run    run the operator
+  release-gates  open every healthgate readiness gate that holds a pod (uninstall without hooks)
   dev    run the operator against a local development cluster
 `;
 
@@ -31,6 +32,9 @@ switch (command) {
     break;
   case "run":
     process.exitCode = await (await import("./run.ts")).runOperator(args);
+    break;
+  case "release-gates":
+    process.exitCode = await (await import("./releaseGates.ts")).runReleaseGates(args, io);
     break;
   case "dev":
     process.exitCode = await (await import("./dev.ts")).runDev(args);

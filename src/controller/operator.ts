@@ -30,6 +30,7 @@ import { isManagedPdb, pdbName } from "../policy/headroom/pdb.ts";
 import { probesConcern } from "../policy/probes/concern.ts";
 import type { Concern } from "../policy/seam.ts";
 import type { HealthPolicy } from "../api/v1alpha1/index.ts";
+import { runGateSweep } from "./gateSweep.ts";
 import { ReconcileLoop } from "./reconcileLoop.ts";
 import { deploymentKey, HealthgateReconciler, parseCachedPolicy, policyKey, type Key } from "./reconciler.ts";
 import { RolloutGating } from "./rollout.ts";
@@ -73,6 +74,8 @@ export interface OperatorOptions {
   enforceAvailable?: boolean;
   /** The gate webhook (issue 20): served by every replica once the caches synced; omitted: off. */
   gateWebhook?: GateWebhookOptions;
+  /** How often the leader opens gates that gating no longer holds (gateSweep.ts). Default 30 s. */
+  gateSweepIntervalMs?: number;
 }
 
 export class Operator {
@@ -288,14 +291,35 @@ export class Operator {
       // Only the leader reconciles, so only it spends requests on metrics.k8s.io; a new leader
       // starts with an empty history (it is in memory either way).
       this.podMetrics.start(controller.signal);
+      const sweep = this.gateSweep(controller.signal);
       try {
         await this.loop.run(controller.signal, this.allKeys());
       } finally {
         await this.podMetrics.stop();
+        await sweep;
       }
     })();
     this.running = term;
     return term;
+  }
+
+  /** The leader opens gates that gating no longer holds, while it leads (only with the gate webhook). */
+  private gateSweep(signal: AbortSignal): Promise<void> {
+    const webhook = this.options.gateWebhook;
+    if (!webhook) return Promise.resolve();
+    return runGateSweep(
+      {
+        client: this.client,
+        world: this.world,
+        logger: this.options.logger.child({ component: "gate-sweep" }),
+        clock: this.options.clock ?? systemClock,
+        identity: this.identity,
+        namespaces: this.options.namespaces ?? [],
+        ownNamespace: webhook.namespace,
+        intervalMs: this.options.gateSweepIntervalMs ?? 30_000,
+      },
+      signal,
+    );
   }
 
   /** Graceful stop: fail /readyz, stop reconciling, release the lease, stop watches. */

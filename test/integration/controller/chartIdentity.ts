@@ -92,7 +92,7 @@ export async function chartIdentity(
               verb: "list",
               group: "healthgate.io",
               resource: "healthpolicies",
-              namespace,
+              namespace: options.watchNamespace ?? namespace,
             },
           },
         },

@@ -4,7 +4,7 @@
 // current, and the real API server calls it at every Pod CREATE. Until the rollout logic
 // records stable revisions, each test writes `status.rollout.stableRevision` into the record
 // itself, as that logic will, and opens gates with writeGate.
-import type { V1Pod } from "@kubernetes/client-node";
+import { CoreV1Api, PatchStrategy, setHeaderOptions, type V1Pod } from "@kubernetes/client-node";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { DEEP_CHECK_GATE } from "../../../src/api/v1alpha1/index.ts";
 import { Operator } from "../../../src/controller/operator.ts";
@@ -16,6 +16,10 @@ import type { Pod } from "../../../src/api/k8s.ts";
 import { makeDeployment, withReplicas, type Modifier } from "../../support/builders.ts";
 import { createTestNamespace, deleteTestNamespace, testClients } from "../../support/kube.ts";
 import { waitFor } from "../../support/waitFor.ts";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { testKubeconfigPath } from "../../support/kube.ts";
+import { listEvents, patchPolicySpec, repoRoot } from "./support.ts";
 import { chartIdentity, type ChartIdentity } from "./chartIdentity.ts";
 import {
   installCrd,
@@ -100,6 +104,7 @@ describe("the gate webhook", () => {
         refreshMs: 300,
         cert,
       },
+      gateSweepIntervalMs: 500,
     });
     await operator.start();
     await waitFor(() => operator!.gateWebhook!.boundPort, {
@@ -369,5 +374,181 @@ describe("the gate webhook", () => {
     expect(admitted).toBeGreaterThan(20);
     expect(cas.size, "CAs seen").toBeGreaterThanOrEqual(2);
     expect(servingCerts.size, "serving certificates seen").toBeGreaterThanOrEqual(3);
+  });
+
+  it("refuses any pods/status change by its ServiceAccount but the deep-check condition (ValidatingAdmissionPolicy)", async () => {
+    const ns = hg.namespace;
+    await startHealthgate();
+    const guard = (identity!.rendered as Rendered[]).filter((o) => o.metadata.name.endsWith("-gate-guard"));
+    expect(guard.map((o) => o.kind).sort()).toEqual([
+      "ValidatingAdmissionPolicy",
+      "ValidatingAdmissionPolicyBinding",
+    ]);
+    await applyAsHelm(...guard);
+    try {
+      await hg.apply(makeDeployment("web", withReplicas(1)));
+      await waitForRolloutComplete(ns, "web");
+      const pod = (await podsOf("web"))[0]!.metadata!.name!;
+      // As healthgate's ServiceAccount (its own token, the chart's RBAC), and as the test's admin.
+      const patchStatus = (condition: Record<string, string>, kubeConfig = identity!.kubeConfig) =>
+        kubeConfig.makeApiClient(CoreV1Api).patchNamespacedPodStatus(
+          {
+            name: pod,
+            namespace: ns,
+            body: {
+              status: {
+                conditions: [
+                  { ...condition, lastTransitionTime: new Date().toISOString().replace(/\.\d{3}Z$/, "Z") },
+                ],
+              },
+            },
+          },
+          setHeaderOptions("Content-Type", PatchStrategy.StrategicMergePatch),
+        );
+      // The policy takes effect once the API server has loaded it: wait for the first refusal.
+      const refusal = await waitFor(
+        () =>
+          patchStatus({ type: "example.com/other", status: "True" }).then(
+            () => undefined,
+            (err: { body?: unknown }) => String(err.body),
+          ),
+        {
+          what: "the gate guard to refuse healthgate's change of another condition",
+          timeoutMs: 30_000,
+          intervalMs: 500,
+        },
+      );
+      expect(refusal).toContain("may change only the healthgate.io/deep-check condition of a pod");
+      const readyRefused = await patchStatus({ type: "Ready", status: "False" }).then(
+        () => "accepted",
+        (err: { body?: unknown }) => String(err.body),
+      );
+      expect(readyRefused).toContain("may change only the healthgate.io/deep-check condition of a pod");
+      // Its own condition passes, and so does anyone else's change of another condition.
+      await patchStatus({ type: DEEP_CHECK_GATE, status: "True", reason: "Admitted" });
+      await patchStatus({ type: "example.com/other", status: "True" }, testClients().kc);
+      const stored = await testClients().core.readNamespacedPod({ name: pod, namespace: ns });
+      expect(stored.status?.conditions?.find((c) => c.type === DEEP_CHECK_GATE)?.status).toBe("True");
+    } finally {
+      for (const o of guard)
+        await kubectl(["delete", "--ignore-not-found", o.kind.toLowerCase(), o.metadata.name]);
+    }
+  });
+
+  /** Changes the image of `name` and waits until its new revision's pods are there, gated, and held. */
+  async function rollGated(name: string, image: string, stable: string) {
+    await testClients().apps.patchNamespacedDeployment({
+      name,
+      namespace: hg.namespace,
+      body: [{ op: "replace", path: "/spec/template/spec/containers/0/image", value: image }],
+    });
+    return waitFor(
+      async () => {
+        const fresh = (await podsOf(name)).filter((p) => hashOf(p) !== stable);
+        expect(fresh.length).toBeGreaterThan(0);
+        for (const pod of fresh) {
+          expect(gated(pod)).toBe(true);
+          expect(pod.status?.conditions?.find((c) => c.type === "Ready")?.status).toBe("False");
+        }
+        return fresh;
+      },
+      { what: `the new revision of ${name} to be gated and held`, timeoutMs: 30_000, intervalMs: 300 },
+    );
+  }
+
+  /** A Deployment with a recorded stable revision, ready for gated rollouts. */
+  async function givenGatedDeployment(name: string) {
+    await hg.createPolicy(makePolicy(name, withRollout));
+    await hg.apply(makeDeployment(name, withReplicas(2)));
+    await waitForRolloutComplete(hg.namespace, name);
+    const stable = hashOf((await podsOf(name))[0]!);
+    await recordStable(name, stable);
+    return stable;
+  }
+
+  it("opens the gates that gating no longer holds when a policy drops spec.rollout; later pods carry no gate", async () => {
+    const ns = hg.namespace;
+    await startHealthgate();
+    const stable = await givenGatedDeployment("web");
+    await webhookAnswers("web");
+    await rollGated("web", "example/web:2", stable);
+    // When the policy stops gating
+    await patchPolicySpec(ns, "web", { rollout: null });
+    // Then the held pods' gates open and the rollout completes
+    await waitForRolloutComplete(ns, "web");
+    const pods = (await podsOf("web")).filter((p) => !p.metadata?.deletionTimestamp);
+    for (const pod of pods) {
+      expect(gateCondition(pod as unknown as Pod)).toMatchObject({ status: "True", reason: "GatingStopped" });
+    }
+    const events = await listEvents(ns);
+    expect(events.find((e) => e.reason === "GatesReleased" && e.regardingName === "web")?.note).toContain(
+      pods[0]!.metadata!.name!,
+    );
+    // and pods created from now on carry no gate
+    expect(gated(await admit("web", "new00000"))).toBe(false);
+  });
+
+  it("`healthgate release-gates` opens every held gate, and an aborted revision's only with --allow-aborted", async () => {
+    const ns = hg.namespace;
+    await startHealthgate();
+    const webStable = await givenGatedDeployment("web");
+    const badStable = await givenGatedDeployment("bad");
+    await webhookAnswers("web");
+    await rollGated("web", "example/web:2", webStable);
+    const bad = await rollGated("bad", "example/web:2", badStable);
+    // healthgate is being uninstalled: it stops, and the rollout logic had aborted bad's new revision
+    await operator!.stop();
+    operator = undefined;
+    await kubectl(
+      ["apply", "--server-side", "--field-manager=healthgate-rollout", "--subresource=status", "-f", "-"],
+      {
+        stdin: JSON.stringify({
+          apiVersion: "healthgate.io/v1alpha1",
+          kind: "HealthTarget",
+          metadata: { name: "bad", namespace: ns },
+          status: { rollout: { stableRevision: badStable, phase: "Aborted" } },
+        }),
+      },
+    );
+    const releaseGates = (...args: string[]) =>
+      promisify(execFile)(
+        process.execPath,
+        [
+          "src/cli/main.ts",
+          "release-gates",
+          "--kubeconfig",
+          testKubeconfigPath(),
+          "--namespace",
+          ns,
+          ...args,
+        ],
+        { cwd: repoRoot },
+      ).then(
+        (r) => ({ code: 0, ...r }),
+        (err: { code: number; stdout: string; stderr: string }) => err,
+      );
+    const first = await releaseGates("--delete-webhook-configuration", configuration!.metadata.name);
+    expect(first.stderr).toContain(`kept the gates of aborted revisions of Deployment(s) ${ns}/bad`);
+    expect(first.code).toBe(1);
+    await waitForRolloutComplete(ns, "web");
+    for (const pod of bad) {
+      const live = await testClients().core.readNamespacedPod({ name: pod.metadata!.name!, namespace: ns });
+      expect(gateCondition(live as unknown as Pod)?.status, pod.metadata?.name).not.toBe("True");
+    }
+    // The registration is gone: no pod is gated any more.
+    await expect(
+      testClients().admissionregistration.readMutatingWebhookConfiguration({
+        name: configuration!.metadata.name,
+      }),
+    ).rejects.toThrow();
+    configuration = undefined;
+    expect(gated(await admit("web", "new00000"))).toBe(false);
+
+    const second = await releaseGates("--allow-aborted");
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).toContain(`released the gate of pod ${ns}/${bad[0]!.metadata!.name}`);
+    await waitForRolloutComplete(ns, "bad");
+    const events = (await listEvents(ns)).filter((e) => e.reason === "GatesReleased");
+    expect(events.map((e) => e.regardingName).sort()).toEqual(["bad", "web"]);
   });
 });
