@@ -172,6 +172,9 @@ describe("helm install", () => {
       denyPolicy: { enabled: false },
       enforce: { enabled: false },
       handlerMerge: { enabled: false },
+      // The hook Job's pod would never run here (no node takes the chart's pods): helm uninstall
+      // would wait for it. The release-gates command it runs is tested in controller/gate.test.ts.
+      uninstall: { releaseGates: false },
     });
     const common = ["--kubeconfig", testKubeconfigPath(), "--namespace", ns];
     const install = await run(helm, ["install", release, chart, ...common, "--values", values], {
@@ -259,6 +262,8 @@ describe("the chart's RBAC, enforced by the API server", () => {
     ["patch", "deployments.apps/status", ns],
     ...["list", "watch"].map((v): Check => [v, "replicasets.apps", ns]),
     ...["list", "watch"].map((v): Check => [v, "pods", ns]),
+    // The deep-check readiness gate (writeGate); a ValidatingAdmissionPolicy limits it to that condition.
+    ["patch", "pods/status", ns],
     ...["list", "watch"].map((v): Check => [v, "horizontalpodautoscalers.autoscaling", ns]),
     ["list", "pods.metrics.k8s.io", ns],
     ...["list", "watch", "create", "patch", "delete"].map((v): Check => [
@@ -290,7 +295,6 @@ describe("the chart's RBAC, enforced by the API server", () => {
     ["create", "pods/eviction", ns],
     ["create", "pods/exec", ns],
     ["update", "pods/status", ns],
-    ["patch", "pods/status", ns],
     ["get", "services", ns],
     ["get", "pods", ns],
     ["update", "healthpolicies.healthgate.io/status", ns],
@@ -338,8 +342,23 @@ describe("the chart's RBAC, enforced by the API server", () => {
       ...clusterReads,
       ...lease(releaseNs, "healthgate"),
     ];
-    expect(await verdicts(user, needs)).toEqual(expectAll("yes", needs));
-    const refused = notGranted(appNs, releaseNs, "healthgate");
+    // The gate webhook's Secret and registration, by name only.
+    const release = `hgr-${suffix}`;
+    const webhook: Check[] = [
+      ...["get", "update"].map((v): Check => [v, "secrets", releaseNs, `${release}-healthgate-webhook-tls`]),
+      ...["get", "patch"].map((v): Check => [
+        v,
+        "mutatingwebhookconfigurations.admissionregistration.k8s.io",
+        "",
+        `${release}-healthgate-gate`,
+      ]),
+    ];
+    expect(await verdicts(user, [...needs, ...webhook])).toEqual(expectAll("yes", [...needs, ...webhook]));
+    const refused: Check[] = [
+      ...notGranted(appNs, releaseNs, "healthgate"),
+      ["get", "secrets", releaseNs, "some-other-secret"],
+      ["patch", "mutatingwebhookconfigurations.admissionregistration.k8s.io", "", "some-other-webhook"],
+    ];
     expect(await verdicts(user, refused)).toEqual(expectAll("no ", refused));
 
     // The same answers through kubectl, as an operator's user would ask.

@@ -307,6 +307,33 @@ describe("the gate webhook", () => {
     expect(podSpec(objects).containers[0]!.args).toContain("--webhook-certificates=external");
   });
 
+  it("opens every gate on helm uninstall: a pre-delete hook Job that first removes the registration", async () => {
+    const objects = await render({ uninstall: { releaseGates: true, allowAbortedRelease: true } });
+    const job = one(objects, "Job", "hg-healthgate-release-gates") as K8sObject & {
+      spec: { template: { spec: { serviceAccountName: string; containers: { args: string[] }[] } } };
+    };
+    expect(job.metadata.annotations).toMatchObject({
+      "helm.sh/hook": "pre-delete",
+      "helm.sh/hook-weight": "0",
+    });
+    expect(job.spec.template.spec.serviceAccountName).toBe("hg-healthgate-release-gates");
+    expect(job.spec.template.spec.containers[0]!.args).toEqual([
+      "release-gates",
+      "--delete-webhook-configuration=hg-healthgate-gate",
+      "--sweep-again-after-seconds=2",
+      "--allow-aborted",
+    ]);
+    // Its account exists before it runs (a lower hook weight).
+    for (const kind of ["ServiceAccount", "ClusterRole", "ClusterRoleBinding"]) {
+      expect(
+        one(objects, kind, "hg-healthgate-release-gates").metadata.annotations?.["helm.sh/hook-weight"],
+      ).toBe("-10");
+    }
+    const defaults = one(await render(), "Job", "hg-healthgate-release-gates") as typeof job;
+    expect(defaults.spec.template.spec.containers[0]!.args).not.toContain("--allow-aborted");
+    expect(find(await render({ uninstall: { releaseGates: false } }), "Job")).toEqual([]);
+  });
+
   it("renders no webhook with webhook.enabled=false", async () => {
     const objects = await render({ webhook: { enabled: false } });
     expect(find(objects, "MutatingWebhookConfiguration")).toEqual([]);
