@@ -65,6 +65,8 @@ export interface ReleaseOptions {
   now: () => Date;
   dryRun?: boolean;
   signal?: AbortSignal;
+  /** The pods to look at (listRevisionPods); omitted: listed here. */
+  pods?: readonly Pod[];
   /** The record's rollout state; omitted: read from the API (get healthtargets). */
   rolloutOf?: (namespace: string, deployment: string) => RolloutRecord | undefined;
 }
@@ -78,20 +80,7 @@ export interface ReleaseReport {
 
 /** Lists the pods, sets every stranded gate True, and records an Event per Deployment. */
 export async function releaseGates(o: ReleaseOptions): Promise<ReleaseReport> {
-  const pods: Pod[] = [];
-  for (const namespace of o.namespaces.length > 0 ? o.namespaces : [undefined]) {
-    let next: string | undefined;
-    do {
-      const page = await o.client.list(
-        resources.pods,
-        namespace,
-        { labelSelector: POD_TEMPLATE_HASH, limit: 500, continue: next },
-        o.signal,
-      );
-      pods.push(...(page.items as unknown as Pod[]));
-      next = page.metadata.continue || undefined;
-    } while (next);
-  }
+  const pods = o.pods ?? (await listRevisionPods(o.client, o.namespaces, o.signal));
   const report: ReleaseReport = { released: [], abortedKept: [], failed: [] };
   const rollouts = new Map<string, RolloutRecord | undefined>();
   const releasedBy = new Map<string, string[]>();
@@ -155,6 +144,29 @@ export async function releaseGates(o: ReleaseOptions): Promise<ReleaseReport> {
     }
   }
   return report;
+}
+
+/** Every pod of a Deployment's revision (those carrying pod-template-hash) in the namespaces (empty: all). */
+export async function listRevisionPods(
+  client: KubeClient,
+  namespaces: readonly string[],
+  signal?: AbortSignal,
+): Promise<Pod[]> {
+  const pods: Pod[] = [];
+  for (const namespace of namespaces.length > 0 ? namespaces : [undefined]) {
+    let next: string | undefined;
+    do {
+      const page = await client.list(
+        resources.pods,
+        namespace,
+        { labelSelector: POD_TEMPLATE_HASH, limit: 500, continue: next },
+        signal,
+      );
+      pods.push(...(page.items as unknown as Pod[]));
+      next = page.metadata.continue || undefined;
+    } while (next);
+  }
+  return pods;
 }
 
 async function readRollout(

@@ -1,9 +1,11 @@
 // The leader's sweep for stranded gates (issue 20, "a gate is never stranded"): while it leads,
 // healthgate periodically finds pods held by a healthgate.io/deep-check gate whose Deployment is
 // no longer gated — its policy deleted or without spec.rollout, the Deployment no longer
-// selected or now Recreate — and opens their gates. The webhook stops injecting for such a
+// selected or now Recreate — and opens their gates. The same pass reports pods of a gated
+// revision that were admitted without a gate (failOpen.ts). The webhook stops injecting for such a
 // Deployment at once (it reads the same caches), so the sweep never races a new gate.
-import { releaseGates, type RolloutRecord } from "../admission/releaseGates.ts";
+import { listRevisionPods, releaseGates, type RolloutRecord } from "../admission/releaseGates.ts";
+import { reportFailOpen } from "./failOpen.ts";
 import { gateWorldOf } from "../admission/gateWebhook.ts";
 import type { KubeClient } from "../kube/client.ts";
 import type { Clock } from "../kube/clock.ts";
@@ -28,7 +30,10 @@ export interface GateSweepOptions {
 export async function runGateSweep(o: GateSweepOptions, signal: AbortSignal): Promise<void> {
   while (!signal.aborted) {
     try {
+      const pods = await listRevisionPods(o.client, o.namespaces, signal);
+      await reportFailOpen(pods, { ...o, now: new Date(o.clock.now()), signal });
       const report = await releaseGates({
+        pods,
         client: o.client,
         namespaces: o.namespaces,
         allowAborted: false,

@@ -139,6 +139,26 @@ export const healthTargetSpec = z.object({
   policy: objectName().describe("The HealthPolicy that governs it."),
 });
 
+/** `status.gating`, written by the gate webhook's side of healthgate (field manager healthgate-gate). */
+export const gatingState = z.object({
+  revision: z
+    .string()
+    .max(64)
+    .optional()
+    .describe("The gated revision (pod-template-hash) whose pods were admitted without the readiness gate."),
+  ungatedPods: z
+    .array(z.string().max(253))
+    .max(100)
+    .optional()
+    .describe(
+      "Pods of that revision created without the healthgate.io/deep-check gate while no healthgate replica " +
+        "answered admission (fail-open): that part of the rollout ran ungated. At most 100 names.",
+    ),
+  ungatedCount: z.int().min(0).max(1_000_000).optional().describe("How many such pods there are."),
+  observedAt: z.string().meta({ format: "date-time" }).optional().describe("When healthgate found them."),
+});
+export type GatingState = z.infer<typeof gatingState>;
+
 export const healthTargetStatus = z.object({
   observedGeneration: z.int().min(0).meta({ format: "int64" }).optional(),
   released: decision
@@ -159,6 +179,9 @@ export const healthTargetStatus = z.object({
   rollout: rolloutState
     .optional()
     .describe("Rollout gating state (with spec.rollout), field manager healthgate-rollout."),
+  gating: gatingState
+    .optional()
+    .describe("Fail-open reports of the gate webhook: pods of a gated revision admitted without the gate."),
   conditions: z
     .array(condition)
     .max(16)

@@ -52,6 +52,7 @@ describe("the gate webhook", () => {
   let identity: ChartIdentity | undefined;
   let operator: Operator | undefined;
   let configuration: Rendered | undefined;
+  let operatorOptions: ConstructorParameters<typeof Operator>[0] | undefined;
 
   afterEach(async () => {
     await operator?.stop();
@@ -85,7 +86,7 @@ describe("the gate webhook", () => {
     const port = await freePort("127.0.0.1");
     configuration.webhooks![0]!.clientConfig = { url: `https://127.0.0.1:${port}/gate` };
     await applyAsHelm(secret, configuration);
-    operator = new Operator({
+    operatorOptions = {
       kubeConfig: identity.kubeConfig,
       logger: createLogger("silent"),
       namespaces: [hg.namespace],
@@ -105,7 +106,13 @@ describe("the gate webhook", () => {
         cert,
       },
       gateSweepIntervalMs: 500,
-    });
+    };
+    return runHealthgate();
+  }
+
+  /** Starts healthgate (again) as installed by startHealthgate. */
+  async function runHealthgate() {
+    operator = new Operator(operatorOptions!);
     await operator.start();
     await waitFor(() => operator!.gateWebhook!.boundPort, {
       what: "the gate webhook to serve",
@@ -315,7 +322,7 @@ describe("the gate webhook", () => {
     expect(gated(await admit("web", "new00000"))).toBe(false);
   });
 
-  it("fails open while healthgate is stopped: pods are created ungated", async () => {
+  it("fails open while healthgate is stopped: pods are created ungated, and reported when it returns", async () => {
     const { apps } = testClients();
     const ns = hg.namespace;
     await startHealthgate();
@@ -334,11 +341,32 @@ describe("the gate webhook", () => {
     });
     // Nothing holds the new pods: the rollout completes ungated.
     await waitForRolloutComplete(ns, "web");
-    const pods = await podsOf("web");
-    expect(pods.filter((p) => hashOf(p) !== stable && !p.metadata?.deletionTimestamp).map(gated)).toEqual([
-      false,
-      false,
-    ]);
+    const ungated = (await podsOf("web")).filter(
+      (p) => hashOf(p) !== stable && !p.metadata?.deletionTimestamp,
+    );
+    expect(ungated.map(gated)).toEqual([false, false]);
+    const names = ungated.map((p) => p.metadata!.name!).sort();
+
+    // When healthgate returns, the record and an Event say the rollout ran ungated, naming the pods
+    await runHealthgate();
+    const gating = await waitFor(
+      async () => {
+        const record = (await testClients().custom.getNamespacedCustomObject({
+          group: "healthgate.io",
+          version: "v1alpha1",
+          plural: "healthtargets",
+          namespace: ns,
+          name: "web",
+        })) as { status?: { gating?: { ungatedPods?: string[]; ungatedCount?: number; revision?: string } } };
+        expect(record.status?.gating?.ungatedPods).toEqual(names);
+        return record.status!.gating!;
+      },
+      { what: "the record's status.gating to list the ungated pods", timeoutMs: 30_000, intervalMs: 300 },
+    );
+    expect(gating).toMatchObject({ ungatedCount: 2, revision: hashOf(ungated[0]!) });
+    const event = (await listEvents(ns)).find((e) => e.reason === "UngatedPods");
+    expect(event).toMatchObject({ type: "Warning", regardingKind: "Deployment", regardingName: "web" });
+    for (const name of names) expect(event!.note).toContain(name);
   });
 
   it("rotates its CA and serving certificate while pods are admitted, without a failed or ungated admission", async () => {
