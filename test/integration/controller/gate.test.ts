@@ -398,6 +398,10 @@ describe("the gate webhook", () => {
       cas.add(secret.data?.["ca.crt"] ?? "");
       servingCerts.add(secret.data?.["tls.crt"] ?? "");
     }
+    console.info(
+      `gate webhook rotation: ${admitted} admissions gated across ${cas.size} CAs and ${servingCerts.size} ` +
+        `serving certificates; ${failed} failed, ${ungated} ungated`,
+    );
     expect({ failed, ungated }).toEqual({ failed: 0, ungated: 0 });
     expect(admitted).toBeGreaterThan(20);
     expect(cas.size, "CAs seen").toBeGreaterThanOrEqual(2);
