@@ -11,7 +11,7 @@ import { eventFor } from "../kube/events.ts";
 import { isHeldByGate, writeGate } from "../kube/podGate.ts";
 import { deploymentOfReplicaSet, POD_TEMPLATE_HASH } from "../policy/gate.ts";
 
-/** The rollout phase h-rollout records in `status.rollout.phase` for an aborted revision. */
+/** The rollout phase recorded in `status.rollout.phase` for an aborted revision. */
 export const ABORTED_PHASE = "Aborted";
 
 export interface HeldPod {
