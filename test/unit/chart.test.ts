@@ -450,7 +450,7 @@ describe("RBAC", () => {
     expect(edit.metadata.labels?.["rbac.authorization.k8s.io/aggregate-to-view"]).toBeUndefined();
     expect(
       find(await render({ rbac: { create: true, aggregateToDefaultRoles: false } }), "ClusterRole"),
-    ).toHaveLength(3);
+    ).toHaveLength(4);
   });
 
   it("creates no RBAC with rbac.create=false", async () => {
