@@ -510,9 +510,30 @@ describe("the operator under the chart's RBAC", () => {
         spec: { template: { spec: { containers: Array<{ args: string[] }> } } };
       };
       const port = await freePort();
+      const webhookPort = await freePort();
       const args = deployment.spec.template.spec.containers[0]!.args.map((a) =>
-        a.startsWith("--http-port=") ? `--http-port=${port}` : a,
+        a.startsWith("--http-port=")
+          ? `--http-port=${port}`
+          : a.startsWith("--webhook-port=")
+            ? `--webhook-port=${webhookPort}`
+            : a,
       );
+      // The gate webhook's Secret and registration as the chart renders them, the registration
+      // calling this process (the Service has no pods here) for the test namespace only.
+      const secret = rendered.find((o) => o.kind === "Secret")!;
+      const registration = rendered.find((o) => o.kind === "MutatingWebhookConfiguration") as K8sObject & {
+        webhooks: { clientConfig: unknown; namespaceSelector: unknown }[];
+      };
+      registration.webhooks[0]!.clientConfig = { url: `https://127.0.0.1:${webhookPort}/gate` };
+      registration.webhooks[0]!.namespaceSelector = {
+        matchLabels: { "kubernetes.io/metadata.name": appNs },
+      };
+      clusterScoped.push(registration);
+      const webhookApplied = await kubectl(
+        ["apply", "--server-side", "--field-manager=helm", "-f", "-"],
+        toYaml([secret, registration]),
+      );
+      expect(webhookApplied.stderr).toBe("");
       // Cluster-wide RBAC, but an operator that leaves the other suites'
       // namespaces alone: it watches its test namespace only (the cluster-wide
       // list/watch grants are proved by the SubjectAccessReviews above).
