@@ -168,6 +168,7 @@ export class GateWebhook {
     this.stopping.abort();
     await this.refreshing;
     const server = this.server;
+    this.server = undefined;
     if (!server) return;
     await new Promise<void>((resolve) => {
       server.close(() => resolve());

@@ -37,11 +37,12 @@ export interface ChartIdentity {
 /**
  * The chart's ServiceAccount and RBAC in `namespace`, and a kubeconfig that authenticates as it.
  * `watchNamespace`: the namespace healthgate watches, when it is not its own (the gate webhook
- * never gates pods of healthgate's own namespace).
+ * never gates pods of healthgate's own namespace). `leaderElection`: the chart's Lease grants (Lease
+ * `healthgate` in `namespace`) too.
  */
 export async function chartIdentity(
   namespace: string,
-  options: { watchNamespace?: string } = {},
+  options: { watchNamespace?: string; leaderElection?: boolean } = {},
 ): Promise<ChartIdentity> {
   const release = `hg-${randomBytes(3).toString("hex")}`;
   const { stdout } = await run(
@@ -55,7 +56,7 @@ export async function chartIdentity(
       "--set",
       `watchNamespaces={${options.watchNamespace ?? namespace}}`,
       "--set",
-      "leaderElection.enabled=false",
+      `leaderElection.enabled=${options.leaderElection ?? false}`,
       "--set",
       "replicas=1",
     ],

@@ -77,9 +77,9 @@ describe("the gate webhook", () => {
    * registration, whose clientConfig points at this process instead of the Service) in a
    * namespace of healthgate's own, and starts healthgate as the chart's ServiceAccount.
    */
-  async function startHealthgate(cert: GateWebhookOptions["cert"] = {}) {
+  async function startHealthgate(cert: GateWebhookOptions["cert"] = {}, leaderElection = false) {
     system = await createTestNamespace("hg-system");
-    identity = await chartIdentity(system, { watchNamespace: hg.namespace });
+    identity = await chartIdentity(system, { watchNamespace: hg.namespace, leaderElection });
     const rendered = identity.rendered as Rendered[];
     const secret = rendered.find((o) => o.kind === "Secret")!;
     configuration = rendered.find((o) => o.kind === "MutatingWebhookConfiguration")!;
@@ -566,5 +566,63 @@ describe("the gate webhook", () => {
     await waitForRolloutComplete(ns, "bad");
     const events = (await listEvents(ns)).filter((e) => e.reason === "GatesReleased");
     expect(events.map((e) => e.regardingName).sort()).toEqual(["bad", "web"]);
+  });
+
+  it("is answered by a replica that does not lead, before and after the leader goes", async () => {
+    // Two replicas with leader election, as the chart runs them; the registration calls the second.
+    const replicas: Operator[] = [];
+    try {
+      const leaderElection = {
+        enabled: true as const,
+        name: "healthgate",
+        leaseDurationMs: 4_000,
+        renewDeadlineMs: 3_000,
+        retryPeriodMs: 500,
+      };
+      await startHealthgate({}, true);
+      const first = operator!;
+      await first.stop();
+      operator = undefined;
+      const options = operatorOptions!;
+      const standbyPort = await freePort("127.0.0.1");
+      const leader = new Operator({
+        ...options,
+        identity: "replica-a",
+        leaderElection: { ...leaderElection, namespace: system! },
+      });
+      replicas.push(leader);
+      await leader.start();
+      await waitFor(() => leader.isLeader() || undefined, { what: "replica-a to lead", timeoutMs: 30_000 });
+      const standby = new Operator({
+        ...options,
+        identity: "replica-b",
+        leaderElection: { ...leaderElection, namespace: system! },
+        gateWebhook: { ...options.gateWebhook!, port: standbyPort },
+      });
+      replicas.push(standby);
+      await standby.start();
+      await waitFor(() => standby.gateWebhook!.boundPort, { what: "replica-b to serve", timeoutMs: 30_000 });
+      configuration!.webhooks![0]!.clientConfig = { url: `https://127.0.0.1:${standbyPort}/gate` };
+      await applyAsHelm(configuration!);
+      await hg.createPolicy(makePolicy("web", withRollout));
+      await hg.apply(makeDeployment("web", withReplicas(1)));
+      await waitForRolloutComplete(hg.namespace, "web");
+      operator = leader; // recordStable reads this replica's cache
+      await recordStable("web", hashOf((await podsOf("web"))[0]!));
+      operator = standby;
+      await recordStable("web", hashOf((await podsOf("web"))[0]!));
+      operator = undefined;
+      // Then the standby answers
+      expect(standby.isLeader()).toBe(false);
+      await webhookAnswers("web");
+      // and keeps answering once the leader is gone (and it leads)
+      replicas.shift();
+      await leader.stop();
+      expect(gated(await admit("web", "new00000"))).toBe(true);
+      await waitFor(() => standby.isLeader() || undefined, { what: "replica-b to lead", timeoutMs: 30_000 });
+      expect(gated(await admit("web", "new00000"))).toBe(true);
+    } finally {
+      for (const replica of replicas) await replica.stop();
+    }
   });
 });
