@@ -168,6 +168,9 @@ function finish(
   };
 }
 
+const stableMessage = (revision: string, deployment: string, first: boolean) =>
+  `revision ${revision} of Deployment ${deployment} is stable${first ? " (its first revision, not gated)" : ""}`;
+
 export function decideRollout(input: RolloutInput): RolloutOutcome {
   const { rollout, previous, now, deployment: d } = input;
   const live = input.pods.filter((p) => !p.deleting);
@@ -228,7 +231,7 @@ export function decideRollout(input: RolloutInput): RolloutOutcome {
         stableRevision: revision,
         ...base,
         reason: RolloutReason.RolloutComplete,
-        message: `revision ${revision} of Deployment ${d.name} is stable${first ? " (its first revision, not gated)" : ""}`,
+        message: stableMessage(revision, d.name, first),
       };
       return finish(state, gates);
     }
@@ -498,7 +501,8 @@ function gatedRollout(input: RolloutInput, prior: RolloutState, live: readonly G
       phase: "Completed",
       stableRevision: revision,
       reason: RolloutReason.RolloutComplete,
-      message: `revision ${revision} of Deployment ${name} passed every step and is stable`,
+      // What the next reconcile (the stable revision's) says too: no second write.
+      message: stableMessage(revision, name, false),
     };
     return finish(state, [...gates, ...admit], {
       events: [
