@@ -351,7 +351,12 @@ export class HealthgateReconciler implements Reconciler {
     const released = enforce && decision.ownedSpec ? decisionOf(decision.ownedSpec) : undefined;
     await this.applyRecordSpec(policy, deployment, record, signal);
     const status = recordStatus(record?.status, released, deployment, now);
-    if (!released && record?.status && Object.keys(record.status).length > 0) {
+    // Only the release's own fields: status.rollout and the other parts' fields are not its own.
+    const { released: r, stable, guard, conditions } = record?.status ?? {};
+    const releaseFields = Object.fromEntries(
+      Object.entries({ released: r, stable, guard, conditions }).filter(([, v]) => v !== undefined),
+    );
+    if (!released && Object.values(releaseFields).some((v) => v !== undefined)) {
       // Leaving Enforce: withdraw the decision (a merge patch of nulls; admission then has
       // nothing to apply). The Deployment keeps what it has: leaving writes nothing there.
       await this.o.client.mergePatchStatus(
@@ -359,7 +364,7 @@ export class HealthgateReconciler implements Reconciler {
         { released: null, stable: null, guard: null, conditions: null },
         { fieldManager: STATUS_FIELD_MANAGER, signal },
       );
-    } else if (released && !sameJson(record?.status ?? {}, status)) {
+    } else if (released && !sameJson(releaseFields, status)) {
       await this.applyStatus(
         targetKey(namespace, name),
         { metadata: { name, namespace } },
