@@ -400,8 +400,13 @@ function gatedRollout(input: RolloutInput, prior: RolloutState, live: readonly G
   // 5. newPodDeadline, from each pod's creation.
   const deadlineSeconds = durationSeconds(rollout.newPodDeadline) ?? 600;
   const passing = (p: GatePod) => (p.assessment?.consecutivePasses ?? 0) >= check.successThreshold;
+  // A pod whose last check passed is recovering (after a hold, say): its next checks decide.
   const late = newPods.filter(
-    (p) => !admittedNames.has(p.name) && !passing(p) && now - p.createdAt > deadlineSeconds * 1000,
+    (p) =>
+      !admittedNames.has(p.name) &&
+      !passing(p) &&
+      p.assessment?.last !== "pass" &&
+      now - p.createdAt > deadlineSeconds * 1000,
   );
   if (late.length > 0)
     return abort(

@@ -367,7 +367,7 @@ describe("deadlines and capacity", () => {
   it("newPodDeadline runs from creation; flapping never resets it; a passing pod waiting for budget is not late", () => {
     const flapping = pod("n1", "new", {
       createdAt: T0,
-      assessment: { ...passes(2), passes: 40, failures: 20 },
+      assessment: { ...fails(1), passes: 40, failures: 20 },
     });
     const before = decideRollout(input({ pods: [stablePod("s1"), flapping], now: sec(599) }));
     expect(before.state?.phase).toBe("Progressing");
