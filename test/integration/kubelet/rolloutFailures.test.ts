@@ -76,6 +76,41 @@ describe("gated rollouts that fail or lack capacity (real kubelet)", () => {
     expect(state?.message).toContain("newPodDeadline 30s");
   });
 
+  it("a deep-check port closed on every pod holds as DeepCheckUnreachable, aborting nothing", async () => {
+    // Nothing listens on 9999: new and stable pods alike refuse the connection
+    const stable = await stableAtTag1(hg, { steps: STEPS, port: 9999 });
+    await setImage(hg.namespace, "2");
+    const held = await waitForRecord(
+      hg.namespace,
+      (s) => s.reason === "DeepCheckUnreachable",
+      "the DeepCheckUnreachable hold",
+    );
+    expect(held.phase).toBe("Holding");
+    await waitForDeploymentCondition(hg.namespace, "web", "RolloutHealthy", {
+      status: "Unknown",
+      reason: "DeepCheckUnreachable",
+    });
+    const pods = await livePods(hg.namespace, "web");
+    expect(pods.filter((p) => hash(p) !== stable && isReady(p))).toEqual([]);
+    expect(pods.filter((p) => hash(p) === stable && isReady(p)).length).toBe(3);
+  });
+
+  it("an unschedulable new pod holds the rollout (cluster capacity), it does not abort it", async () => {
+    const stable = await stableAtTag1(hg, { steps: STEPS });
+    await patchTemplate([
+      { op: "add", path: "/spec/template/spec/nodeSelector", value: { "healthgate.io/no-such-node": "x" } },
+    ]);
+    const held = await waitForRecord(
+      hg.namespace,
+      (s) => s.reason === "Unschedulable",
+      "the Unschedulable hold",
+    );
+    expect(held.phase).toBe("Holding");
+    expect((await livePods(hg.namespace, "web")).filter((p) => hash(p) === stable && isReady(p)).length).toBe(
+      3,
+    );
+  });
+
   it("a step the rolling update would take below the serving floor is held, naming the number to change", async () => {
     // 3 replicas, no spec.headroom: F = 2; maxUnavailable 2 lets the controller take 2 at once
     const stable = await stableAtTag1(

@@ -51,16 +51,19 @@ export const app = (pod: V1Pod): App => {
 export interface TestRollout {
   steps: { weight: number; bake?: string }[];
   newPodDeadline?: string;
+  /** The deep check's port (default: the container port named http). */
+  port?: number;
 }
 
 export const withRollout =
-  ({ steps, newPodDeadline }: TestRollout) =>
+  ({ steps, newPodDeadline, port }: TestRollout) =>
   (policy: HealthPolicyObject): void => {
     policy.spec.rollout = {
       steps,
       ...(newPodDeadline ? { newPodDeadline } : {}),
       deepCheck: {
         path: DEEP,
+        ...(port !== undefined ? { port } : {}),
         intervalSeconds: 2,
         timeoutSeconds: 1,
         successThreshold: 2,
