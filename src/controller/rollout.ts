@@ -97,6 +97,9 @@ export class RolloutGating {
         generation: deployment.metadata.generation ?? 0,
         observedGeneration: deployment.status?.observedGeneration ?? 0,
         replicas: deployment.spec.replicas ?? 1,
+        ...(deployment.spec.progressDeadlineSeconds !== undefined
+          ? { progressDeadlineSeconds: deployment.spec.progressDeadlineSeconds }
+          : {}),
       },
       newestRevision: revision,
       complete: revision !== undefined && fullyAvailable(deployment, snapshot.replicaSets, revision),

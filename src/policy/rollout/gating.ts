@@ -36,6 +36,8 @@ export interface RolloutInput {
     observedGeneration: number;
     /** spec.replicas (an HPA changes it: budgets follow). */
     replicas: number;
+    /** spec.progressDeadlineSeconds (the API server defaults it to 600). */
+    progressDeadlineSeconds?: number;
   };
   /** The newest ReplicaSet's pod-template-hash; undefined while the controller has not caught up. */
   newestRevision: string | undefined;
@@ -166,6 +168,19 @@ function finish(
     probe: extra.probe ?? { new: [], stable: [] },
     ...(extra.requeueAfterSeconds !== undefined ? { requeueAfterSeconds: extra.requeueAfterSeconds } : {}),
   };
+}
+
+/**
+ * The Deployment controller counts no progress during a bake: a bake as long as
+ * progressDeadlineSeconds shows as ProgressDeadlineExceeded (it never rolls back; it alarms).
+ */
+function bakeVersusDeadline(bakeSeconds: number, deadline = 600): string {
+  if (bakeSeconds < deadline) return "";
+  return (
+    `; BakeExceedsProgressDeadline: this bake (${bakeSeconds}s) is not shorter than progressDeadlineSeconds ` +
+    `(${deadline}), so the Deployment will report ProgressDeadlineExceeded; set spec.progressDeadlineSeconds ` +
+    `above ${bakeSeconds}`
+  );
 }
 
 const stableMessage = (revision: string, deployment: string, first: boolean) =>
@@ -476,7 +491,7 @@ function gatedRollout(input: RolloutInput, prior: RolloutState, live: readonly G
         message:
           `revision ${revision} of Deployment ${name}: step ${current + 1}/${rollout.steps.length} (weight ${w}%) ` +
           `baking since ${bakeStartedAt} for ${rollout.steps[current]?.bake}: ${admittedNames.size + ungated} of ${n} ` +
-          `new pods admitted${note}`,
+          `new pods admitted${note}${bakeVersusDeadline(bake, input.deployment.progressDeadlineSeconds)}`,
       };
       return finish(state, [...gates, ...admit], {
         requeueAfterSeconds: Math.min(interval, Math.max(0.2, remaining / 1000)),

@@ -189,6 +189,31 @@ describe("step budget and bakes", () => {
     expect(after.state?.bakeStartedAt).toBe("2026-12-04T10:01:00Z");
   });
 
+  it("a bake as long as progressDeadlineSeconds says so (BakeExceedsProgressDeadline), a shorter one does not", () => {
+    const pods = [
+      ...[1, 2, 3, 4].map((i) => stablePod(`s${i}`)),
+      pod("n1", "new", { assessment: passes(3) }),
+    ];
+    const long = spec({ steps: [{ weight: 25, bake: "15m" }, { weight: 100 }] });
+    const exceeds = decideRollout(input({ pods, rollout: long }));
+    expect(exceeds.condition?.message).toContain("BakeExceedsProgressDeadline");
+    expect(exceeds.condition?.message).toContain("set spec.progressDeadlineSeconds above 900");
+    const raised = decideRollout(
+      input({
+        pods,
+        rollout: long,
+        deployment: {
+          name: "web",
+          generation: 2,
+          observedGeneration: 2,
+          replicas: 4,
+          progressDeadlineSeconds: 1200,
+        },
+      }),
+    );
+    expect(raised.condition?.message).not.toContain("BakeExceedsProgressDeadline");
+  });
+
   it("the gate latches: an admitted pod that fails a check later keeps its gate (no write)", () => {
     const pods = [
       ...[1, 2, 3, 4].map((i) => stablePod(`s${i}`)),
