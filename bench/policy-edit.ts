@@ -1,10 +1,11 @@
 // How long one policy edit takes to reach every Deployment it governs.
 //
-//   node_modules/.bin/node bench/policy-edit.ts [--deployments 1000]
+//   node_modules/.bin/node bench/policy-edit.ts [--deployments 1000] [--concurrency N] [--cpu-prof DIR]
 //
 // Starts etcd, kube-apiserver and kube-controller-manager (the real Deployment and ReplicaSet
 // controllers, so each new template brings a new ReplicaSet and its events, as on a cluster; no
-// scheduler or kubelet: pods stay Pending), creates `--deployments` Deployments and one Enforce
+// scheduler or kubelet: pods stay Pending) with Enforce's MutatingAdmissionPolicies installed as
+// the chart installs them, creates `--deployments` Deployments and one Enforce
 // HealthPolicy selecting them all, runs `healthgate run` (compiled, the image's Node flags) and
 // waits until every Deployment carries the policy's preStop drain. Then it edits the policy once
 // (shutdown.drainSeconds 5 → 8) and measures the time until every Deployment's template carries
@@ -22,6 +23,7 @@ import {
   buildHealthgate,
   imageNodeFlags,
   inParallel,
+  installAdmission,
   installCrd,
   machineLoad,
   say,
@@ -31,7 +33,13 @@ import {
 } from "./support.ts";
 
 const { values: args } = parseArgs({
-  options: { deployments: { type: "string", default: "1000" } },
+  options: {
+    deployments: { type: "string", default: "1000" },
+    /** healthgate's `--concurrency`; omitted: its default. */
+    concurrency: { type: "string" },
+    /** Write a CPU profile of healthgate (node --cpu-prof) into this directory. */
+    "cpu-prof": { type: "string" },
+  },
   strict: true,
 });
 const N = Number(args.deployments);
@@ -43,6 +51,8 @@ const build = await buildHealthgate();
 const cleanups: (() => Promise<unknown>)[] = [() => plane.stop(), () => build.remove()];
 try {
   await installCrd(plane);
+  // Enforce acts at admission: without the chart's MutatingAdmissionPolicies no template changes.
+  await installAdmission(plane, "healthgate");
   await loadKubeConfig(plane.kubeconfigPath)
     .makeApiClient(CoreV1Api)
     .createNamespace({ body: { metadata: { name: NS } } });
@@ -96,8 +106,12 @@ try {
   const operator = await spawnOperator({
     main: build.main,
     kubeconfig: plane.kubeconfigPath,
-    nodeFlags: await imageNodeFlags(),
+    nodeFlags: [
+      ...(await imageNodeFlags()),
+      ...(args["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${args["cpu-prof"]}`] : []),
+    ],
     namespaces: [NS],
+    ...(args.concurrency ? { extraArgs: [`--concurrency=${args.concurrency}`] } : {}),
   });
   cleanups.unshift(() => operator.stop());
   await waitReady(operator);
@@ -105,6 +119,7 @@ try {
   const drained = (d: Deployment, seconds: number) =>
     d.spec.template.spec.containers[0]?.lifecycle?.preStop?.sleep?.seconds === seconds;
   const untilAll = async (seconds: number) => {
+    const deadline = performance.now() + 900_000;
     for (;;) {
       let done = 0;
       let continueToken: string | undefined;
@@ -114,6 +129,8 @@ try {
         continueToken = page.metadata.continue || undefined;
       } while (continueToken);
       if (done === N && (await scrape(operator.port, "healthgate_workqueue_depth")) === 0) return;
+      if (performance.now() > deadline)
+        throw new Error(`after 900 s only ${done} of ${N} Deployments carry drainSeconds ${seconds}`);
       await delay(200);
     }
   };

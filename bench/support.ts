@@ -3,11 +3,12 @@
 // memory readings and percentiles. Benchmarks measure and print; they assert nothing.
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { copyFile, mkdtemp, readFile, rm, symlink } from "node:fs/promises";
+import { copyFile, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { promisify } from "node:util";
+import { admissionList } from "../src/admission/enforce.ts";
 import { defaultBinDir, startControlPlane, type ControlPlane } from "../src/devcluster/controlPlane.ts";
 import { freePort } from "../src/devcluster/net.ts";
 import { KubeClient } from "../src/kube/client.ts";
@@ -64,6 +65,30 @@ export async function installCrd(plane: ControlPlane): Promise<void> {
     "crd/healthpolicies.healthgate.io",
     "crd/healthtargets.healthgate.io",
   ]);
+}
+
+/** Server-side applies `objects` with kubectl (as one List), taking fields from other managers. */
+export async function kubectlApplyObjects(plane: ControlPlane, objects: readonly unknown[]): Promise<void> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "healthgate-bench-apply-"));
+  try {
+    const file = path.join(dir, "objects.json");
+    await writeFile(file, JSON.stringify({ apiVersion: "v1", kind: "List", items: objects }));
+    await kubectl(plane, ["apply", "--server-side", "--force-conflicts", "-f", file]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Enforce at admission as the chart installs it (the MutatingAdmissionPolicies and their
+ * bindings), with the plane's admin user — whom benchmarks run healthgate as — standing in for
+ * healthgate's ServiceAccount as the record-status writer.
+ */
+export async function installAdmission(plane: ControlPlane, prefix: string): Promise<void> {
+  const writer = (
+    await kubectl(plane, ["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"])
+  ).trim();
+  await kubectlApplyObjects(plane, admissionList(prefix, writer).items);
 }
 
 /** Runs `work` over `items` with at most `concurrency` in flight; rethrows the first failure. */
@@ -156,6 +181,8 @@ export async function spawnOperator(options: {
   env?: Record<string, string>;
   namespaces?: readonly string[];
   logLevel?: string;
+  /** More `healthgate run` flags. */
+  extraArgs?: readonly string[];
 }): Promise<OperatorChild> {
   const port = await freePort("127.0.0.1");
   const args = [
@@ -167,6 +194,7 @@ export async function spawnOperator(options: {
     `--http-port=${port}`,
     `--log-level=${options.logLevel ?? "warn"}`,
     ...(options.namespaces?.length ? [`--namespaces=${options.namespaces.join(",")}`] : []),
+    ...(options.extraArgs ?? []),
   ];
   const startedAt = performance.now();
   const child = spawn(process.execPath, args, {

@@ -149,6 +149,7 @@ export class Operator {
       logger,
       identity: this.identity,
       enqueue: (key) => this.loop.enqueue(key),
+      enqueuePaced: (key, intervalMs) => this.loop.enqueuePaced(key, intervalMs),
       podMetrics: this.podMetrics,
       metrics: this.metrics,
       enforceAvailable: () => this.enforceAvailable,

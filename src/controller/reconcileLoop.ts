@@ -58,6 +58,11 @@ export class ReconcileLoop {
     this.queue?.add(key);
   }
 
+  /** Queues a reconcile of `key` that runs at most once per `intervalMs` (WorkQueue.addPaced). */
+  enqueuePaced(key: string, intervalMs: number): void {
+    this.queue?.addPaced(key, intervalMs);
+  }
+
   /**
    * Reconciles until `signal` aborts (leadership lost or shutdown), then waits for the
    * reconciles in flight. Each run starts with a fresh queue: no backoff carries over.

@@ -5,7 +5,10 @@
 //     loses its deadline: the run about to start decides when the key is next due;
 //   - backoff(key) is the retry delay after a failure: per-key exponential, never faster than
 //     a token bucket shared by all keys; forget(key) resets it after a success;
-//   - at most `concurrency` keys are processed at once.
+//   - at most `concurrency` keys are processed at once;
+//   - addPaced(key, ms) runs a key at most once per `ms` (from the start of one run to the next)
+//     however often it is added: an aggregate over many objects (a policy's status over its
+//     Deployments) is recomputed once per interval while they churn, not once per change.
 import { exponentialDelay, TokenBucket, type BackoffPolicy } from "../kube/backoff.ts";
 import { systemClock, type Clock, type TimerHandle } from "../kube/clock.ts";
 import type { Logger } from "../observability/logger.ts";
@@ -39,6 +42,8 @@ export class WorkQueue {
   private readonly addedWhileProcessing = new Set<string>();
   private readonly delayed = new Map<string, { at: number; timer: TimerHandle }>();
   private readonly failures = new Map<string, number>();
+  /** Keys added with addPaced: when their last run started, and their interval. */
+  private readonly paced = new Map<string, { startedAt: number; intervalMs: number }>();
   private closed = false;
   private idle: PromiseWithResolvers<void> | undefined;
 
@@ -90,6 +95,25 @@ export class WorkQueue {
     this.delayed.set(key, { at, timer });
   }
 
+  /**
+   * Adds `key` so that it runs at most once per `intervalMs`: at once when its last run started
+   * at least that long ago (or it never ran), else when the interval since that start is over.
+   */
+  addPaced(key: string, intervalMs: number): void {
+    if (this.closed || this.ready.has(key)) return;
+    const now = this.clock.now();
+    // Forget paces that are over: only keys added this way in the last interval stay here.
+    for (const [k, pace] of this.paced) {
+      if (now - pace.startedAt >= pace.intervalMs && !this.processing.has(k)) this.paced.delete(k);
+    }
+    const last = this.paced.get(key);
+    if (last) last.intervalMs = intervalMs;
+    else this.paced.set(key, { startedAt: Number.NEGATIVE_INFINITY, intervalMs });
+    const wait = last ? last.startedAt + intervalMs - now : 0;
+    if (wait > 0) this.addAfter(key, wait);
+    else this.add(key);
+  }
+
   /** Records a failure of `key` and returns how long to wait before retrying it (ms). */
   backoff(key: string): number {
     const failures = this.failures.get(key) ?? 0;
@@ -112,6 +136,7 @@ export class WorkQueue {
     this.closed = true;
     for (const { timer } of this.delayed.values()) this.clock.clearTimeout(timer);
     this.delayed.clear();
+    this.paced.clear();
     if (!drain) {
       this.ready.clear();
       this.addedWhileProcessing.clear();
@@ -129,6 +154,8 @@ export class WorkQueue {
       this.ready.delete(key);
       this.cancelDelayed(key);
       this.processing.add(key);
+      const pace = this.paced.get(key);
+      if (pace) pace.startedAt = this.clock.now();
       void this.process(key);
     }
     this.updateDepth();

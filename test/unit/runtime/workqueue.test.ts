@@ -161,6 +161,34 @@ describe("WorkQueue", () => {
     expect(h.runs).toEqual(["a"]);
   });
 
+  it("addPaced runs a key at once, then at most once per interval however often it is added", async () => {
+    const clock = new FakeClock(0);
+    const runs: number[] = [];
+    const { queue } = makeQueue(
+      async () => {
+        runs.push(clock.now());
+      },
+      1,
+      clock,
+    );
+    // Added every 10 ms for 2.5 s (a Deployment reconcile finishing each time): at 0, then once
+    // per second from the previous start.
+    for (let t = 0; t < 2_500; t += 10) {
+      queue.addPaced("policy", 1_000);
+      await clock.advance(10);
+    }
+    await clock.advance(5_000);
+    expect(runs).toEqual([0, 1_000, 2_000, 3_000]);
+    // Quiet for longer than the interval: the next add runs at once again.
+    queue.addPaced("policy", 1_000);
+    await settle();
+    expect(runs).toEqual([0, 1_000, 2_000, 3_000, 7_500]);
+    // A plain add is not paced.
+    queue.add("policy");
+    await settle();
+    expect(runs.length).toBe(6);
+  });
+
   it("shutdown with drain processes the keys already waiting", async () => {
     const h = controlledHandler();
     const { queue } = makeQueue(h.handler);
