@@ -320,7 +320,11 @@ try {
       let done = 0;
       let continueToken: string | undefined;
       do {
-        const page = await client.list(resources.deployments, NS, { limit: 500, continue: continueToken });
+        const page = await client.list(resources.deployments, NS, {
+          labelSelector: "tier=bench",
+          limit: 500,
+          continue: continueToken,
+        });
         done += page.items.filter((d) => reached(d as unknown as Deployment, phase)).length;
         continueToken = page.metadata.continue || undefined;
       } while (continueToken);
