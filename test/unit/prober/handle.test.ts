@@ -32,7 +32,10 @@ afterEach(async () => {
 const policy = healthPolicySpec.parse({
   selector: { matchLabels: { app: "web" } },
   endpoints: { port: "http" },
-  rollout: { steps: [{ weight: 100 }], deepCheck: { path: "/health/deep", intervalSeconds: 2, timeoutSeconds: 1 } },
+  rollout: {
+    steps: [{ weight: 100 }],
+    deepCheck: { path: "/health/deep", intervalSeconds: 2, timeoutSeconds: 1 },
+  },
 });
 
 /** A Running pod whose IP and declared `http` port are healthy server `i`'s. */
@@ -66,6 +69,32 @@ function start() {
     sumSamples(await metrics.registry.metrics(), "healthgate_deep_check_unchecked_pods", { reason });
   return { p: prober, uncheckedMetric };
 }
+
+describe("ProberHandle: its thread", () => {
+  it(
+    "starts with the first pod to check, not before (an idle thread costs a V8 isolate)",
+    { timeout: 20_000 },
+    async () => {
+      const { p } = start();
+      expect(p.threadStarted).toBe(false);
+      const host = pod(0, (x) => void (x.spec.hostNetwork = true));
+      p.track(who(host), deepCheckTarget(policy, host, "new"));
+      p.remove(["uid-0"]);
+      expect(p.threadStarted).toBe(false);
+      p.track(who(pod(1)), deepCheckTarget(policy, pod(1), "new"));
+      expect(p.threadStarted).toBe(true);
+      await waitFor(() => p.latest("uid-1") !== undefined, { what: "a result from the thread" });
+      await p.stop();
+      expect(p.threadStarted).toBe(false);
+    },
+  );
+
+  it("stops at once when it never started", async () => {
+    const { p } = start();
+    await p.stop();
+    expect(p.threadStarted).toBe(false);
+  });
+});
 
 describe("ProberHandle: what it keeps for the main thread", () => {
   it(
