@@ -455,14 +455,19 @@ export class Operator {
       const d = world.deployments.get(`${ns}/${name}`);
       if (d) deploymentChanged(d);
     };
+    // A policy edit's fan-out to its Deployments queues at low priority: a single change made
+    // meanwhile is reconciled first, not after all of them.
+    const enqueueLow = (key: Key) => {
+      if (this.governs(key.split("/")[1] ?? "")) this.loop.enqueue(key, { low: true });
+    };
     const policyChanged = (raw: KubeObject) => {
       const ns = raw.metadata.namespace ?? "";
       enqueue(policyKey(ns, raw.metadata.name));
-      for (const name of statusTargetNames(raw)) enqueue(deploymentKey(ns, name));
+      for (const name of statusTargetNames(raw)) enqueueLow(deploymentKey(ns, name));
       const parsed = parseCachedPolicy(raw);
       if (!parsed.ok) return;
       for (const d of world.deployments.list()) {
-        if (policySelects(parsed.policy, d)) enqueue(deploymentKey(ns, d.metadata.name));
+        if (policySelects(parsed.policy, d)) enqueueLow(deploymentKey(ns, d.metadata.name));
       }
     };
     const policyDeleted = (raw: KubeObject) => {

@@ -6,6 +6,10 @@
 //   - backoff(key) is the retry delay after a failure: per-key exponential, never faster than
 //     a token bucket shared by all keys; forget(key) resets it after a success;
 //   - at most `concurrency` keys are processed at once;
+//   - add(key, { low: true }) queues behind every key added without it (controller-runtime's
+//     priority queue): the fan-out of one policy edit to 1,000 Deployments waits behind a single
+//     change someone just made, instead of that change waiting behind all 1,000. A low key added
+//     again without it moves up;
 //   - addPaced(key, ms) runs a key at most once per `ms` (from the start of one run to the next)
 //     however often it is added: an aggregate over many objects (a policy's status over its
 //     Deployments) is recomputed once per interval while they churn, not once per change.
@@ -37,6 +41,8 @@ export class WorkQueue {
   private readonly retryBucket: TokenBucket;
   /** Waiting for a worker, in arrival order (a Set keeps insertion order and dedupes). */
   private readonly ready = new Set<string>();
+  /** Waiting at low priority: taken only when `ready` is empty. */
+  private readonly readyLow = new Set<string>();
   private readonly processing = new Set<string>();
   /** Added while being processed: run again once the current run ends. */
   private readonly addedWhileProcessing = new Set<string>();
@@ -60,21 +66,26 @@ export class WorkQueue {
   }
 
   get depth(): number {
-    return this.ready.size;
+    return this.ready.size + this.readyLow.size;
   }
 
   isProcessing(key: string): boolean {
     return this.processing.has(key);
   }
 
-  add(key: string): void {
+  add(key: string, { low = false }: { low?: boolean } = {}): void {
     if (this.closed) return;
     this.options.metrics.workqueueAdds.inc({ queue: this.options.name });
     if (this.processing.has(key)) {
       this.addedWhileProcessing.add(key);
       return;
     }
-    this.ready.add(key);
+    if (low) {
+      if (!this.ready.has(key)) this.readyLow.add(key);
+    } else {
+      this.readyLow.delete(key);
+      this.ready.add(key);
+    }
     this.pump();
   }
 
@@ -83,7 +94,7 @@ export class WorkQueue {
     if (this.closed) return;
     if (delayMs <= 0) return this.add(key);
     // A key about to run needs no later reminder: the run decides its next requeue itself.
-    if (this.ready.has(key)) return;
+    if (this.ready.has(key) || this.readyLow.has(key)) return;
     const at = this.clock.now() + delayMs;
     const pending = this.delayed.get(key);
     if (pending && pending.at <= at) return;
@@ -100,7 +111,7 @@ export class WorkQueue {
    * at least that long ago (or it never ran), else when the interval since that start is over.
    */
   addPaced(key: string, intervalMs: number): void {
-    if (this.closed || this.ready.has(key)) return;
+    if (this.closed || this.ready.has(key) || this.readyLow.has(key)) return;
     const now = this.clock.now();
     // Forget paces that are over: only keys added this way in the last interval stay here.
     for (const [k, pace] of this.paced) {
@@ -139,6 +150,7 @@ export class WorkQueue {
     this.paced.clear();
     if (!drain) {
       this.ready.clear();
+      this.readyLow.clear();
       this.addedWhileProcessing.clear();
     }
     this.updateDepth();
@@ -149,9 +161,10 @@ export class WorkQueue {
 
   private pump(): void {
     while (this.processing.size < this.options.concurrency) {
-      const key = this.ready.values().next().value;
+      const key = this.ready.values().next().value ?? this.readyLow.values().next().value;
       if (key === undefined) break;
       this.ready.delete(key);
+      this.readyLow.delete(key);
       this.cancelDelayed(key);
       this.processing.add(key);
       const pace = this.paced.get(key);
@@ -187,10 +200,10 @@ export class WorkQueue {
   }
 
   private updateDepth(): void {
-    this.options.metrics.workqueueDepth.set({ queue: this.options.name }, this.ready.size);
+    this.options.metrics.workqueueDepth.set({ queue: this.options.name }, this.depth);
   }
 
   private settleIfIdle(): void {
-    if (this.idle && this.processing.size === 0 && this.ready.size === 0) this.idle.resolve();
+    if (this.idle && this.processing.size === 0 && this.depth === 0) this.idle.resolve();
   }
 }

@@ -161,6 +161,21 @@ describe("WorkQueue", () => {
     expect(h.runs).toEqual(["a"]);
   });
 
+  it("runs keys added without `low` before every low one; a low key added again without it moves up", async () => {
+    const h = controlledHandler();
+    const { queue } = makeQueue(h.handler);
+    queue.add("first");
+    // A policy edit's fan-out...
+    for (const key of ["d1", "d2", "d3", "d4"]) queue.add(key, { low: true });
+    // ...and, meanwhile, single changes: one to a Deployment the fan-out holds too.
+    queue.add("single");
+    queue.add("d3");
+    queue.add("d2", { low: true }); // still d2 once, still low
+    expect(queue.depth).toBe(5);
+    for (const key of ["first", "single", "d3", "d1", "d2"]) await h.finish(key);
+    expect(h.runs).toEqual(["first", "single", "d3", "d1", "d2", "d4"]);
+  });
+
   it("addPaced runs a key at once, then at most once per interval however often it is added", async () => {
     const clock = new FakeClock(0);
     const runs: number[] = [];
