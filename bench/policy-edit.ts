@@ -113,23 +113,33 @@ class ReactionSampler {
     this.names = names;
   }
 
+  /** Lists, then watches (again after every end: a loaded API server ends watches early) until stop(). */
   async watch(): Promise<void> {
     const selector = { labelSelector: "tier=latency" };
     const listed = await this.client.list(resources.deployments, this.namespace, selector);
     for (const item of listed.items) this.record(item);
-    void this.client
-      .watch(
-        resources.deployments,
-        this.namespace,
-        { ...selector, resourceVersion: listed.metadata.resourceVersion, timeoutSeconds: 3600 },
-        (event) => {
-          if (event.type !== "BOOKMARK") this.record(event.object);
-        },
-        this.stopper.signal,
-      )
-      .catch((err: unknown) => {
-        if (!this.stopper.signal.aborted) say(`watch ended: ${String(err)}`);
-      });
+    let resourceVersion = listed.metadata.resourceVersion;
+    void (async () => {
+      while (!this.stopper.signal.aborted) {
+        try {
+          await this.client.watch(
+            resources.deployments,
+            this.namespace,
+            { ...selector, resourceVersion, timeoutSeconds: 3600 },
+            (event) => {
+              if (event.type === "BOOKMARK") return;
+              resourceVersion = event.object.metadata.resourceVersion ?? resourceVersion;
+              this.record(event.object);
+            },
+            this.stopper.signal,
+          );
+        } catch (err) {
+          if (this.stopper.signal.aborted) return;
+          say(`watch ended (${String(err)}); watching again`);
+          await delay(200);
+        }
+      }
+    })();
   }
 
   stop(): void {
