@@ -36,6 +36,7 @@ import {
   imageNodeFlags,
   inParallel,
   installAdmission,
+  latencyPolicy,
   installCrd,
   machineLoad,
   say,
@@ -257,24 +258,7 @@ try {
   );
   const latencyNames = Array.from({ length: LATENCY_DEPLOYMENTS }, (_, i) => `latency-${i}`);
   await inParallel(latencyNames, 8, (name) => client.create(deployment(name, "latency", SHALLOW)));
-  await client.applyObject(
-    {
-      apiVersion: "healthgate.io/v1alpha1",
-      kind: "HealthPolicy",
-      metadata: { name: "latency", namespace: NS },
-      spec: {
-        selector: { matchLabels: { tier: "latency" } },
-        mode: "Audit",
-        endpoints: {
-          port: "http",
-          liveness: { path: SHALLOW },
-          readiness: { path: "/readyz" },
-          deep: { paths: [DEEP] },
-        },
-      },
-    } as KubeObject,
-    { fieldManager: "bench" },
-  );
+  await client.applyObject(latencyPolicy(NS, "latency", { tier: "latency" }), { fieldManager: "bench" });
   const sampler = new ReactionSampler(client, NS, latencyNames);
   cleanups.unshift(async () => sampler.stop());
   await sampler.watch();

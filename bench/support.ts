@@ -11,7 +11,7 @@ import { promisify } from "node:util";
 import { admissionList } from "../src/admission/enforce.ts";
 import { defaultBinDir, startControlPlane, type ControlPlane } from "../src/devcluster/controlPlane.ts";
 import { freePort } from "../src/devcluster/net.ts";
-import { KubeClient } from "../src/kube/client.ts";
+import { KubeClient, type KubeObject } from "../src/kube/client.ts";
 import { loadKubeConfig } from "../src/kube/client.ts";
 import { createMetrics } from "../src/observability/metrics.ts";
 import { sumSamples } from "../test/support/promText.ts";
@@ -89,6 +89,32 @@ export async function installAdmission(plane: ControlPlane, prefix: string): Pro
     await kubectl(plane, ["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"])
   ).trim();
   await kubectlApplyObjects(plane, admissionList(prefix, writer).items);
+}
+
+/**
+ * The latency benches' Audit policy: liveness /healthz is shallow, /health/deep is declared deep,
+ * so flipping a Deployment's liveness path between the two flips healthgate's LivenessShallow.
+ */
+export function latencyPolicy(
+  namespace: string,
+  name: string,
+  matchLabels: Record<string, string>,
+): KubeObject {
+  return {
+    apiVersion: "healthgate.io/v1alpha1",
+    kind: "HealthPolicy",
+    metadata: { name, namespace },
+    spec: {
+      selector: { matchLabels },
+      mode: "Audit",
+      endpoints: {
+        port: "http",
+        liveness: { path: "/healthz" },
+        readiness: { path: "/readyz" },
+        deep: { paths: ["/health/deep"] },
+      },
+    },
+  } as KubeObject;
 }
 
 /** Runs `work` over `items` with at most `concurrency` in flight; rethrows the first failure. */
