@@ -13,8 +13,8 @@
 // the bare throughput of patching the same Deployments (32 in flight) measured in the same run,
 // and the requests healthgate made during the edit by verb and resource.
 //
-// `--mode audit`: the same with an Audit policy whose edit flips every Deployment's
-// LivenessShallow condition (no release write, no admission): healthgate's own throughput.
+// `--mode audit`: the same with an Audit policy whose edit declares the Deployments' liveness path
+// (/healthz) deep, which flips every Deployment's LivenessShallow condition (no release write, no admission): healthgate's own throughput.
 //
 // Reaction under load (`--samples`, default on): 20 more Deployments, selected by an Audit policy
 // that declares /health/deep a deep path, are flipped one at a time (liveness path /healthz ↔
@@ -282,7 +282,9 @@ try {
       mode: ENFORCE ? "Enforce" : "Audit",
       endpoints: {
         port: "http",
-        liveness: { path: SHALLOW },
+        // Audit's edit: the Deployments' own liveness path (/healthz) becomes a declared deep
+        // path (the policy's own liveness path must stay shallow, so it moves to /livez).
+        liveness: { path: !ENFORCE && phase === 1 ? "/livez" : SHALLOW },
         readiness: { path: "/readyz" },
         ...(!ENFORCE && phase === 1 ? { deep: { paths: [SHALLOW] } } : {}),
       },
