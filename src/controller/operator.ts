@@ -149,7 +149,9 @@ export class Operator {
       logger,
       identity: this.identity,
       enqueue: (key) => this.loop.enqueue(key),
-      enqueuePaced: (key, intervalMs) => this.loop.enqueuePaced(key, intervalMs),
+      // Low too: while a policy edit's fan-out waits (low), its policy runs once per pass over it,
+      // not every interval ahead of it (each run writes a status listing every target).
+      enqueuePaced: (key, intervalMs) => this.loop.enqueuePaced(key, intervalMs, { low: true }),
       podMetrics: this.podMetrics,
       metrics: this.metrics,
       enforceAvailable: () => this.enforceAvailable,

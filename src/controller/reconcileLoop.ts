@@ -59,8 +59,8 @@ export class ReconcileLoop {
   }
 
   /** Queues a reconcile of `key` that runs at most once per `intervalMs` (WorkQueue.addPaced). */
-  enqueuePaced(key: string, intervalMs: number): void {
-    this.queue?.addPaced(key, intervalMs);
+  enqueuePaced(key: string, intervalMs: number, options?: { low?: boolean }): void {
+    this.queue?.addPaced(key, intervalMs, options);
   }
 
   /**

@@ -90,9 +90,9 @@ export class WorkQueue {
   }
 
   /** Adds `key` once `delayMs` have passed, unless an earlier deadline is already pending. */
-  addAfter(key: string, delayMs: number): void {
+  addAfter(key: string, delayMs: number, options: { low?: boolean } = {}): void {
     if (this.closed) return;
-    if (delayMs <= 0) return this.add(key);
+    if (delayMs <= 0) return this.add(key, options);
     // A key about to run needs no later reminder: the run decides its next requeue itself.
     if (this.ready.has(key) || this.readyLow.has(key)) return;
     const at = this.clock.now() + delayMs;
@@ -101,7 +101,7 @@ export class WorkQueue {
     if (pending) this.clock.clearTimeout(pending.timer);
     const timer = this.clock.setTimeout(() => {
       this.delayed.delete(key);
-      this.add(key);
+      this.add(key, options);
     }, delayMs);
     this.delayed.set(key, { at, timer });
   }
@@ -110,7 +110,7 @@ export class WorkQueue {
    * Adds `key` so that it runs at most once per `intervalMs`: at once when its last run started
    * at least that long ago (or it never ran), else when the interval since that start is over.
    */
-  addPaced(key: string, intervalMs: number): void {
+  addPaced(key: string, intervalMs: number, options: { low?: boolean } = {}): void {
     if (this.closed || this.ready.has(key) || this.readyLow.has(key)) return;
     const now = this.clock.now();
     // Forget paces that are over: only keys added this way in the last interval stay here.
@@ -121,8 +121,8 @@ export class WorkQueue {
     if (last) last.intervalMs = intervalMs;
     else this.paced.set(key, { startedAt: Number.NEGATIVE_INFINITY, intervalMs });
     const wait = last ? last.startedAt + intervalMs - now : 0;
-    if (wait > 0) this.addAfter(key, wait);
-    else this.add(key);
+    if (wait > 0) this.addAfter(key, wait, options);
+    else this.add(key, options);
   }
 
   /** Records a failure of `key` and returns how long to wait before retrying it (ms). */

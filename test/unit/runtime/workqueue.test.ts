@@ -204,6 +204,26 @@ describe("WorkQueue", () => {
     expect(runs.length).toBe(6);
   });
 
+  it("addPaced with `low`: when due, the key still waits behind keys added without it", async () => {
+    const h = controlledHandler();
+    const clock = new FakeClock(0);
+    const { queue } = makeQueue(h.handler, 1, clock);
+    queue.add("busy");
+    queue.addPaced("policy", 1_000, { low: true });
+    queue.add("deployment");
+    await h.finish("busy");
+    await h.finish("deployment");
+    await h.finish("policy"); // started at 0
+    // Asked again at once: due at 1,000, then behind what was added without `low` meanwhile.
+    queue.addPaced("policy", 1_000, { low: true });
+    queue.add("a");
+    await clock.advance(1_000);
+    queue.add("b");
+    await h.finish("a");
+    await h.finish("b");
+    expect(h.runs).toEqual(["busy", "deployment", "policy", "a", "b", "policy"]);
+  });
+
   it("shutdown with drain processes the keys already waiting", async () => {
     const h = controlledHandler();
     const { queue } = makeQueue(h.handler);
