@@ -26,7 +26,13 @@ import { setTimeout as delay } from "node:timers/promises";
 import { CoreV1Api } from "@kubernetes/client-node";
 import type { Deployment } from "../src/api/k8s.ts";
 import { defaultBinDir, startControlPlane } from "../src/devcluster/controlPlane.ts";
-import { loadKubeConfig, resources, type KubeObject, type RawObject } from "../src/kube/client.ts";
+import {
+  apiErrorMessage,
+  loadKubeConfig,
+  resources,
+  type KubeObject,
+  type RawObject,
+} from "../src/kube/client.ts";
 import { KubeClient } from "../src/kube/client.ts";
 import { createMetrics } from "../src/observability/metrics.ts";
 import {
@@ -114,12 +120,18 @@ class ReactionSampler {
     this.names = names;
   }
 
-  /** Lists, then watches (again after every end: a loaded API server ends watches early) until stop(). */
+  /**
+   * Lists, then watches; lists and watches again after every end (a loaded API server ends
+   * watches early, and a resourceVersion it compacted away answers 410) until stop().
+   */
   async watch(): Promise<void> {
     const selector = { labelSelector: "tier=latency" };
-    const listed = await this.client.list(resources.deployments, this.namespace, selector);
-    for (const item of listed.items) this.record(item);
-    let resourceVersion = listed.metadata.resourceVersion;
+    const list = async () => {
+      const listed = await this.client.list(resources.deployments, this.namespace, selector);
+      for (const item of listed.items) this.record(item);
+      return listed.metadata.resourceVersion;
+    };
+    let resourceVersion = await list();
     void (async () => {
       while (!this.stopper.signal.aborted) {
         try {
@@ -136,8 +148,9 @@ class ReactionSampler {
           );
         } catch (err) {
           if (this.stopper.signal.aborted) return;
-          say(`watch ended (${String(err)}); watching again`);
+          say(`watch ended (${apiErrorMessage(err)}); listing and watching again`);
           await delay(200);
+          resourceVersion = await list().catch(() => resourceVersion);
         }
       }
     })();
