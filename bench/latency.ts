@@ -29,6 +29,7 @@ import {
   imageNodeFlags,
   inParallel,
   installCrd,
+  latencyPolicy,
   machineLoad,
   percentile,
   say,
@@ -156,21 +157,7 @@ try {
   await loadKubeConfig(plane.kubeconfigPath)
     .makeApiClient(CoreV1Api)
     .createNamespace({ body: { metadata: { name: NS } } });
-  await client.create({
-    apiVersion: "healthgate.io/v1alpha1",
-    kind: "HealthPolicy",
-    metadata: { name: "bench", namespace: NS },
-    spec: {
-      selector: { matchLabels: { bench: "latency" } },
-      mode: "Audit",
-      endpoints: {
-        port: "http",
-        liveness: { path: SHALLOW },
-        readiness: { path: "/readyz" },
-        deep: { paths: [DEEP] },
-      },
-    },
-  } as KubeObject);
+  await client.create(latencyPolicy(NS, "bench", { bench: "latency" }));
   const names = Array.from({ length: DEPLOYMENTS }, (_, i) => `app-${i}`);
   await inParallel(names, 16, (name) => client.create(deployment(name, { bench: "latency" })));
   // Not selected by the policy: the target of the bare status-apply round-trips.

@@ -1,27 +1,48 @@
 // How long one policy edit takes to reach every Deployment it governs.
 //
-//   node_modules/.bin/node bench/policy-edit.ts [--deployments 1000]
+//   node_modules/.bin/node bench/policy-edit.ts [--deployments 1000] [--concurrency N] [--cpu-prof DIR]
 //
 // Starts etcd, kube-apiserver and kube-controller-manager (the real Deployment and ReplicaSet
 // controllers, so each new template brings a new ReplicaSet and its events, as on a cluster; no
-// scheduler or kubelet: pods stay Pending), creates `--deployments` Deployments and one Enforce
+// scheduler or kubelet: pods stay Pending) with Enforce's MutatingAdmissionPolicies installed as
+// the chart installs them, creates `--deployments` Deployments and one Enforce
 // HealthPolicy selecting them all, runs `healthgate run` (compiled, the image's Node flags) and
 // waits until every Deployment carries the policy's preStop drain. Then it edits the policy once
 // (shutdown.drainSeconds 5 → 8) and measures the time until every Deployment's template carries
 // the new drain and healthgate's queue is empty, with healthgate's writes per second, beside
-// the bare throughput of patching the same Deployments (32 in flight) measured in the same run.
+// the bare throughput of patching the same Deployments (32 in flight) measured in the same run,
+// and the requests healthgate made during the edit by verb and resource.
+//
+// `--mode audit`: the same with an Audit policy whose edit declares the Deployments' liveness path
+// (/healthz) deep, which flips every Deployment's LivenessShallow condition (no release write, no admission): healthgate's own throughput.
+//
+// Reaction under load (`--samples`, default on): 20 more Deployments, selected by an Audit policy
+// that declares /health/deep a deep path, are flipped one at a time (liveness path /healthz ↔
+// /health/deep, which flips healthgate's LivenessShallow condition), 100 ms apart: first while
+// nothing else happens (the idle baseline), then for as long as the edit runs. Reaction = the
+// patch's response → our watch delivers the Deployment with the flipped condition.
 import { parseArgs } from "node:util";
 import { setTimeout as delay } from "node:timers/promises";
 import { CoreV1Api } from "@kubernetes/client-node";
 import type { Deployment } from "../src/api/k8s.ts";
 import { defaultBinDir, startControlPlane } from "../src/devcluster/controlPlane.ts";
-import { loadKubeConfig, resources, type KubeObject } from "../src/kube/client.ts";
+import {
+  apiErrorMessage,
+  loadKubeConfig,
+  resources,
+  type KubeObject,
+  type RawObject,
+} from "../src/kube/client.ts";
 import { KubeClient } from "../src/kube/client.ts";
 import { createMetrics } from "../src/observability/metrics.ts";
 import {
   buildHealthgate,
+  percentile,
+  table,
   imageNodeFlags,
   inParallel,
+  installAdmission,
+  latencyPolicy,
   installCrd,
   machineLoad,
   say,
@@ -31,11 +52,183 @@ import {
 } from "./support.ts";
 
 const { values: args } = parseArgs({
-  options: { deployments: { type: "string", default: "1000" } },
+  options: {
+    deployments: { type: "string", default: "1000" },
+    /** healthgate's `--concurrency`; omitted: its default. */
+    concurrency: { type: "string" },
+    /** Write a CPU profile of healthgate (node --cpu-prof) into this directory. */
+    "cpu-prof": { type: "string" },
+    /** Reaction samples while idle before the edit (then as many as fit in the edit). 0: none. */
+    samples: { type: "string", default: "50" },
+    /**
+     * enforce (default): the edit changes drainSeconds 5 → 8 and must reach every template
+     * (through the release write and admission). audit: the edit declares the Deployments'
+     * liveness path (/healthz) a deep path, which flips LivenessShallow to False on every one:
+     * healthgate's own throughput, no admission on the way.
+     */
+    mode: { type: "string", default: "enforce" },
+  },
   strict: true,
 });
 const N = Number(args.deployments);
+const IDLE_SAMPLES = Number(args.samples);
+const ENFORCE = args.mode !== "audit";
+if (!["audit", "enforce"].includes(args.mode)) throw new Error("--mode is audit or enforce");
 const NS = "bench";
+const LATENCY_DEPLOYMENTS = 20;
+const SHALLOW = "/healthz";
+const DEEP = "/health/deep";
+const CONDITION = "healthgate.io/LivenessShallow";
+
+/** healthgate's API requests so far by "verb resource". */
+async function requestsByKind(port: number): Promise<Map<string, number>> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const counts = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    const m = /^healthgate_api_requests_total\{(.*)\} (\S+)$/.exec(line);
+    if (!m) continue;
+    const label = (name: string) => new RegExp(`${name}="([^"]*)"`).exec(m[1]!)?.[1] ?? "";
+    const key = `${label("verb")} ${label("resource")}`;
+    counts.set(key, (counts.get(key) ?? 0) + Number(m[2]));
+  }
+  return counts;
+}
+
+function diffCounts(after: Map<string, number>, before: Map<string, number>): Map<string, number> {
+  return new Map([...after].map(([k, v]) => [k, v - (before.get(k) ?? 0)] as const).filter(([, v]) => v > 0));
+}
+
+/**
+ * Flips the latency Deployments' liveness path one at a time and times healthgate's reaction:
+ * the patch's response → our watch (label tier=latency) delivers the flipped condition.
+ */
+class ReactionSampler {
+  private readonly stopper = new AbortController();
+  private readonly seen = new Map<string, { rv: bigint; at: number; condition: string | undefined }[]>();
+  private readonly waiters = new Set<() => void>();
+  private readonly deep = new Set<string>();
+  private next = 0;
+  count = 0;
+
+  private readonly client: KubeClient;
+  private readonly namespace: string;
+  private readonly names: readonly string[];
+
+  constructor(client: KubeClient, namespace: string, names: readonly string[]) {
+    this.client = client;
+    this.namespace = namespace;
+    this.names = names;
+  }
+
+  /**
+   * Lists, then watches; lists and watches again after every end (a loaded API server ends
+   * watches early, and a resourceVersion it compacted away answers 410) until stop().
+   */
+  async watch(): Promise<void> {
+    const selector = { labelSelector: "tier=latency" };
+    const list = async () => {
+      const listed = await this.client.list(resources.deployments, this.namespace, selector);
+      for (const item of listed.items) this.record(item);
+      return listed.metadata.resourceVersion;
+    };
+    let resourceVersion = await list();
+    void (async () => {
+      while (!this.stopper.signal.aborted) {
+        try {
+          await this.client.watch(
+            resources.deployments,
+            this.namespace,
+            { ...selector, resourceVersion, timeoutSeconds: 3600 },
+            (event) => {
+              if (event.type === "BOOKMARK") return;
+              resourceVersion = event.object.metadata.resourceVersion ?? resourceVersion;
+              this.record(event.object);
+            },
+            this.stopper.signal,
+          );
+        } catch (err) {
+          if (this.stopper.signal.aborted) return;
+          say(`watch ended (${apiErrorMessage(err)}); listing and watching again`);
+          await delay(200);
+          resourceVersion = await list().catch(() => resourceVersion);
+        }
+      }
+    })();
+  }
+
+  stop(): void {
+    this.stopper.abort();
+  }
+
+  untilConditions(status: string): Promise<unknown> {
+    return Promise.all(this.names.map((name) => this.when(name, (s) => s.condition === status, 300_000)));
+  }
+
+  /** Flips one Deployment at a time, 100 ms apart, until `done()`; resolves with the reactions (ms). */
+  async run(done: () => boolean): Promise<number[]> {
+    const reactions: number[] = [];
+    while (!done()) {
+      const name = this.names[this.next++ % this.names.length]!;
+      const toDeep = !this.deep.has(name);
+      const patched = await this.client.jsonPatch<KubeObject>(
+        resources.deployments,
+        { namespace: this.namespace, name },
+        [
+          {
+            op: "replace",
+            path: "/spec/template/spec/containers/0/livenessProbe/httpGet/path",
+            value: toDeep ? DEEP : SHALLOW,
+          },
+        ],
+      );
+      const sent = performance.now();
+      if (toDeep) this.deep.add(name);
+      else this.deep.delete(name);
+      const rv = BigInt(patched.metadata.resourceVersion!);
+      const want = toDeep ? "False" : "True";
+      const at = await this.when(name, (s) => s.rv > rv && s.condition === want, 600_000);
+      reactions.push(at - sent);
+      this.count++;
+      await delay(100);
+    }
+    return reactions;
+  }
+
+  private record(obj: RawObject): void {
+    const d = obj as unknown as Deployment;
+    const list = this.seen.get(d.metadata.name) ?? [];
+    list.push({
+      rv: BigInt(d.metadata.resourceVersion ?? "0"),
+      at: performance.now(),
+      condition: d.status?.conditions?.find((c) => c.type === CONDITION)?.status,
+    });
+    // Only the latest few matter.
+    this.seen.set(d.metadata.name, list.slice(-20));
+    for (const wake of this.waiters) wake();
+  }
+
+  private when(
+    name: string,
+    match: (s: { rv: bigint; condition: string | undefined }) => boolean,
+    timeoutMs: number,
+  ): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const hit = (this.seen.get(name) ?? []).find(match);
+        if (!hit) return;
+        this.waiters.delete(check);
+        clearTimeout(timer);
+        resolve(hit.at);
+      };
+      const timer = setTimeout(() => {
+        this.waiters.delete(check);
+        reject(new Error(`no matching event for Deployment ${name} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiters.add(check);
+      check();
+    });
+  }
+}
 
 const plane = await startControlPlane({ binDir: defaultBinDir(), log: say });
 const client = new KubeClient(loadKubeConfig(plane.kubeconfigPath), { metrics: createMetrics() });
@@ -43,16 +236,17 @@ const build = await buildHealthgate();
 const cleanups: (() => Promise<unknown>)[] = [() => plane.stop(), () => build.remove()];
 try {
   await installCrd(plane);
+  // Enforce acts at admission: without the chart's MutatingAdmissionPolicies no template changes.
+  await installAdmission(plane, "healthgate");
   await loadKubeConfig(plane.kubeconfigPath)
     .makeApiClient(CoreV1Api)
     .createNamespace({ body: { metadata: { name: NS } } });
   const names = Array.from({ length: N }, (_, i) => `web-${String(i).padStart(4, "0")}`);
-  say(`creating ${N} Deployments`);
-  await inParallel(names, 32, (name) =>
-    client.create({
+  const deployment = (name: string, tier: string, liveness?: string) =>
+    ({
       apiVersion: "apps/v1",
       kind: "Deployment",
-      metadata: { name, namespace: NS, labels: { tier: "bench" } },
+      metadata: { name, namespace: NS, labels: { tier } },
       spec: {
         replicas: 1,
         selector: { matchLabels: { app: name } },
@@ -64,13 +258,23 @@ try {
                 name: "web",
                 image: "registry.example/web:1",
                 ports: [{ name: "http", containerPort: 8080 }],
+                ...(liveness ? { livenessProbe: { httpGet: { path: liveness, port: "http" } } } : {}),
               },
             ],
           },
         },
       },
-    } as KubeObject),
+    }) as KubeObject;
+  say(`creating ${N} Deployments`);
+  await inParallel(names, 32, (name) =>
+    client.create(deployment(name, "bench", ENFORCE ? undefined : SHALLOW)),
   );
+  const latencyNames = Array.from({ length: LATENCY_DEPLOYMENTS }, (_, i) => `latency-${i}`);
+  await inParallel(latencyNames, 8, (name) => client.create(deployment(name, "latency", SHALLOW)));
+  await client.applyObject(latencyPolicy(NS, "latency", { tier: "latency" }), { fieldManager: "bench" });
+  const sampler = new ReactionSampler(client, NS, latencyNames);
+  cleanups.unshift(async () => sampler.stop());
+  await sampler.watch();
 
   // The bare write throughput of this plane: one merge patch per Deployment, 32 in flight.
   const patchStart = performance.now();
@@ -81,66 +285,123 @@ try {
   );
   const patchesPerSecond = N / ((performance.now() - patchStart) / 1000);
 
-  const policy = (drainSeconds: number) => ({
+  /** The policy before (0) and after (1) the edit. */
+  const policy = (phase: 0 | 1) => ({
     apiVersion: "healthgate.io/v1alpha1",
     kind: "HealthPolicy",
     metadata: { name: "bench", namespace: NS },
     spec: {
       selector: { matchLabels: { tier: "bench" } },
-      mode: "Enforce",
-      endpoints: { port: "http", liveness: { path: "/healthz" }, readiness: { path: "/readyz" } },
-      shutdown: { drainSeconds, maxInFlightSeconds: 10 },
+      mode: ENFORCE ? "Enforce" : "Audit",
+      endpoints: {
+        port: "http",
+        // Audit's edit: the Deployments' own liveness path (/healthz) becomes a declared deep
+        // path (the policy's own liveness path must stay shallow, so it moves to /livez).
+        liveness: { path: !ENFORCE && phase === 1 ? "/livez" : SHALLOW },
+        readiness: { path: "/readyz" },
+        ...(!ENFORCE && phase === 1 ? { deep: { paths: [SHALLOW] } } : {}),
+      },
+      shutdown: { drainSeconds: ENFORCE && phase === 1 ? 8 : 5, maxInFlightSeconds: 10 },
     },
   });
-  await client.applyObject(policy(5) as KubeObject, { fieldManager: "bench" });
+  await client.applyObject(policy(0) as KubeObject, { fieldManager: "bench" });
   const operator = await spawnOperator({
     main: build.main,
     kubeconfig: plane.kubeconfigPath,
-    nodeFlags: await imageNodeFlags(),
+    nodeFlags: [
+      ...(await imageNodeFlags()),
+      ...(args["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${args["cpu-prof"]}`] : []),
+    ],
     namespaces: [NS],
+    ...(args.concurrency ? { extraArgs: [`--concurrency=${args.concurrency}`] } : {}),
   });
   cleanups.unshift(() => operator.stop());
   await waitReady(operator);
 
-  const drained = (d: Deployment, seconds: number) =>
-    d.spec.template.spec.containers[0]?.lifecycle?.preStop?.sleep?.seconds === seconds;
-  const untilAll = async (seconds: number) => {
+  /** Whether a Deployment shows what the policy of `phase` asks for. */
+  const reached = (d: Deployment, phase: 0 | 1) =>
+    ENFORCE
+      ? d.spec.template.spec.containers[0]?.lifecycle?.preStop?.sleep?.seconds === (phase === 1 ? 8 : 5)
+      : d.status?.conditions?.find((c) => c.type === CONDITION)?.status === (phase === 1 ? "False" : "True");
+  const untilAll = async (phase: 0 | 1) => {
+    const deadline = performance.now() + 900_000;
     for (;;) {
       let done = 0;
       let continueToken: string | undefined;
       do {
-        const page = await client.list(resources.deployments, NS, { limit: 500, continue: continueToken });
-        done += page.items.filter((d) => drained(d as unknown as Deployment, seconds)).length;
+        const page = await client.list(resources.deployments, NS, {
+          labelSelector: "tier=bench",
+          limit: 500,
+          continue: continueToken,
+        });
+        done += page.items.filter((d) => reached(d as unknown as Deployment, phase)).length;
         continueToken = page.metadata.continue || undefined;
       } while (continueToken);
       if (done === N && (await scrape(operator.port, "healthgate_workqueue_depth")) === 0) return;
+      if (performance.now() > deadline)
+        throw new Error(`after 900 s only ${done} of ${N} Deployments show the policy's phase ${phase}`);
       await delay(200);
     }
   };
   say("waiting for healthgate to enforce the policy on every Deployment");
   const firstStart = performance.now();
-  await untilAll(5);
+  await untilAll(0);
   const firstSeconds = (performance.now() - firstStart) / 1000;
 
-  const applies = () => scrape(operator.port, "healthgate_api_requests_total", { verb: "apply" });
-  const appliesBefore = await applies();
-  say("editing the policy: shutdown.drainSeconds 5 -> 8");
+  await sampler.untilConditions("True");
+  say(`reaction while idle: ${IDLE_SAMPLES} flips`);
+  const idle = await sampler.run(() => sampler.count >= IDLE_SAMPLES);
+  const idleLoad = machineLoad();
+
+  const requestsBefore = await requestsByKind(operator.port);
+  const reconcilesBefore = await scrape(operator.port, "healthgate_reconcile_total");
+  say(ENFORCE ? "editing the policy: shutdown.drainSeconds 5 -> 8" : "editing the policy: /healthz is deep");
   const editStart = performance.now();
-  await client.applyObject(policy(8) as KubeObject, { fieldManager: "bench" });
-  await untilAll(8);
+  await client.applyObject(policy(1) as KubeObject, { fieldManager: "bench" });
+  let editDone = false;
+  const [, underEdit] = await Promise.all([
+    untilAll(1).then(() => (editDone = true)),
+    IDLE_SAMPLES > 0 ? sampler.run(() => editDone) : Promise.resolve([]),
+  ]);
   const editSeconds = (performance.now() - editStart) / 1000;
-  const writes = (await applies()) - appliesBefore;
+  const requests = diffCounts(await requestsByKind(operator.port), requestsBefore);
+  const reconciles = (await scrape(operator.port, "healthgate_reconcile_total")) - reconcilesBefore;
+  const writes = [...requests].filter(([k]) => k.startsWith("apply ")).reduce((a, [, v]) => a + v, 0);
 
   console.log(
-    `\nhealthgate policy edit — ${N} Deployments governed by one Enforce policy, kube-controller-manager running`,
+    `\nhealthgate policy edit — ${N} Deployments governed by one ${ENFORCE ? "Enforce" : "Audit"} policy, kube-controller-manager running`,
   );
   console.log(`Finished at ${machineLoad()}.`);
   console.log(`first enforcement of all ${N}: ${firstSeconds.toFixed(1)} s`);
   console.log(
-    `policy edit → all ${N} carry the new template, queue empty: ${editSeconds.toFixed(1)} s; ` +
+    `policy edit → all ${N} carry ${ENFORCE ? "the new template" : "LivenessShallow=False"}, queue empty: ${editSeconds.toFixed(1)} s; ` +
       `healthgate's applies ${writes} (${(writes / editSeconds).toFixed(0)}/s)`,
   );
   console.log(`bare patch throughput of the same plane (32 in flight): ${patchesPerSecond.toFixed(0)}/s`);
+  console.log(
+    `during the edit: ${reconciles} reconciles; requests: ` +
+      [...requests]
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, v]) => `${k} ${v}`)
+        .join(", "),
+  );
+  if (IDLE_SAMPLES > 0) {
+    const f = (n: number) => n.toFixed(0);
+    const row = (what: string, values: number[]) => [
+      what,
+      String(values.length),
+      f(percentile(values, 50)),
+      f(percentile(values, 99)),
+      f(Math.max(...values)),
+    ];
+    console.log(`\nreaction of single changes (ms; idle at ${idleLoad}):`);
+    console.log(
+      table(
+        ["ms", "samples", "p50", "p99", "max"],
+        [row("reaction, idle", idle), row("reaction, while the edit runs", underEdit)],
+      ),
+    );
+  }
 } finally {
   for (const cleanup of cleanups) await cleanup().catch(() => undefined);
 }

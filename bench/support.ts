@@ -3,14 +3,15 @@
 // memory readings and percentiles. Benchmarks measure and print; they assert nothing.
 import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { copyFile, mkdtemp, readFile, rm, symlink } from "node:fs/promises";
+import { copyFile, mkdtemp, readFile, rm, symlink, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as delay } from "node:timers/promises";
 import { promisify } from "node:util";
+import { admissionList } from "../src/admission/enforce.ts";
 import { defaultBinDir, startControlPlane, type ControlPlane } from "../src/devcluster/controlPlane.ts";
 import { freePort } from "../src/devcluster/net.ts";
-import { KubeClient } from "../src/kube/client.ts";
+import { KubeClient, type KubeObject } from "../src/kube/client.ts";
 import { loadKubeConfig } from "../src/kube/client.ts";
 import { createMetrics } from "../src/observability/metrics.ts";
 import { sumSamples } from "../test/support/promText.ts";
@@ -64,6 +65,56 @@ export async function installCrd(plane: ControlPlane): Promise<void> {
     "crd/healthpolicies.healthgate.io",
     "crd/healthtargets.healthgate.io",
   ]);
+}
+
+/** Server-side applies `objects` with kubectl (as one List), taking fields from other managers. */
+export async function kubectlApplyObjects(plane: ControlPlane, objects: readonly unknown[]): Promise<void> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), "healthgate-bench-apply-"));
+  try {
+    const file = path.join(dir, "objects.json");
+    await writeFile(file, JSON.stringify({ apiVersion: "v1", kind: "List", items: objects }));
+    await kubectl(plane, ["apply", "--server-side", "--force-conflicts", "-f", file]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Enforce at admission as the chart installs it (the MutatingAdmissionPolicies and their
+ * bindings), with the plane's admin user — whom benchmarks run healthgate as — standing in for
+ * healthgate's ServiceAccount as the record-status writer.
+ */
+export async function installAdmission(plane: ControlPlane, prefix: string): Promise<void> {
+  const writer = (
+    await kubectl(plane, ["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"])
+  ).trim();
+  await kubectlApplyObjects(plane, admissionList(prefix, writer).items);
+}
+
+/**
+ * The latency benches' Audit policy: liveness /healthz is shallow, /health/deep is declared deep,
+ * so flipping a Deployment's liveness path between the two flips healthgate's LivenessShallow.
+ */
+export function latencyPolicy(
+  namespace: string,
+  name: string,
+  matchLabels: Record<string, string>,
+): KubeObject {
+  return {
+    apiVersion: "healthgate.io/v1alpha1",
+    kind: "HealthPolicy",
+    metadata: { name, namespace },
+    spec: {
+      selector: { matchLabels },
+      mode: "Audit",
+      endpoints: {
+        port: "http",
+        liveness: { path: "/healthz" },
+        readiness: { path: "/readyz" },
+        deep: { paths: ["/health/deep"] },
+      },
+    },
+  } as KubeObject;
 }
 
 /** Runs `work` over `items` with at most `concurrency` in flight; rethrows the first failure. */
@@ -156,6 +207,8 @@ export async function spawnOperator(options: {
   env?: Record<string, string>;
   namespaces?: readonly string[];
   logLevel?: string;
+  /** More `healthgate run` flags. */
+  extraArgs?: readonly string[];
 }): Promise<OperatorChild> {
   const port = await freePort("127.0.0.1");
   const args = [
@@ -167,6 +220,7 @@ export async function spawnOperator(options: {
     `--http-port=${port}`,
     `--log-level=${options.logLevel ?? "warn"}`,
     ...(options.namespaces?.length ? [`--namespaces=${options.namespaces.join(",")}`] : []),
+    ...(options.extraArgs ?? []),
   ];
   const startedAt = performance.now();
   const child = spawn(process.execPath, args, {

@@ -149,6 +149,9 @@ export class Operator {
       logger,
       identity: this.identity,
       enqueue: (key) => this.loop.enqueue(key),
+      // Low too: while a policy edit's fan-out waits (low), its policy runs once per pass over it,
+      // not every interval ahead of it (each run writes a status listing every target).
+      enqueuePaced: (key, intervalMs) => this.loop.enqueuePaced(key, intervalMs, { low: true }),
       podMetrics: this.podMetrics,
       metrics: this.metrics,
       enforceAvailable: () => this.enforceAvailable,
@@ -454,14 +457,19 @@ export class Operator {
       const d = world.deployments.get(`${ns}/${name}`);
       if (d) deploymentChanged(d);
     };
+    // A policy edit's fan-out to its Deployments queues at low priority: a single change made
+    // meanwhile is reconciled first, not after all of them.
+    const enqueueLow = (key: Key) => {
+      if (this.governs(key.split("/")[1] ?? "")) this.loop.enqueue(key, { low: true });
+    };
     const policyChanged = (raw: KubeObject) => {
       const ns = raw.metadata.namespace ?? "";
       enqueue(policyKey(ns, raw.metadata.name));
-      for (const name of statusTargetNames(raw)) enqueue(deploymentKey(ns, name));
+      for (const name of statusTargetNames(raw)) enqueueLow(deploymentKey(ns, name));
       const parsed = parseCachedPolicy(raw);
       if (!parsed.ok) return;
       for (const d of world.deployments.list()) {
-        if (policySelects(parsed.policy, d)) enqueue(deploymentKey(ns, d.metadata.name));
+        if (policySelects(parsed.policy, d)) enqueueLow(deploymentKey(ns, d.metadata.name));
       }
     };
     const policyDeleted = (raw: KubeObject) => {

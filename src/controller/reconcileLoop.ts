@@ -54,8 +54,13 @@ export class ReconcileLoop {
    * Queues a reconcile of `key` (informer handlers call this). Ignored while not running:
    * a standby keeps its caches warm but queues nothing, and `run` starts from every key.
    */
-  enqueue(key: string): void {
-    this.queue?.add(key);
+  enqueue(key: string, options?: { low?: boolean }): void {
+    this.queue?.add(key, options);
+  }
+
+  /** Queues a reconcile of `key` that runs at most once per `intervalMs` (WorkQueue.addPaced). */
+  enqueuePaced(key: string, intervalMs: number, options?: { low?: boolean }): void {
+    this.queue?.addPaced(key, intervalMs, options);
   }
 
   /**

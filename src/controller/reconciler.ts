@@ -98,6 +98,9 @@ function deepFreeze<T>(value: T): T {
 
 export { FIELD_MANAGER, RELEASE_FIELD_MANAGER, STATUS_FIELD_MANAGER } from "./world.ts";
 
+/** At most one reconcile of a policy per this interval while its Deployments' reconciles ask for it. */
+export const POLICY_STATUS_INTERVAL_MS = 1_000;
+
 export type Key = `Deployment/${string}` | `HealthPolicy/${string}` | `HealthTarget/${string}`;
 export const deploymentKey = (ns: string, name: string): Key => `Deployment/${ns}/${name}`;
 export const policyKey = (ns: string, name: string): Key => `HealthPolicy/${ns}/${name}`;
@@ -142,6 +145,8 @@ export interface ReconcilerOptions {
   identity: string;
   /** Requeue a key (the queue's add). */
   enqueue: (key: Key) => void;
+  /** Requeue a key at most once per `intervalMs` (the queue's addPaced); omitted: `enqueue`. */
+  enqueuePaced?: (key: Key, intervalMs: number) => void;
   /** Usage history for Metrics-source headroom; without it that source is always unavailable. */
   podMetrics?: Pick<PodMetricsHistory, "samples">;
   /** Where refused writes are counted (healthgate_writes_refused_total). */
@@ -312,8 +317,13 @@ export class HealthgateReconciler implements Reconciler {
     for (const e of decided.events.filter((e) => e.immediate))
       await this.event(deployment, e.type, e.reason, e.message, signal);
     // Every policy selecting it reports on it: the governing one, and any other as overlapping.
+    // Paced: a policy's reconcile decides all its Deployments again, so while they churn (a policy
+    // edit over 1,000) it runs once per interval, not once per Deployment (O(N²) otherwise).
     for (const p of policies) {
-      if (policySelects(p, deployment)) this.o.enqueue(policyKey(namespace, p.metadata.name));
+      if (!policySelects(p, deployment)) continue;
+      const key = policyKey(namespace, p.metadata.name);
+      if (this.o.enqueuePaced) this.o.enqueuePaced(key, POLICY_STATUS_INTERVAL_MS);
+      else this.o.enqueue(key);
     }
     const requeueMs = [
       decided.requeueAfterSeconds !== undefined ? decided.requeueAfterSeconds * 1000 : undefined,

@@ -5,7 +5,14 @@
 //     loses its deadline: the run about to start decides when the key is next due;
 //   - backoff(key) is the retry delay after a failure: per-key exponential, never faster than
 //     a token bucket shared by all keys; forget(key) resets it after a success;
-//   - at most `concurrency` keys are processed at once.
+//   - at most `concurrency` keys are processed at once;
+//   - add(key, { low: true }) queues behind every key added without it (controller-runtime's
+//     priority queue): the fan-out of one policy edit to 1,000 Deployments waits behind a single
+//     change someone just made, instead of that change waiting behind all 1,000. A low key added
+//     again without it moves up;
+//   - addPaced(key, ms) runs a key at most once per `ms` (from the start of one run to the next)
+//     however often it is added: an aggregate over many objects (a policy's status over its
+//     Deployments) is recomputed once per interval while they churn, not once per change.
 import { exponentialDelay, TokenBucket, type BackoffPolicy } from "../kube/backoff.ts";
 import { systemClock, type Clock, type TimerHandle } from "../kube/clock.ts";
 import type { Logger } from "../observability/logger.ts";
@@ -34,11 +41,15 @@ export class WorkQueue {
   private readonly retryBucket: TokenBucket;
   /** Waiting for a worker, in arrival order (a Set keeps insertion order and dedupes). */
   private readonly ready = new Set<string>();
+  /** Waiting at low priority: taken only when `ready` is empty. */
+  private readonly readyLow = new Set<string>();
   private readonly processing = new Set<string>();
   /** Added while being processed: run again once the current run ends. */
   private readonly addedWhileProcessing = new Set<string>();
   private readonly delayed = new Map<string, { at: number; timer: TimerHandle }>();
   private readonly failures = new Map<string, number>();
+  /** Keys added with addPaced: when their last run started, and their interval. */
+  private readonly paced = new Map<string, { startedAt: number; intervalMs: number }>();
   private closed = false;
   private idle: PromiseWithResolvers<void> | undefined;
 
@@ -55,39 +66,63 @@ export class WorkQueue {
   }
 
   get depth(): number {
-    return this.ready.size;
+    return this.ready.size + this.readyLow.size;
   }
 
   isProcessing(key: string): boolean {
     return this.processing.has(key);
   }
 
-  add(key: string): void {
+  add(key: string, { low = false }: { low?: boolean } = {}): void {
     if (this.closed) return;
     this.options.metrics.workqueueAdds.inc({ queue: this.options.name });
     if (this.processing.has(key)) {
       this.addedWhileProcessing.add(key);
       return;
     }
-    this.ready.add(key);
+    if (low) {
+      if (!this.ready.has(key)) this.readyLow.add(key);
+    } else {
+      this.readyLow.delete(key);
+      this.ready.add(key);
+    }
     this.pump();
   }
 
   /** Adds `key` once `delayMs` have passed, unless an earlier deadline is already pending. */
-  addAfter(key: string, delayMs: number): void {
+  addAfter(key: string, delayMs: number, options: { low?: boolean } = {}): void {
     if (this.closed) return;
-    if (delayMs <= 0) return this.add(key);
+    if (delayMs <= 0) return this.add(key, options);
     // A key about to run needs no later reminder: the run decides its next requeue itself.
-    if (this.ready.has(key)) return;
+    if (this.ready.has(key) || this.readyLow.has(key)) return;
     const at = this.clock.now() + delayMs;
     const pending = this.delayed.get(key);
     if (pending && pending.at <= at) return;
     if (pending) this.clock.clearTimeout(pending.timer);
     const timer = this.clock.setTimeout(() => {
       this.delayed.delete(key);
-      this.add(key);
+      this.add(key, options);
     }, delayMs);
     this.delayed.set(key, { at, timer });
+  }
+
+  /**
+   * Adds `key` so that it runs at most once per `intervalMs`: at once when its last run started
+   * at least that long ago (or it never ran), else when the interval since that start is over.
+   */
+  addPaced(key: string, intervalMs: number, options: { low?: boolean } = {}): void {
+    if (this.closed || this.ready.has(key) || this.readyLow.has(key)) return;
+    const now = this.clock.now();
+    // Forget paces that are over: only keys added this way in the last interval stay here.
+    for (const [k, pace] of this.paced) {
+      if (now - pace.startedAt >= pace.intervalMs && !this.processing.has(k)) this.paced.delete(k);
+    }
+    const last = this.paced.get(key);
+    if (last) last.intervalMs = intervalMs;
+    else this.paced.set(key, { startedAt: Number.NEGATIVE_INFINITY, intervalMs });
+    const wait = last ? last.startedAt + intervalMs - now : 0;
+    if (wait > 0) this.addAfter(key, wait, options);
+    else this.add(key, options);
   }
 
   /** Records a failure of `key` and returns how long to wait before retrying it (ms). */
@@ -112,8 +147,10 @@ export class WorkQueue {
     this.closed = true;
     for (const { timer } of this.delayed.values()) this.clock.clearTimeout(timer);
     this.delayed.clear();
+    this.paced.clear();
     if (!drain) {
       this.ready.clear();
+      this.readyLow.clear();
       this.addedWhileProcessing.clear();
     }
     this.updateDepth();
@@ -124,11 +161,14 @@ export class WorkQueue {
 
   private pump(): void {
     while (this.processing.size < this.options.concurrency) {
-      const key = this.ready.values().next().value;
+      const key = this.ready.values().next().value ?? this.readyLow.values().next().value;
       if (key === undefined) break;
       this.ready.delete(key);
+      this.readyLow.delete(key);
       this.cancelDelayed(key);
       this.processing.add(key);
+      const pace = this.paced.get(key);
+      if (pace) pace.startedAt = this.clock.now();
       void this.process(key);
     }
     this.updateDepth();
@@ -160,10 +200,10 @@ export class WorkQueue {
   }
 
   private updateDepth(): void {
-    this.options.metrics.workqueueDepth.set({ queue: this.options.name }, this.ready.size);
+    this.options.metrics.workqueueDepth.set({ queue: this.options.name }, this.depth);
   }
 
   private settleIfIdle(): void {
-    if (this.idle && this.processing.size === 0 && this.ready.size === 0) this.idle.resolve();
+    if (this.idle && this.processing.size === 0 && this.depth === 0) this.idle.resolve();
   }
 }

@@ -12,6 +12,7 @@ export interface DeepCheckMetrics {
   readonly overruns: Counter;
   readonly targets: Gauge<"cohort">;
   readonly inFlight: Gauge;
+  readonly unchecked: Gauge<"reason">;
 }
 
 /** "answered" when the pod gave a complete answer (whatever its status), else the error class. */
@@ -57,6 +58,14 @@ export function registerDeepCheckMetrics(metrics: HealthgateMetrics): DeepCheckM
       name: "healthgate_deep_check_targets",
       help: "Pods the prober checks, by cohort.",
       labelNames: ["cohort"],
+      registers,
+    }),
+    unchecked: new Gauge({
+      name: "healthgate_deep_check_unchecked_pods",
+      help:
+        "Pods handed to the prober that it does not deep-check, by reason (HostNetwork: its IP is the node's; " +
+        "NoPodIP, NotRunning, Terminating, PortUnresolved, PathRefused, NoDeepCheck).",
+      labelNames: ["reason"],
       registers,
     }),
     inFlight: new Gauge({

@@ -11,8 +11,16 @@ import { resolvePort } from "../policy/probes/defaults.ts";
 import type { Cohort, ProbeTarget } from "./types.ts";
 
 /** Why a pod is not deep-checked; each is reported, never silently skipped. */
-export type UncheckedReason =
-  "NoDeepCheck" | "HostNetwork" | "NotRunning" | "Terminating" | "NoPodIP" | "PortUnresolved" | "PathRefused";
+export const UNCHECKED_REASONS = [
+  "NoDeepCheck",
+  "HostNetwork",
+  "NotRunning",
+  "Terminating",
+  "NoPodIP",
+  "PortUnresolved",
+  "PathRefused",
+] as const;
+export type UncheckedReason = (typeof UNCHECKED_REASONS)[number];
 
 export type TargetVerdict =
   { target: ProbeTarget } | { unchecked: { reason: UncheckedReason; message: string } };

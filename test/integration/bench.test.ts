@@ -109,3 +109,22 @@ it(
     );
   },
 );
+
+it.each(["enforce", "audit"])(
+  "bench/policy-edit.ts --mode %s prints the edit's time and writes/s beside the bare patch throughput, and reaction idle and under the edit",
+  { timeout: 300_000 },
+  async (mode) => {
+    const run = await runBench("policy-edit.ts", ["--deployments", "5", "--samples", "3", "--mode", mode]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(
+      new RegExp(
+        `policy edit → all 5 carry .*, queue empty: ${figure} s; healthgate's applies \\d+ \\(\\d+/s\\)`,
+      ),
+    );
+    expect(run.stdout).toMatch(
+      new RegExp(`bare patch throughput of the same plane \\(32 in flight\\): \\d+/s`),
+    );
+    expect(run.stdout).toMatch(new RegExp(`reaction, idle\\s+3(\\s+\\d+){3}`));
+    expect(run.stdout).toMatch(new RegExp(`reaction, while the edit runs\\s+\\d+`));
+  },
+);

@@ -161,6 +161,69 @@ describe("WorkQueue", () => {
     expect(h.runs).toEqual(["a"]);
   });
 
+  it("runs keys added without `low` before every low one; a low key added again without it moves up", async () => {
+    const h = controlledHandler();
+    const { queue } = makeQueue(h.handler);
+    queue.add("first");
+    // A policy edit's fan-out...
+    for (const key of ["d1", "d2", "d3", "d4"]) queue.add(key, { low: true });
+    // ...and, meanwhile, single changes: one to a Deployment the fan-out holds too.
+    queue.add("single");
+    queue.add("d3");
+    queue.add("d2", { low: true }); // still d2 once, still low
+    expect(queue.depth).toBe(5);
+    for (const key of ["first", "single", "d3", "d1", "d2"]) await h.finish(key);
+    expect(h.runs).toEqual(["first", "single", "d3", "d1", "d2", "d4"]);
+  });
+
+  it("addPaced runs a key at once, then at most once per interval however often it is added", async () => {
+    const clock = new FakeClock(0);
+    const runs: number[] = [];
+    const { queue } = makeQueue(
+      async () => {
+        runs.push(clock.now());
+      },
+      1,
+      clock,
+    );
+    // Added every 10 ms for 2.5 s (a Deployment reconcile finishing each time): at 0, then once
+    // per second from the previous start.
+    for (let t = 0; t < 2_500; t += 10) {
+      queue.addPaced("policy", 1_000);
+      await clock.advance(10);
+    }
+    await clock.advance(5_000);
+    expect(runs).toEqual([0, 1_000, 2_000, 3_000]);
+    // Quiet for longer than the interval: the next add runs at once again.
+    queue.addPaced("policy", 1_000);
+    await settle();
+    expect(runs).toEqual([0, 1_000, 2_000, 3_000, 7_500]);
+    // A plain add is not paced.
+    queue.add("policy");
+    await settle();
+    expect(runs.length).toBe(6);
+  });
+
+  it("addPaced with `low`: when due, the key still waits behind keys added without it", async () => {
+    const h = controlledHandler();
+    const clock = new FakeClock(0);
+    const { queue } = makeQueue(h.handler, 1, clock);
+    queue.add("busy");
+    queue.addPaced("policy", 1_000, { low: true });
+    queue.add("deployment");
+    await h.finish("busy");
+    await h.finish("deployment");
+    await h.finish("policy"); // started at 0
+    // Asked again at once: due at 1,000, then behind what was added without `low` meanwhile.
+    queue.addPaced("policy", 1_000, { low: true });
+    queue.add("a");
+    await clock.advance(1_000);
+    queue.add("b");
+    await h.finish("a");
+    await h.finish("b");
+    expect(h.runs).toEqual(["busy", "deployment", "policy", "a", "b", "policy"]);
+  });
+
   it("shutdown with drain processes the keys already waiting", async () => {
     const h = controlledHandler();
     const { queue } = makeQueue(h.handler);
