@@ -19,7 +19,8 @@ local function condition(status, kind)
   return nil
 end
 
--- healthgate reasons for a rollout that waits without blaming the new revision.
+-- healthgate reasons (with RolloutHealthy=Unknown) for a rollout that holds without blaming the
+-- new revision: it waits for a dependency, the cluster or the guard, not for a human to fix it.
 local holds = {
   DependencyDegraded = true,
   DeepCheckUnreachable = true,
@@ -47,13 +48,13 @@ end
 
 local gated = condition(status, "healthgate.io/RolloutHealthy")
 if gated ~= nil and gated.status == "False" then
-  local reason = gated.reason or "RolloutUnhealthy"
-  if holds[reason] then
-    hs.status = "Suspended"
-  else
-    hs.status = "Degraded"
-  end
-  hs.message = "healthgate " .. reason .. ": " .. (gated.message or "")
+  hs.status = "Degraded"
+  hs.message = "healthgate " .. (gated.reason or "RolloutAborted") .. ": " .. (gated.message or "")
+  return hs
+end
+if gated ~= nil and gated.status == "Unknown" and holds[gated.reason] then
+  hs.status = "Suspended"
+  hs.message = "healthgate " .. gated.reason .. ": " .. (gated.message or "")
   return hs
 end
 

@@ -15,7 +15,8 @@ local function condition(status, kind)
   return nil
 end
 
--- Reasons for which a rollout waits without blaming the new revision: nothing to fix in it.
+-- Reasons (with RolloutHealthy=Unknown) for which a rollout holds without blaming the new
+-- revision: it waits for a dependency, the cluster or the guard.
 local holds = {
   DependencyDegraded = true,
   DeepCheckUnreachable = true,
@@ -41,19 +42,22 @@ end
 
 local rollout = condition(status, "RolloutHealthy")
 local phase = status.rolloutPhase
-if (rollout ~= nil and rollout.status == "False") or phase == "Aborted" or phase == "Holding" or phase == "Inconclusive" then
-  local reason = "RolloutHeld"
-  local message = "rollout phase " .. (phase or "unknown")
+if (rollout ~= nil and rollout.status == "False") or phase == "Aborted" then
+  hs.status = "Degraded"
   if rollout ~= nil and rollout.status == "False" then
-    reason = rollout.reason or reason
-    message = rollout.message or message
-  end
-  if phase == "Aborted" or (rollout ~= nil and rollout.status == "False" and not holds[reason]) then
-    hs.status = "Degraded"
+    hs.message = (rollout.reason or "RolloutAborted") .. ": " .. (rollout.message or "")
   else
-    hs.status = "Suspended"
+    hs.message = "rollout phase Aborted"
   end
-  hs.message = reason .. ": " .. message
+  return hs
+end
+if (rollout ~= nil and rollout.status == "Unknown" and holds[rollout.reason]) or phase == "Holding" or phase == "Inconclusive" then
+  hs.status = "Suspended"
+  if rollout ~= nil and rollout.status == "Unknown" then
+    hs.message = (rollout.reason or "RolloutHeld") .. ": " .. (rollout.message or "")
+  else
+    hs.message = "rollout phase " .. phase
+  end
   return hs
 end
 

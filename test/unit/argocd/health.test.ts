@@ -84,7 +84,7 @@ describe("docs/argocd/deployment.lua (apps/Deployment override)", () => {
       deployment({
         ...stuck,
         conditions: [
-          cond("healthgate.io/RolloutHealthy", "False", "DependencyDegraded", "stable pods fail too"),
+          cond("healthgate.io/RolloutHealthy", "Unknown", "DependencyDegraded", "stable pods fail too"),
         ],
       }),
       deployment({
@@ -134,7 +134,7 @@ describe("docs/argocd/healthpolicy.lua (healthgate.io/HealthPolicy)", () => {
       policy({ conditions: [ready, cond("RolloutHealthy", "False", "DeepCheckFailed", "web-2: 500")] }),
       policy({ conditions: [ready], rolloutPhase: "Aborted" }),
       policy({
-        conditions: [ready, cond("RolloutHealthy", "False", "DependencyDegraded", "stable fails too")],
+        conditions: [ready, cond("RolloutHealthy", "Unknown", "DependencyDegraded", "stable fails too")],
       }),
       policy({ conditions: [ready], rolloutPhase: "Inconclusive" }),
       policy({ conditions: [ready, cond("RolloutHealthy", "Unknown", "NewRevision", "revision 7")] }),
