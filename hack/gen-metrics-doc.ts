@@ -5,6 +5,7 @@
 //   node hack/gen-metrics-doc.ts --check   exit 1 when docs/metrics.md is out of date
 import { fileURLToPath } from "node:url";
 import { registerGuardMetrics } from "../src/controller/guard.ts";
+import { registerPanicMetrics } from "../src/controller/panic.ts";
 import { registerStatusGauges } from "../src/controller/statusMetrics.ts";
 import type { World } from "../src/controller/world.ts";
 import { createMetrics } from "../src/observability/metrics.ts";
@@ -24,6 +25,7 @@ export async function renderMetricsDoc(): Promise<string> {
   } as unknown as World);
   registerDeepCheckMetrics(metrics);
   registerGuardMetrics(metrics);
+  registerPanicMetrics(metrics);
   const rows: string[] = [];
   // prom-client's own Counter/Gauge/Histogram objects, typed as bare MetricObjects by the registry.
   type Registered = { get(): Promise<{ name: string; type: string; help: string }>; labelNames?: string[] };

@@ -171,6 +171,14 @@ export interface Pod {
   };
 }
 
+/** A core/v1 Service, reduced to what panic mode reads. */
+export interface Service {
+  apiVersion?: string;
+  kind?: string;
+  metadata: ObjectMeta;
+  spec: { selector?: Record<string, string>; type?: string; publishNotReadyAddresses?: boolean };
+}
+
 export interface HorizontalPodAutoscaler {
   metadata: ObjectMeta;
   spec: {

@@ -37,6 +37,8 @@ import { RolloutGating } from "./rollout.ts";
 import { GuardTracker, registerGuardMetrics } from "./guard.ts";
 import { registerStatusGauges } from "./statusMetrics.ts";
 import { createWorld, type World } from "./world.ts";
+import { registerPanicMetrics } from "./panic.ts";
+import type { CachedService } from "./panicServices.ts";
 
 /** Every concern, in the order their contributions merge. Rollout gating and the guard plug in here. */
 export const CONCERNS: readonly Concern[] = [probesConcern, headroomConcern, guardConcern];
@@ -157,6 +159,7 @@ export class Operator {
       enforceAvailable: () => this.enforceAvailable,
       rollout: this.rollout,
       guard,
+      panicChanges: registerPanicMetrics(this.metrics),
     }));
     this.loop = new ReconcileLoop(reconciler, {
       name: "healthgate",
@@ -590,6 +593,23 @@ export class Operator {
       }
     };
     world.pdbs.addHandlers({ add: pdbChanged, update: (o, n) => pdbChanged(o, n), delete: pdbChanged });
+    // Panic mode: a Service matters to the Deployments whose pods it selects, before or after.
+    const serviceChanged = (...versions: CachedService[]) => {
+      const ns = versions[0]?.metadata.namespace ?? "";
+      for (const d of world.deployments.list()) {
+        const labels = d.spec.template.metadata?.labels ?? {};
+        const selects = (s: CachedService) =>
+          Object.keys(s.spec.selector ?? {}).length > 0 &&
+          selectorMatches({ matchLabels: s.spec.selector }, labels);
+        if (d.metadata.namespace === ns && versions.some(selects))
+          enqueue(deploymentKey(ns, d.metadata.name));
+      }
+    };
+    world.services.addHandlers({
+      add: serviceChanged,
+      update: (o, n) => serviceChanged(o, n),
+      delete: serviceChanged,
+    });
     // A record deleted or edited by someone else: its Deployment's reconcile restores it.
     // healthgate's own status writes change nothing it reads from there.
     const recordChanged = (t: KubeObject) => byDeploymentName(t.metadata.namespace ?? "", t.metadata.name);

@@ -60,6 +60,8 @@ import { eventFor } from "../kube/events.ts";
 import { metricsWindowSeconds, type PodMetricsHistory } from "../kube/podMetrics.ts";
 import type { World } from "./world.ts";
 import type { GuardTracker } from "./guard.ts";
+import type { Counter } from "prom-client";
+import { PanicMode } from "./panic.ts";
 import {
   FIELD_MANAGER,
   RELEASE_FIELD_MANAGER,
@@ -127,6 +129,12 @@ export interface TermClient {
     operations: Parameters<KubeClient["jsonPatch"]>[2],
     options: { fieldManager?: string; signal: AbortSignal },
   ): Promise<T>;
+  list(
+    ref: ResourceRef,
+    namespace: string,
+    query: Parameters<KubeClient["list"]>[2],
+    signal: AbortSignal,
+  ): ReturnType<KubeClient["list"]>;
   mergePatchStatus<T extends KubeObject>(
     target: Parameters<KubeClient["mergePatchStatus"]>[0],
     status: unknown,
@@ -161,6 +169,8 @@ export interface ReconcilerOptions {
   rollout?: RolloutGating;
   /** The correlated-failure guard's readiness history; without it the guard concern reports nothing. */
   guard?: GuardTracker;
+  /** healthgate_panic_changes_total (registerPanicMetrics). */
+  panicChanges?: Counter<"change">;
 }
 
 export class HealthgateReconciler implements Reconciler {
@@ -185,8 +195,16 @@ export class HealthgateReconciler implements Reconciler {
    */
   private readonly refusals = new Map<string, ConditionIntent>();
 
+  /** Panic mode (spec.guardrails.panic): its own writes, under its own field manager. */
+  private readonly panic: PanicMode;
+
   constructor(options: ReconcilerOptions) {
     this.o = options;
+    this.panic = new PanicMode({
+      ...options,
+      changes: options.panicChanges,
+      event: (regarding, type, reason, note, signal) => this.event(regarding, type, reason, note, signal),
+    });
   }
 
   async reconcile(key: string, signal: AbortSignal): Promise<Action> {
@@ -271,6 +289,7 @@ export class HealthgateReconciler implements Reconciler {
       this.releaseRetries.delete(`${namespace}/${name}`);
       this.o.rollout?.forget(namespace, name);
       this.o.guard?.forget({ namespace, name });
+      await this.panic.forget(namespace, name, signal);
       return {};
     }
     await this.migrateFromV01(deployment, signal);
@@ -283,6 +302,7 @@ export class HealthgateReconciler implements Reconciler {
       // has: leaving Enforce writes nothing there.
       await this.applyOwnedObjects(deployment, [], signal);
       await this.writeDeploymentConditions(deployment, [], now, signal);
+      await this.panic.reconcile(undefined, deployment, [], signal);
       await this.deleteRecord(namespace, name, signal);
       this.o.rollout?.forget(namespace, name);
       this.o.guard?.forget({ namespace, name });
@@ -291,6 +311,7 @@ export class HealthgateReconciler implements Reconciler {
     const snapshot = this.snapshot(policy, deployment, true);
     const decision = decideTarget(snapshot, this.o.concerns);
     const release = await this.release(policy, deployment, decision, now, signal);
+    const panicRequeueMs = await this.panic.reconcile(policy, deployment, snapshot.pods, signal);
     const key = deploymentKey(namespace, name);
     const refused = await this.applyOwnedObjects(deployment, decision.ownedObjects, signal);
     const record = this.o.world.targets.get(`${namespace}/${name}`);
@@ -328,6 +349,7 @@ export class HealthgateReconciler implements Reconciler {
     const requeueMs = [
       decided.requeueAfterSeconds !== undefined ? decided.requeueAfterSeconds * 1000 : undefined,
       release?.retryAfterMs,
+      panicRequeueMs,
     ].filter((v): v is number => v !== undefined && v > 0);
     // A refused write backs off like any failed reconcile, after saying so in status.
     if (refused) throw refused;

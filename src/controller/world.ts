@@ -18,6 +18,7 @@ import {
   type ListWatchClient,
 } from "../kube/informer.ts";
 import { DEEP_CHECK_GATE, type HealthTargetStatus } from "../api/v1alpha1/index.ts";
+import { slimService, type CachedService } from "./panicServices.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { HealthgateMetrics } from "../observability/metrics.ts";
 
@@ -243,6 +244,7 @@ export function createWorld({
       },
     }),
     pdbs: common<PodDisruptionBudget>(resources.podDisruptionBudgets, slim.whole),
+    services: common<CachedService>(resources.services, slimService),
     nodes: common<KubeObject>(resources.nodes, slim.node),
     targets: common<CachedTarget>(resources.healthTargets, (obj) => ({
       ...(obj as unknown as CachedTarget),

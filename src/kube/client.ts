@@ -41,6 +41,7 @@ export interface ResourceRef {
 export const resources = {
   pods: { group: "", version: "v1", kind: "Pod", plural: "pods", namespaced: true },
   nodes: { group: "", version: "v1", kind: "Node", plural: "nodes", namespaced: false },
+  services: { group: "", version: "v1", kind: "Service", plural: "services", namespaced: true },
   deployments: { group: "apps", version: "v1", kind: "Deployment", plural: "deployments", namespaced: true },
   replicaSets: { group: "apps", version: "v1", kind: "ReplicaSet", plural: "replicasets", namespaced: true },
   horizontalPodAutoscalers: {

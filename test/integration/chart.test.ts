@@ -264,6 +264,7 @@ describe("the chart's RBAC, enforced by the API server", () => {
     ...["list", "watch"].map((v): Check => [v, "pods", ns]),
     // The deep-check readiness gate (writeGate); a ValidatingAdmissionPolicy limits it to that condition.
     ["patch", "pods/status", ns],
+    ...["list", "watch", "patch"].map((v): Check => [v, "services", ns]),
     ...["list", "watch"].map((v): Check => [v, "horizontalpodautoscalers.autoscaling", ns]),
     ["list", "pods.metrics.k8s.io", ns],
     ...["list", "watch", "create", "patch", "delete"].map((v): Check => [

@@ -356,6 +356,7 @@ describe("RBAC", () => {
     ["", "pods", "list watch"],
     // The healthgate.io/deep-check readiness gate (rollout gating).
     ["", "pods/status", "patch"],
+    ["", "services", "list watch patch"],
     ["autoscaling", "horizontalpodautoscalers", "list watch"],
     ["metrics.k8s.io", "pods", "list"],
     ["policy", "poddisruptionbudgets", "list watch create patch delete"],

@@ -181,6 +181,12 @@ resources only: no wildcards.
 - apiGroups: ["apps"]
   resources: ["deployments/finalizers"]
   verbs: ["update"]
+# Services: panic mode (docs/panic.md) watches them, confirms a taken-back
+# publishNotReadyAddresses on the live object (a list by name), and sets or gives back that one
+# field by server-side apply (patch) under field manager healthgate-panic.
+- apiGroups: [""]
+  resources: ["services"]
+  verbs: ["list", "watch", "patch"]
 # Events (events.k8s.io).
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]

@@ -134,6 +134,49 @@ export const rolloutState = z.object({
 });
 export type RolloutState = z.infer<typeof rolloutState>;
 
+/** status.panic: panic mode's state (docs/panic.md), written under field manager healthgate-panic only. */
+export const panicState = z.object({
+  phase: z
+    .enum(["Inactive", "Panicking", "Refused", "Stopped"])
+    .describe(
+      "Panicking: the Services listed publish every pod. Refused: below the floor, but panic would undo gating " +
+        "or reach other workloads' pods (reason says which). Stopped: another field manager took " +
+        "publishNotReadyAddresses back; healthgate leaves it alone until readiness has recovered.",
+    ),
+  reason: z.string().max(128).describe("CamelCase reason of the phase."),
+  message: z.string().max(2048).describe("What happened and what to do."),
+  since: z.string().meta({ format: "date-time" }).describe("When the phase began."),
+  readyPercent: int32(0, 100).describe(
+    "Ready percentage of the serving pods when this status was last written.",
+  ),
+  aboveFloorSince: z
+    .string()
+    .meta({ format: "date-time" })
+    .optional()
+    .describe(
+      "While Panicking or Stopped: since when the Ready percentage has stayed at or above the floor.",
+    ),
+  services: z
+    .array(
+      z.object({
+        name: objectName().describe("A Service healthgate set publishNotReadyAddresses: true on."),
+        original: z.boolean().describe("Its publishNotReadyAddresses before: restored when panic ends."),
+      }),
+    )
+    .max(64)
+    .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"] })
+    .optional()
+    .describe("The Services healthgate changed, with their original values. Empty outside Panicking."),
+  conflict: z
+    .object({
+      service: objectName().describe("The Service whose publishNotReadyAddresses was taken back."),
+      manager: z.string().max(256).describe("The field manager that took it (from managedFields), if named."),
+    })
+    .optional()
+    .describe("Stopped: who took the field back."),
+});
+export type PanicState = z.infer<typeof panicState>;
+
 export const healthTargetSpec = z.object({
   deployment: objectName().describe("The Deployment this record is for (same namespace)."),
   policy: objectName().describe("The HealthPolicy that governs it."),
@@ -188,6 +231,7 @@ export const healthTargetStatus = z.object({
     .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"] })
     .optional()
     .describe("Enforced: does the live template carry the released decision."),
+  panic: panicState.optional().describe("Panic mode (spec.guardrails.panic), written by healthgate-panic."),
 });
 export type HealthTargetStatus = z.infer<typeof healthTargetStatus>;
 
@@ -216,6 +260,12 @@ const targetColumns = [
     type: "string",
     jsonPath: ".status.rollout.phase",
     description: "Phase of the gated rollout.",
+  },
+  {
+    name: "Panic",
+    type: "string",
+    jsonPath: ".status.panic.phase",
+    description: "Panic mode: Panicking, Refused, Stopped or Inactive.",
   },
   { name: "Age", type: "date", jsonPath: ".metadata.creationTimestamp" },
 ];

@@ -453,6 +453,38 @@ export const rolloutSpec = withRules(
   "Progressive rollout gated on out-of-band deep checks (per-pod readiness gate healthgate.io/deep-check).",
 );
 
+const PANIC_MAX_HOLD_SECONDS = 3600;
+
+/** Panic mode (docs/panic.md): Envoy's panic threshold for a Kubernetes Service. */
+export const panicSpec = withRules(
+  z.object({
+    floorPercent: int32(1, 99)
+      .default(50)
+      .describe(
+        "Panic below this percentage of the Deployment's serving pods Ready: the Services that select only its " +
+          "pods then publish every pod (publishNotReadyAddresses: true), so traffic spreads over all of them " +
+          "instead of overloading the few survivors.",
+      ),
+    hold: duration()
+      .default("2m")
+      .describe(
+        "How long the Ready percentage must stay at or above floorPercent before panic ends and the Services' " +
+          "original publishNotReadyAddresses comes back, e.g. 2m. At most 1h.",
+      ),
+  }),
+  {
+    rule: `duration(self.hold) <= duration('${PANIC_MAX_HOLD_SECONDS}s')`,
+    message: "panic.hold must be at most 1h; a longer hold keeps not-ready pods in rotation after recovery",
+    fieldPath: ".hold",
+    holds: (p) => (durationSeconds(p.hold) ?? 0) <= PANIC_MAX_HOLD_SECONDS,
+  },
+).describe(
+  "Opt-in panic mode: while fewer than floorPercent of the serving pods are Ready, publish every pod on the " +
+    "Services that select only this Deployment's pods. Refused while pods of a new revision are held by the " +
+    "healthgate.io/deep-check gate, during a gated rollout, while pods are terminating, and for a Service that " +
+    "also selects other pods.",
+);
+
 const flappingSpec = withRules(
   z.object({
     maxTransitions: int32(2, 100)
@@ -513,6 +545,7 @@ export const guardrailsSpec = z
           "zone wholly unready) for this many seconds (hysteresis).",
       ),
     flapping: flappingSpec.default(FLAPPING_DEFAULTS).describe("Readiness flapping detection per pod."),
+    panic: panicSpec.optional(),
   })
   .default({ maxUnreadyPercent: 50, windowSeconds: 30, clearAfterSeconds: 60, flapping: FLAPPING_DEFAULTS })
   .describe("Correlated-failure guard and flapping detection.");
@@ -648,3 +681,4 @@ export type ProbeTimingSpec = NonNullable<NonNullable<HealthPolicySpec["timing"]
 export type HeadroomSpec = NonNullable<HealthPolicySpec["headroom"]>;
 export type RolloutSpec = NonNullable<HealthPolicySpec["rollout"]>;
 export type GuardrailsSpec = HealthPolicySpec["guardrails"];
+export type PanicSpec = NonNullable<HealthPolicySpec["guardrails"]["panic"]>;

@@ -58,6 +58,7 @@ describe("createWorld", () => {
       "poddisruptionbudgets",
       "pods",
       "replicasets",
+      "services",
     ]);
     expect([...counted.values()].every((n) => n === 1)).toBe(true);
     await world.stop();
