@@ -66,6 +66,9 @@ const writes: TermClient = {
   delete: async () => {},
   applyObject: async (obj) => obj,
   jsonPatch: async () => ({ metadata: { name: "x" } }) as never,
+  list: async () => {
+    throw new Error("not used");
+  },
   mergePatchStatus: async () => ({ metadata: { name: "x" } }) as never,
 };
 
