@@ -1,10 +1,12 @@
 // The cost of Enforce at admission: the latency of a Deployment write (a label patch) with
-// `--records` HealthTarget records in its namespace, each holding a released decision. The
-// enforce MutatingAdmissionPolicy's binding selects every record of the namespace and the policy
-// picks the Deployment's own one by name, so its cost grows with the records there; an object
-// selector spares Deployments without healthgate's release label. Measured with the policy
-// unbound (baseline), bound for a Deployment never released, and bound for a released one (its
-// decision applied on every write). Prints a table; asserts nothing.
+// `--records` governed Deployments in its namespace, each with a HealthTarget record holding a
+// released decision and an entry in the namespace's HealthRelease (the index admission reads).
+// The enforce MutatingAdmissionPolicy's binding names that one HealthRelease, so the API server
+// hands each write one parameter however many records the namespace holds; an object selector
+// spares Deployments without healthgate's release label. Every entry has its own decision (the
+// index's worst case: nothing shared). Measured with the policy unbound (baseline), bound for a
+// Deployment never released, and bound for a released one (its decision applied on every
+// write). Prints a table; asserts nothing.
 //
 //   node_modules/.bin/node bench/admission.ts [--records 1000] [--samples 200]
 import { mkdtemp, writeFile } from "node:fs/promises";
@@ -14,6 +16,7 @@ import { parseArgs } from "node:util";
 import { setTimeout as delay } from "node:timers/promises";
 import { admissionList } from "../src/admission/enforce.ts";
 import { RELEASED_LABEL, decisionOf } from "../src/policy/enforce.ts";
+import { RELEASE_INDEX_NAME, type Decision } from "../src/api/v1alpha1/index.ts";
 import { resources } from "../src/kube/client.ts";
 import {
   benchClient,
@@ -88,19 +91,28 @@ try {
     metadata: { name, namespace: ns },
     spec: { deployment: name, policy: "bench" },
   });
-  const writeRecord = async (name: string) => {
-    await apply(record(name) as KubeObject);
-    await apply(
-      { ...record(name), status: { released: decision } } as KubeObject,
-      "healthgate-status",
-      "status",
-    );
+  const index = {
+    apiVersion: "healthgate.io/v1alpha1",
+    kind: "HealthRelease",
+    metadata: { name: RELEASE_INDEX_NAME, namespace: ns },
   };
-  say(`creating ${records} records with a released decision in ${ns}`);
+  await apply(index as KubeObject);
+  const indexEntry = (name: string, released: Decision) =>
+    client.mergePatchStatus(
+      { ...index, ...index.metadata },
+      { deployments: { [name]: released.revision }, decisions: { [released.revision]: released } },
+      { fieldManager: "healthgate-status" },
+    );
+  const writeRecord = async (name: string, released: Decision) => {
+    await apply(record(name) as KubeObject);
+    await apply({ ...record(name), status: { released } } as KubeObject, "healthgate-status", "status");
+    await indexEntry(name, released);
+  };
+  say(`creating ${records} records with a released decision in ${ns}, and their HealthRelease entries`);
   await inParallel(
     Array.from({ length: records }, (_, i) => `other-${i}`),
     8,
-    writeRecord,
+    (name, i) => writeRecord(name, { ...decision, revision: `other-${i}` }),
   );
   await apply({
     apiVersion: "apps/v1",
@@ -141,7 +153,7 @@ try {
   await kubectlApply([binding]);
   await delay(3_000);
   row(`bound, ${records} records; Deployment not released (no label)`, await measure());
-  await writeRecord("web");
+  await writeRecord("web", decision);
   await client.jsonPatch(resources.deployments, { namespace: ns, name: "web" }, [
     { op: "add", path: `/metadata/labels/${RELEASED_LABEL.replace("/", "~1")}`, value: decision.revision },
   ]);
@@ -149,7 +161,7 @@ try {
   row(`bound, ${records} records; released Deployment (its decision applied)`, await measure());
 
   process.stdout.write(
-    `Deployment label patch round-trip, ms (${samples} samples each, ${records} records in the namespace)\n` +
+    `Deployment label patch round-trip, ms (${samples} samples each, ${records} records and HealthRelease entries in the namespace)\n` +
       `${table(["case", "p50", "p90", "p99"], rows)}\n${machineLoad()}\n`,
   );
 } finally {

@@ -56,7 +56,7 @@ export async function kubectl(plane: ControlPlane, args: string[]): Promise<stri
 }
 
 export async function installCrd(plane: ControlPlane): Promise<void> {
-  // Both CRDs: the operator's caches (HealthTarget records included) never sync without them.
+  // Every CRD: the operator's caches (HealthTarget records and HealthReleases included) never sync without them.
   await kubectl(plane, ["apply", "--server-side", "-f", "crds/"]);
   await kubectl(plane, [
     "wait",
@@ -64,6 +64,7 @@ export async function installCrd(plane: ControlPlane): Promise<void> {
     "--timeout=60s",
     "crd/healthpolicies.healthgate.io",
     "crd/healthtargets.healthgate.io",
+    "crd/healthreleases.healthgate.io",
   ]);
 }
 

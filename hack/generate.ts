@@ -17,6 +17,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { stringify } from "yaml";
 import { healthPolicyCRD } from "../src/api/v1alpha1/crd.ts";
+import { healthReleaseCRD } from "../src/api/v1alpha1/healthrelease.ts";
 import { healthTargetCRD } from "../src/api/v1alpha1/healthtarget.ts";
 import { admissionFiles } from "./gen-admission.ts";
 import { denyPolicyFiles } from "./gen-deny-policy.ts";
@@ -35,12 +36,14 @@ const toYaml = (value: unknown) => stringify(value, { lineWidth: 0, aliasDuplica
 
 /** Each CRD, once as a plain manifest and once as a Helm template (cert-manager style). */
 export function crdFiles(): GeneratedFile[] {
-  return [crdFilesOf(healthPolicyCRD()), crdFilesOf(healthTargetCRD())].flat();
+  return [
+    crdFilesOf(healthPolicyCRD()),
+    crdFilesOf(healthTargetCRD()),
+    crdFilesOf(healthReleaseCRD()),
+  ].flat();
 }
 
-function crdFilesOf(
-  crd: ReturnType<typeof healthPolicyCRD> | ReturnType<typeof healthTargetCRD>,
-): GeneratedFile[] {
+function crdFilesOf(crd: ReturnType<typeof healthPolicyCRD>): GeneratedFile[] {
   const plain = `${HEADER}\n${toYaml(crd)}`;
 
   // In the chart the CRD is gated by crds.enabled and survives `helm uninstall` with crds.keep.

@@ -1,13 +1,21 @@
-import { GROUP, TARGET_KIND, TARGET_PLURAL, VERSION } from "../api/v1alpha1/index.ts";
+import {
+  GROUP,
+  RELEASE_INDEX_KIND,
+  RELEASE_INDEX_NAME,
+  RELEASE_INDEX_PLURAL,
+  TARGET_PLURAL,
+  VERSION,
+} from "../api/v1alpha1/index.ts";
 import { RELEASED_LABEL } from "../policy/enforce.ts";
 
 // Enforce at admission (DESIGN.md, "The seam" and "Rollout gating" lesson 8). Three objects
 // the API server runs, generated into the chart by hack/gen-admission.ts:
 //
-// 1. enforce: a MutatingAdmissionPolicy whose parameter is the Deployment's HealthTarget
-//    record. On every CREATE/UPDATE of a Deployment it replaces each named container's
-//    probes and lifecycle.preStop, and the pod's terminationGracePeriodSeconds, with the
-//    released decision in the record's status. JSONPatch `add` replaces a whole probe, so a
+// 1. enforce: a MutatingAdmissionPolicy whose one parameter is the namespace's HealthRelease
+//    (the index of the decisions released into the HealthTarget records). On every
+//    CREATE/UPDATE of a released Deployment it replaces each named container's probes and
+//    lifecycle.preStop, and the pod's terminationGracePeriodSeconds, with its released
+//    decision. JSONPatch `add` replaces a whole probe, so a
 //    handler swap (exec → httpGet) lands; the written fields are owned by no manager.
 //    Guards: a container the decision names that the object no longer has, or one that no
 //    longer declares a named port the decision's probes use, is left alone; the grace
@@ -18,8 +26,8 @@ import { RELEASED_LABEL } from "../policy/enforce.ts";
 //    with two handlers and the object before the write had exactly one of them, it drops
 //    that old one: the user's re-apply of their own manifest (their exec merged beside an
 //    unowned httpGet that Enforce wrote) is what the request brings, and lands.
-// 3. record-status: a ValidatingAdmissionPolicy admitting writes to HealthTarget status
-//    only from healthgate's ServiceAccount — admission copies that status into pods.
+// 3. record-status: a ValidatingAdmissionPolicy admitting writes to HealthTarget and
+//    HealthRelease status only from healthgate's ServiceAccount — admission copies it into pods.
 
 export const ENFORCE_SUFFIX = "enforce";
 export const HANDLER_MERGE_SUFFIX = "handler-merge";
@@ -48,18 +56,25 @@ const meta = (name: string, labels: Labels, annotations?: Labels) => ({
 
 const ENFORCE_VARIABLES = [
   {
-    // The binding selects every record of the namespace; only the Deployment's own one applies.
+    // The namespace's HealthRelease (the one parameter) names a released decision for this Deployment.
     name: "active",
     expression:
-      "params.metadata.name == object.metadata.name && has(params.status) && has(params.status.released) && " +
-      "has(params.status.released.containers)",
+      "has(params.status) && has(params.status.deployments) && has(params.status.decisions) && " +
+      "object.metadata.name in params.status.deployments && " +
+      "params.status.deployments[object.metadata.name] in params.status.decisions && " +
+      "has(params.status.decisions[params.status.deployments[object.metadata.name]].containers)",
+  },
+  {
+    // Evaluated only where `active` holds (variables are lazy).
+    name: "released",
+    expression: "params.status.decisions[params.status.deployments[object.metadata.name]]",
   },
   { name: "names", expression: `${CONTAINERS}.map(c, c.name)` },
   {
     // The decision's containers this object can take (guards: present, named ports declared).
     name: "fits",
     expression:
-      "variables.active ? params.status.released.containers.filter(d, d.name in variables.names && " +
+      "variables.active ? variables.released.containers.filter(d, d.name in variables.names && " +
       "(!has(d.requiredPorts) || d.requiredPorts.all(p, " +
       `${CONTAINERS}[variables.names.indexOf(d.name)].?ports.orValue([]).exists(cp, cp.?name.orValue("") == p)))) : []`,
   },
@@ -67,9 +82,9 @@ const ENFORCE_VARIABLES = [
     // Set the grace only when no container keeps a preStop sleep longer than it (the API refuses that).
     name: "grace",
     expression:
-      "variables.active && has(params.status.released.terminationGracePeriodSeconds) && " +
+      "variables.active && has(variables.released.terminationGracePeriodSeconds) && " +
       `${CONTAINERS}.all(c, variables.fits.exists(d, d.name == c.name && has(d.preStop)) || ` +
-      "c.?lifecycle.?preStop.?sleep.?seconds.orValue(0) <= params.status.released.terminationGracePeriodSeconds)",
+      "c.?lifecycle.?preStop.?sleep.?seconds.orValue(0) <= variables.released.terminationGracePeriodSeconds)",
   },
 ];
 
@@ -85,7 +100,7 @@ const REPLACE_PRESTOP =
 
 const REPLACE_GRACE =
   'variables.grace ? [JSONPatch{op: "add", path: "/spec/template/spec/terminationGracePeriodSeconds", ' +
-  "value: params.status.released.terminationGracePeriodSeconds}] : []";
+  "value: variables.released.terminationGracePeriodSeconds}] : []";
 
 // Ownership of what the decision replaced, dropped from every managedFields entry: the applier
 // keeps e.g. f:livenessProbe.f:exec after its exec was swapped for httpGet, and a second
@@ -125,7 +140,7 @@ export function enforceManifests(name: string, labels: Labels = {}) {
       spec: {
         // Never refuse a user's write because of Enforce.
         failurePolicy: "Ignore",
-        paramKind: { apiVersion: `${GROUP}/${VERSION}`, kind: TARGET_KIND },
+        paramKind: { apiVersion: `${GROUP}/${VERSION}`, kind: RELEASE_INDEX_KIND },
         // Only Deployments healthgate released a decision to (its release label): the others cost
         // nothing, however many records their namespace holds. An object selector is matched once,
         // before the parameters; a match condition would be evaluated once per record (measured).
@@ -136,8 +151,7 @@ export function enforceManifests(name: string, labels: Labels = {}) {
         // The handler-merge policy may run after this one and change nothing of ours; run again if it did.
         reinvocationPolicy: "IfNeeded",
         variables: ENFORCE_VARIABLES,
-        // One mutation: the binding hands every record of the namespace to the policy, and each
-        // mutation costs a patch of the whole object per record, matching or not.
+        // One mutation: each costs a patch of the whole object.
         mutations: [
           jsonPatch(
             `variables.active ? ${[...PROBES.map(replaceProbe), REPLACE_PRESTOP, REPLACE_GRACE, DISOWN].map((e) => `(${e})`).join(" + ")} : []`,
@@ -151,8 +165,10 @@ export function enforceManifests(name: string, labels: Labels = {}) {
       metadata: meta(name, labels),
       spec: {
         policyName: name,
-        // No namespace: records come from the Deployment's namespace; the policy picks its own by name.
-        paramRef: { selector: {}, parameterNotFoundAction: "Allow" },
+        // One parameter per write, whatever the namespace holds: its HealthRelease, by a fixed name
+        // (no namespace: the Deployment's own). A selector over the per-Deployment records made
+        // the API server evaluate the policy once per record (bench/admission.ts).
+        paramRef: { name: RELEASE_INDEX_NAME, parameterNotFoundAction: "Allow" },
       },
     },
   ];
@@ -242,7 +258,7 @@ export function recordStatusManifests(
               apiGroups: [GROUP],
               apiVersions: ["*"],
               operations: ["CREATE", "UPDATE"],
-              resources: [`${TARGET_PLURAL}/status`],
+              resources: [`${TARGET_PLURAL}/status`, `${RELEASE_INDEX_PLURAL}/status`],
             },
           ],
         },
@@ -252,7 +268,7 @@ export function recordStatusManifests(
               `request.userInfo.username == ${JSON.stringify(writer)}` +
               (anyServiceAccount ? ` || request.userInfo.username.startsWith("system:serviceaccount:")` : ""),
             messageExpression:
-              `'only healthgate (${writer}) may write the status of ${TARGET_KIND} ' + ` +
+              `'only healthgate (${writer}) may write the status of ' + object.kind + ' ' + ` +
               "object.metadata.namespace + '/' + object.metadata.name + ': admission copies it into the Deployment" +
               "\\'s pods. ' + request.userInfo.username + ' may read it; change the HealthPolicy instead.'",
             reason: "Forbidden",

@@ -94,9 +94,13 @@ export async function runDev(argv: readonly string[], io: Io = defaultIo): Promi
   };
   try {
     await k("apply", "--server-side", "--field-manager=healthgate-dev", "-f", path.join(repoRoot, "crds"));
-    for (const crd of ["healthpolicies.healthgate.io", "healthtargets.healthgate.io"])
+    for (const crd of [
+      "healthpolicies.healthgate.io",
+      "healthtargets.healthgate.io",
+      "healthreleases.healthgate.io",
+    ])
       await k("wait", "--for=condition=Established", "--timeout=60s", `crd/${crd}`);
-    io.out("Installed the HealthPolicy and HealthTarget CRDs.");
+    io.out("Installed the HealthPolicy, HealthTarget and HealthRelease CRDs.");
     // Enforce's admission policies, as the chart installs them, with this operator's identity
     // (yours: it runs in this process) as the one allowed to write HealthTarget status.
     const writer = (await k("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")).trim();

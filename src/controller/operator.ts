@@ -620,6 +620,13 @@ export class Operator {
       },
       delete: recordChanged,
     });
+    // The namespace's release index deleted by someone else: the Deployments it named release again.
+    world.releaseIndexes.addHandlers({
+      delete: (index) => {
+        for (const name of Object.keys(index.status?.deployments ?? {}))
+          byDeploymentName(index.metadata.namespace ?? "", name);
+      },
+    });
   }
 }
 

@@ -72,6 +72,7 @@ import {
 import type { Action, Reconciler } from "./reconcileLoop.ts";
 import type { RolloutGating } from "./rollout.ts";
 import { rolloutView, type RolloutOutcome } from "../policy/rollout/gating.ts";
+import { ReleaseIndex } from "./releaseIndex.ts";
 
 const parsedPolicies = new WeakMap<KubeObject, ParseResult>();
 
@@ -197,9 +198,12 @@ export class HealthgateReconciler implements Reconciler {
 
   /** Panic mode (spec.guardrails.panic): its own writes, under its own field manager. */
   private readonly panic: PanicMode;
+  /** The namespace's HealthRelease: the released decisions as admission reads them. */
+  private readonly releaseIndex: ReleaseIndex;
 
   constructor(options: ReconcilerOptions) {
     this.o = options;
+    this.releaseIndex = new ReleaseIndex(options);
     this.panic = new PanicMode({
       ...options,
       changes: options.panicChanges,
@@ -290,6 +294,7 @@ export class HealthgateReconciler implements Reconciler {
       this.o.rollout?.forget(namespace, name);
       this.o.guard?.forget({ namespace, name });
       await this.panic.forget(namespace, name, signal);
+      await this.releaseIndex.withdraw(namespace, name, signal);
       return {};
     }
     await this.migrateFromV01(deployment, signal);
@@ -306,6 +311,7 @@ export class HealthgateReconciler implements Reconciler {
       await this.deleteRecord(namespace, name, signal);
       this.o.rollout?.forget(namespace, name);
       this.o.guard?.forget({ namespace, name });
+      await this.releaseIndex.withdraw(namespace, name, signal);
       return {};
     }
     const snapshot = this.snapshot(policy, deployment, true);
@@ -406,6 +412,8 @@ export class HealthgateReconciler implements Reconciler {
         signal,
       );
     }
+    if (released) await this.releaseIndex.publish(namespace, name, released, signal);
+    else await this.releaseIndex.withdraw(namespace, name, signal);
     const current = deployment.metadata.labels?.[RELEASED_LABEL] === released?.revision;
     const retry = released && current ? this.retryRelease(namespace, name, deployment, released) : undefined;
     let wrote = false;

@@ -17,7 +17,7 @@ import {
   type InformerOptions,
   type ListWatchClient,
 } from "../kube/informer.ts";
-import { DEEP_CHECK_GATE, type HealthTargetStatus } from "../api/v1alpha1/index.ts";
+import { DEEP_CHECK_GATE, type HealthReleaseStatus, type HealthTargetStatus } from "../api/v1alpha1/index.ts";
 import { slimService, type CachedService } from "./panicServices.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { HealthgateMetrics } from "../observability/metrics.ts";
@@ -44,6 +44,9 @@ export type CachedTarget = KubeObject & {
   spec?: { deployment: string; policy: string };
   status?: HealthTargetStatus;
 };
+
+/** A cached HealthRelease: the namespace's released decisions, as admission reads them. */
+export type CachedReleaseIndex = KubeObject & { status?: HealthReleaseStatus };
 
 /** Index of v0.1's Enforce entry: manager healthgate, Apply, no subresource, owning something under spec. */
 function v01EntryIndex(obj: Raw): number | undefined {
@@ -249,6 +252,10 @@ export function createWorld({
     targets: common<CachedTarget>(resources.healthTargets, (obj) => ({
       ...(obj as unknown as CachedTarget),
       metadata: meta(obj, { ownerReferences: true }),
+    })),
+    releaseIndexes: common<CachedReleaseIndex>(resources.healthReleases, (obj) => ({
+      ...(obj as unknown as CachedReleaseIndex),
+      metadata: meta(obj),
     })),
   };
   const all = Object.values(world) as Informer<KubeObject>[];

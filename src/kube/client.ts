@@ -72,6 +72,13 @@ export const resources = {
     plural: "healthtargets",
     namespaced: true,
   },
+  healthReleases: {
+    group: "healthgate.io",
+    version: "v1alpha1",
+    kind: "HealthRelease",
+    plural: "healthreleases",
+    namespaced: true,
+  },
   leases: { group: "coordination.k8s.io", version: "v1", kind: "Lease", plural: "leases", namespaced: true },
   /** The gate webhook's certificates (one Secret, in healthgate's own namespace). */
   secrets: { group: "", version: "v1", kind: "Secret", plural: "secrets", namespaced: true },

@@ -258,6 +258,8 @@ describe("the chart's RBAC, enforced by the API server", () => {
       ns,
     ]),
     ["patch", "healthtargets.healthgate.io/status", ns],
+    ...["list", "watch", "create", "patch"].map((v): Check => [v, "healthreleases.healthgate.io", ns]),
+    ["patch", "healthreleases.healthgate.io/status", ns],
     ...["list", "watch", "patch"].map((v): Check => [v, "deployments.apps", ns]),
     ["patch", "deployments.apps/status", ns],
     ...["list", "watch"].map((v): Check => [v, "replicasets.apps", ns]),

@@ -165,3 +165,53 @@ describe("every pair of handler kinds", () => {
     },
   );
 });
+
+describe("admission cost", () => {
+  /** kube-apiserver's count of enforce-policy evaluations (every error type) for the test's policy. */
+  async function enforceChecks(): Promise<number> {
+    const text = await kubectl(["get", "--raw", "/metrics"]);
+    return text
+      .split("\n")
+      .filter(
+        (l) =>
+          l.startsWith("apiserver_mutating_admission_policy_check_total{") &&
+          l.includes('policy="healthgate-test-enforce"'),
+      )
+      .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(" ") + 1)), 0);
+  }
+
+  it("evaluations of the enforce policy per write do not grow with the Deployments the namespace releases to", async () => {
+    // Given a released Deployment in a namespace where healthgate released decisions to others
+    const decision = {
+      revision: "cost",
+      containers: [{ name: "cost", livenessProbe: { ...HANDLERS.httpGet, periodSeconds: 10 } }],
+    };
+    const releaseOthers = async (from: number, to: number) => {
+      for (let i = from; i < to; i++)
+        await writeRecord(ns.name, `cost-other-${i}`, { ...decision, revision: `cost-${i}` });
+    };
+    await releaseOthers(0, 2);
+    await applyAs("test-user", makeDeployment("cost", inNamespace(ns.name)));
+    await writeRecord(ns.name, "cost", decision);
+    await releaseUntilCarried("cost", decision);
+    let label = 0;
+    const checksPerThreeWrites = async () => {
+      const before = await enforceChecks();
+      for (let i = 0; i < 3; i++)
+        await kubectl(["label", "--overwrite", "-n", ns.name, "deployment/cost", `write=${label++}`]);
+      return (await enforceChecks()) - before;
+    };
+    const few = await checksPerThreeWrites();
+
+    // When healthgate releases to 12 more Deployments there
+    await releaseOthers(2, 14);
+    const many = await checksPerThreeWrites();
+
+    // Then three writes cost the API server as many evaluations as before (v0.2 with the records
+    // as parameters: one per record per write), at most two per write (one reinvocation)
+    expect(many).toBe(few);
+    expect(few).toBeGreaterThanOrEqual(3);
+    expect(few).toBeLessThanOrEqual(6);
+    expect(carriesDecision(asDeployment(await read("cost")).spec.template, decision)).toBe(true);
+  });
+});

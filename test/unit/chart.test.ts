@@ -350,6 +350,8 @@ describe("RBAC", () => {
     ["healthgate.io", "healthpolicies/status", "patch"],
     ["healthgate.io", "healthtargets", "list watch create patch delete"],
     ["healthgate.io", "healthtargets/status", "patch"],
+    ["healthgate.io", "healthreleases", "list watch create patch"],
+    ["healthgate.io", "healthreleases/status", "patch"],
     ["apps", "deployments", "list watch patch"],
     ["apps", "deployments/status", "patch"],
     ["apps", "replicasets", "list watch"],

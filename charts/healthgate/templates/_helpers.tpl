@@ -139,6 +139,15 @@ resources only: no wildcards.
 - apiGroups: ["healthgate.io"]
   resources: ["healthtargets/status"]
   verbs: ["patch"]
+# The namespace's HealthRelease (named healthgate): the index of released
+# decisions that Enforce's admission policy reads. Created by server-side
+# apply; entries added and removed by merge patches of its status.
+- apiGroups: ["healthgate.io"]
+  resources: ["healthreleases"]
+  verbs: ["list", "watch", "create", "patch"]
+- apiGroups: ["healthgate.io"]
+  resources: ["healthreleases/status"]
+  verbs: ["patch"]
 # Deployments: the release write (the healthgate.io/released label, so
 # Enforce's admission policy runs), the v0.1 upgrade (a JSON patch removing
 # healthgate's old managedFields entry), and the healthgate.io/ conditions on

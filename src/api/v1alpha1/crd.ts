@@ -51,6 +51,7 @@ const allowedKeys = new Set([
   "x-kubernetes-list-type",
   "x-kubernetes-list-map-keys",
   "x-kubernetes-preserve-unknown-fields",
+  "x-kubernetes-map-type",
 ]);
 
 // Key order in the output: what a reader looks for first.

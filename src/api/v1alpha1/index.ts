@@ -5,3 +5,4 @@ export * from "./healthpolicy.ts";
 export * from "./parse.ts";
 export * from "./crd.ts";
 export * from "./healthtarget.ts";
+export * from "./healthrelease.ts";

@@ -1,14 +1,21 @@
 // What the Enforce-at-admission tests share: writing a HealthTarget record and its released
-// decision as healthgate does (the test plane's admin user is the record-status writer the
-// test admission objects admit, see installCrd), healthgate's release write, and readers.
+// decision as healthgate does — into the record and into the namespace's HealthRelease, the
+// index admission reads (the test plane's admin user is the status writer the test admission
+// objects admit, see installCrd) —, healthgate's release write, and readers.
 import type { KubernetesObject, V1Container, V1Deployment, V1Probe } from "@kubernetes/client-node";
-import type { Decision, HealthTargetStatus } from "../../../src/api/v1alpha1/index.ts";
+import {
+  RELEASE_INDEX_NAME,
+  type Decision,
+  type HealthReleaseStatus,
+  type HealthTargetStatus,
+} from "../../../src/api/v1alpha1/index.ts";
 import { RELEASE_FIELD_MANAGER, STATUS_FIELD_MANAGER } from "../../../src/controller/world.ts";
 import { RELEASED_LABEL } from "../../../src/policy/enforce.ts";
 import { ignoreNotFound, testClients } from "../../support/kube.ts";
 import { applyAs, kubectl } from "./support.ts";
 
 const targets = { group: "healthgate.io", version: "v1alpha1", plural: "healthtargets" };
+const releases = { group: "healthgate.io", version: "v1alpha1", plural: "healthreleases" };
 
 export interface HealthTargetObject extends KubernetesObject {
   spec: { deployment: string; policy: string };
@@ -36,10 +43,54 @@ export async function writeRecord(namespace: string, name: string, released: Dec
     ],
     { stdin: JSON.stringify({ ...record, status: released ? { released } : {} }) },
   );
+  await indexDecision(namespace, name, released);
 }
 
+/** Adds (or, with no decision, removes) Deployment `name`'s entry in the namespace's HealthRelease. */
+async function indexDecision(namespace: string, name: string, released: Decision | undefined) {
+  const index = {
+    apiVersion: "healthgate.io/v1alpha1",
+    kind: "HealthRelease",
+    metadata: { name: RELEASE_INDEX_NAME, namespace },
+  };
+  await applyAs("healthgate", index, { force: true });
+  const status = released
+    ? { deployments: { [name]: released.revision }, decisions: { [released.revision]: released } }
+    : { deployments: { [name]: null } };
+  await kubectl([
+    "patch",
+    "healthrelease",
+    RELEASE_INDEX_NAME,
+    "-n",
+    namespace,
+    "--subresource=status",
+    "--type=merge",
+    `--field-manager=${STATUS_FIELD_MANAGER}`,
+    "-p",
+    JSON.stringify({ status }),
+  ]);
+}
+
+/** Deletes the record of Deployment `name` and its entry in the namespace's HealthRelease. */
 export async function deleteRecord(namespace: string, name: string) {
   await ignoreNotFound(testClients().custom.deleteNamespacedCustomObject({ ...targets, namespace, name }));
+  await indexDecision(namespace, name, undefined);
+}
+
+export async function readReleaseIndex(
+  namespace: string,
+): Promise<KubernetesObject & { status?: HealthReleaseStatus }> {
+  return (await testClients().custom.getNamespacedCustomObject({
+    ...releases,
+    namespace,
+    name: RELEASE_INDEX_NAME,
+  })) as KubernetesObject & { status?: HealthReleaseStatus };
+}
+
+export async function deleteReleaseIndex(namespace: string) {
+  await ignoreNotFound(
+    testClients().custom.deleteNamespacedCustomObject({ ...releases, namespace, name: RELEASE_INDEX_NAME }),
+  );
 }
 
 export async function readRecord(namespace: string, name: string): Promise<HealthTargetObject> {

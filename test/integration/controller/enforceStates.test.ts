@@ -10,7 +10,14 @@ import type { V1Deployment } from "@kubernetes/client-node";
 import { beforeAll, describe, expect, it } from "vitest";
 import { makeContainer, makeDeployment, withLabels } from "../../support/builders.ts";
 import { waitFor } from "../../support/waitFor.ts";
-import { containerNamed, deleteRecord, handlerKinds, readRecord } from "./admission.ts";
+import {
+  containerNamed,
+  deleteRecord,
+  deleteReleaseIndex,
+  handlerKinds,
+  readRecord,
+  readReleaseIndex,
+} from "./admission.ts";
 import {
   applyAs,
   deletePolicy,
@@ -110,10 +117,16 @@ interface State {
   enter: (hg: ControllerHarness) => Promise<unknown>;
 }
 
+/** The namespace's HealthRelease, which admission reads, names none of the Deployments. */
+const expectNoIndexEntries = async (hg: ControllerHarness) => {
+  const indexed = Object.keys((await readReleaseIndex(hg.namespace)).status?.deployments ?? {});
+  expect(indexed.filter((n) => names.includes(n))).toEqual([]);
+};
 const waitForRecordsGone = (hg: ControllerHarness) =>
   waitFor(
     async () => {
       for (const n of names) await expect(readRecord(hg.namespace, n)).rejects.toMatchObject({ code: 404 });
+      await expectNoIndexEntries(hg);
       return true;
     },
     { what: "healthgate to delete the records" },
@@ -122,6 +135,7 @@ const waitForNoDecision = (hg: ControllerHarness) =>
   waitFor(
     async () => {
       for (const n of names) expect((await readRecord(hg.namespace, n)).status?.released).toBeUndefined();
+      await expectNoIndexEntries(hg);
       return true;
     },
     { what: "healthgate to withdraw the released decisions" },
@@ -168,11 +182,12 @@ const states: State[] = [
     },
   },
   {
-    name: "records deleted while the operator is stopped",
+    name: "records and the namespace's HealthRelease deleted while the operator is stopped",
     active: false,
     enter: async (hg) => {
       await hg.stopOperator();
       for (const n of names) await deleteRecord(hg.namespace, n);
+      await deleteReleaseIndex(hg.namespace);
     },
   },
 ];

@@ -29,6 +29,7 @@ import {
   GROUP,
   KIND,
   PLURAL,
+  RELEASE_INDEX_CRD_NAME,
   TARGET_CRD_NAME,
   VERSION,
   type Condition,
@@ -59,6 +60,7 @@ export const jsonPatch = setHeaderOptions("Content-Type", PatchStrategy.JsonPatc
 export const repoRoot = fileURLToPath(new URL("../../../", import.meta.url));
 export const CRD_FILE = path.join(repoRoot, "crds", `${CRD_NAME}.yaml`);
 export const TARGET_CRD_FILE = path.join(repoRoot, "crds", `${TARGET_CRD_NAME}.yaml`);
+export const RELEASE_INDEX_CRD_FILE = path.join(repoRoot, "crds", `${RELEASE_INDEX_CRD_NAME}.yaml`);
 const kubectlCache = mkdtempSync(path.join(tmpdir(), "healthgate-controller-test-kubectl-"));
 
 // ---- kubectl (the one built at the server's version) ----------------------------------------
@@ -97,12 +99,12 @@ export async function kubectl(
 export async function installCrd(kubeconfig?: string): Promise<void> {
   const opts = kubeconfig ? { kubeconfig } : {};
   const apply = ["apply", "--server-side", "--force-conflicts", "--field-manager=healthgate-controller-test"];
-  await kubectl([...apply, "-f", CRD_FILE, "-f", TARGET_CRD_FILE], opts);
-  for (const crd of [CRD_NAME, TARGET_CRD_NAME]) {
+  await kubectl([...apply, "-f", CRD_FILE, "-f", TARGET_CRD_FILE, "-f", RELEASE_INDEX_CRD_FILE], opts);
+  for (const crd of [CRD_NAME, TARGET_CRD_NAME, RELEASE_INDEX_CRD_NAME]) {
     await kubectl(["wait", "--for=condition=Established", "--timeout=60s", `crd/${crd}`], opts);
   }
-  await waitFor(() => kubectl(["get", "hpol,htgt", "--all-namespaces"], opts).then(() => true), {
-    what: "discovery to serve healthpolicies and healthtargets (kubectl get hpol,htgt)",
+  await waitFor(() => kubectl(["get", "hpol,htgt,hrel", "--all-namespaces"], opts).then(() => true), {
+    what: "discovery to serve healthpolicies, healthtargets and healthreleases (kubectl get hpol,htgt,hrel)",
     timeoutMs: 30_000,
     intervalMs: 250,
   });

@@ -52,6 +52,7 @@ describe("createWorld", () => {
     expect([...counted.keys()].sort()).toEqual([
       "deployments",
       "healthpolicies",
+      "healthreleases",
       "healthtargets",
       "horizontalpodautoscalers",
       "nodes",
