@@ -11,6 +11,7 @@ import {
   API_VERSION,
   ConditionType,
   KIND,
+  RELEASE_INDEX_NAME,
   TargetConditionType,
   type Decision,
   type HealthPolicy,
@@ -190,9 +191,10 @@ export class HealthgateReconciler implements Reconciler {
    */
   private readonly lastWritten = new Map<Key, unknown>();
   /**
-   * Owned-object writes the API server refused, per Deployment key: the condition that says so
-   * overrides what the concern decided, on the Deployment and on the policy, until an apply of
-   * that object succeeds or it is no longer wanted.
+   * Writes the API server refused, per Deployment key and condition type (refusalKey): an
+   * owned object's (HeadroomSufficient), Enforce's release (ProbesCompliant). The condition that
+   * says so overrides what the concern decided, on the Deployment and on the policy, until the
+   * write succeeds or is no longer wanted.
    */
   private readonly refusals = new Map<string, ConditionIntent>();
 
@@ -289,7 +291,7 @@ export class HealthgateReconciler implements Reconciler {
       // collector deletes them.
       this.lastWritten.delete(deploymentKey(namespace, name));
       this.lastWritten.delete(targetKey(namespace, name));
-      this.refusals.delete(deploymentKey(namespace, name));
+      for (const type of REFUSABLE) this.refusals.delete(refusalKey(deploymentKey(namespace, name), type));
       this.releaseRetries.delete(`${namespace}/${name}`);
       this.o.rollout?.forget(namespace, name);
       this.o.guard?.forget({ namespace, name });
@@ -319,13 +321,14 @@ export class HealthgateReconciler implements Reconciler {
     const release = await this.release(policy, deployment, decision, now, signal);
     const panicRequeueMs = await this.panic.reconcile(policy, deployment, snapshot.pods, signal);
     const key = deploymentKey(namespace, name);
-    const refused = await this.applyOwnedObjects(deployment, decision.ownedObjects, signal);
+    const refused =
+      (await this.applyOwnedObjects(deployment, decision.ownedObjects, signal)) ?? release.refused;
     const record = this.o.world.targets.get(`${namespace}/${name}`);
     const gating = this.o.rollout?.decide(policy, snapshot, record);
     const decided = withRollout(
       this.withRefusal(
         key,
-        release ? withEnforceCompliance(decision, deployment, release.released) : decision,
+        release.released ? withEnforceCompliance(decision, deployment, release.released) : decision,
       ),
       gating,
     );
@@ -333,7 +336,7 @@ export class HealthgateReconciler implements Reconciler {
     // flips (below); the others (LivenessDeepReplaced) go out with the release they announce.
     const aboutDeployment = decided.events.filter((e) => e.regarding === "Deployment" && !e.immediate);
     const reasons = new Set(decided.conditions.map((c) => c.reason));
-    if (release?.wrote) {
+    if (release.wrote) {
       for (const e of aboutDeployment.filter((e) => !reasons.has(e.reason)))
         await this.event(deployment, e.type, e.reason, e.message, signal);
     }
@@ -354,7 +357,7 @@ export class HealthgateReconciler implements Reconciler {
     }
     const requeueMs = [
       decided.requeueAfterSeconds !== undefined ? decided.requeueAfterSeconds * 1000 : undefined,
-      release?.retryAfterMs,
+      release.retryAfterMs,
       panicRequeueMs,
     ].filter((v): v is number => v !== undefined && v > 0);
     // A refused write backs off like any failed reconcile, after saying so in status.
@@ -381,58 +384,84 @@ export class HealthgateReconciler implements Reconciler {
     decision: TargetDecision,
     now: Date,
     signal: AbortSignal,
-  ): Promise<{ released: Decision; wrote: boolean; retryAfterMs?: number } | undefined> {
+  ): Promise<{ released?: Decision; wrote: boolean; retryAfterMs?: number; refused?: unknown }> {
     const namespace = deployment.metadata.namespace ?? "";
     const name = deployment.metadata.name;
     const record = this.o.world.targets.get(`${namespace}/${name}`);
     const enforce = this.enforcing(policy) && decision.ownedSpec !== undefined;
     const released = enforce && decision.ownedSpec ? decisionOf(decision.ownedSpec) : undefined;
-    await this.applyRecordSpec(policy, deployment, record, signal);
-    const status = recordStatus(record?.status, released, deployment, now);
-    // Only the release's own fields: status.rollout and the other parts' fields are not its own.
-    const { released: r, stable, guard, conditions } = record?.status ?? {};
-    const releaseFields = Object.fromEntries(
-      Object.entries({ released: r, stable, guard, conditions }).filter(([, v]) => v !== undefined),
-    );
-    if (!released && Object.values(releaseFields).some((v) => v !== undefined)) {
-      // Leaving Enforce: withdraw the decision (a merge patch of nulls; admission then has
-      // nothing to apply). The Deployment keeps what it has: leaving writes nothing there.
-      await this.o.client.mergePatchStatus(
-        { apiVersion: API_VERSION_TARGET, kind: "HealthTarget", namespace, name },
-        { released: null, stable: null, guard: null, conditions: null },
-        { fieldManager: STATUS_FIELD_MANAGER, signal },
+    const refusal = refusalKey(deploymentKey(namespace, name), ConditionType.ProbesCompliant);
+    // What is being written, for the condition that says so when the API server refuses it.
+    let writing = `HealthTarget ${namespace}/${name}`;
+    try {
+      await this.applyRecordSpec(policy, deployment, record, signal);
+      const status = recordStatus(record?.status, released, deployment, now);
+      writing = `the status of HealthTarget ${namespace}/${name}`;
+      // Only the release's own fields: status.rollout and the other parts' fields are not its own.
+      const { released: r, stable, guard, conditions } = record?.status ?? {};
+      const releaseFields = Object.fromEntries(
+        Object.entries({ released: r, stable, guard, conditions }).filter(([, v]) => v !== undefined),
       );
-    } else if (released && !sameJson(releaseFields, status)) {
-      await this.applyStatus(
-        targetKey(namespace, name),
-        { metadata: { name, namespace } },
-        API_VERSION_TARGET,
-        status,
-        status,
-        signal,
-      );
+      if (!released && Object.values(releaseFields).some((v) => v !== undefined)) {
+        // Leaving Enforce: withdraw the decision (a merge patch of nulls; admission then has
+        // nothing to apply). The Deployment keeps what it has: leaving writes nothing there.
+        await this.o.client.mergePatchStatus(
+          { apiVersion: API_VERSION_TARGET, kind: "HealthTarget", namespace, name },
+          { released: null, stable: null, guard: null, conditions: null },
+          { fieldManager: STATUS_FIELD_MANAGER, signal },
+        );
+      } else if (released && !sameJson(releaseFields, status)) {
+        await this.applyStatus(
+          targetKey(namespace, name),
+          { metadata: { name, namespace } },
+          API_VERSION_TARGET,
+          status,
+          status,
+          signal,
+        );
+      }
+      writing = `HealthRelease ${namespace}/${RELEASE_INDEX_NAME}`;
+      if (released) await this.releaseIndex.publish(namespace, name, released, signal);
+      else await this.releaseIndex.withdraw(namespace, name, signal);
+      const current = deployment.metadata.labels?.[RELEASED_LABEL] === released?.revision;
+      const retry =
+        released && current ? this.retryRelease(namespace, name, deployment, released) : undefined;
+      let wrote = false;
+      if (released && (!current || retry !== undefined)) {
+        wrote = true;
+        writing = `the label ${RELEASED_LABEL} of Deployment ${namespace}/${name}`;
+        await this.o.client.applyObject(
+          {
+            apiVersion: "apps/v1",
+            kind: "Deployment",
+            metadata: { name, namespace, labels: { [RELEASED_LABEL]: released.revision } },
+          },
+          { fieldManager: RELEASE_FIELD_MANAGER, force: true, signal },
+        );
+        this.o.logger.info(
+          { namespace, name, kind: "Deployment", revision: released.revision },
+          "released the Enforce decision",
+        );
+      }
+      this.refusals.delete(refusal);
+      return {
+        ...(released ? { released } : {}),
+        wrote,
+        ...(retry !== undefined ? { retryAfterMs: retry } : {}),
+      };
+    } catch (err) {
+      if (!isRefused(err)) throw err;
+      await this.refused(deployment, err, signal, {
+        type: ConditionType.ProbesCompliant,
+        what: writing,
+        write: "release",
+        resource: writing.startsWith("the label") ? resources.deployments.plural : writing.split(" ")[0]!,
+        consequence:
+          "The template does not carry healthgate's decision until this is fixed: lift the refusal (an " +
+          "admission policy or RBAC), or set the HealthPolicy's spec.mode to Audit.",
+      });
+      return { ...(released ? { released } : {}), wrote: false, refused: err };
     }
-    if (released) await this.releaseIndex.publish(namespace, name, released, signal);
-    else await this.releaseIndex.withdraw(namespace, name, signal);
-    const current = deployment.metadata.labels?.[RELEASED_LABEL] === released?.revision;
-    const retry = released && current ? this.retryRelease(namespace, name, deployment, released) : undefined;
-    let wrote = false;
-    if (released && (!current || retry !== undefined)) {
-      wrote = true;
-      await this.o.client.applyObject(
-        {
-          apiVersion: "apps/v1",
-          kind: "Deployment",
-          metadata: { name, namespace, labels: { [RELEASED_LABEL]: released.revision } },
-        },
-        { fieldManager: RELEASE_FIELD_MANAGER, force: true, signal },
-      );
-      this.o.logger.info(
-        { namespace, name, kind: "Deployment", revision: released.revision },
-        "released the Enforce decision",
-      );
-    }
-    return released && { released, wrote, ...(retry !== undefined ? { retryAfterMs: retry } : {}) };
   }
 
   /** Whether (and after how long to look again) to re-send a release the template does not show yet. */
@@ -585,13 +614,16 @@ export class HealthgateReconciler implements Reconciler {
   remembersWrite(key: Key): boolean {
     return this.lastWritten.has(key);
   }
-  /** A refused owned-object write overrides the condition it affects (see `refusals`). */
+  /** A refused write overrides the condition it affects (see `refusals`). */
   private withRefusal(key: string, decision: TargetDecision): TargetDecision {
-    const refusal = this.refusals.get(key);
-    if (!refusal) return decision;
+    const refusals = REFUSABLE.flatMap((type) => this.refusals.get(refusalKey(key, type)) ?? []);
+    if (refusals.length === 0) return decision;
     return {
       ...decision,
-      conditions: [...decision.conditions.filter((c) => c.type !== refusal.type), refusal],
+      conditions: [
+        ...decision.conditions.filter((c) => !refusals.some((r) => r.type === c.type)),
+        ...refusals,
+      ],
     };
   }
 
@@ -637,7 +669,7 @@ export class HealthgateReconciler implements Reconciler {
     signal: AbortSignal,
   ): Promise<unknown> {
     const ns = deployment.metadata.namespace ?? "";
-    const key = deploymentKey(ns, deployment.metadata.name);
+    const key = refusalKey(deploymentKey(ns, deployment.metadata.name), ConditionType.HeadroomSufficient);
     const uid = deployment.metadata.uid ?? "";
     const ownerRef = {
       apiVersion: "apps/v1",
@@ -664,7 +696,15 @@ export class HealthgateReconciler implements Reconciler {
         this.refusals.delete(key);
       } catch (err) {
         if (!isRefused(err)) throw err;
-        await this.refused(deployment, `${obj.kind} ${obj.metadata.name}`, err, signal);
+        await this.refused(deployment, err, signal, {
+          type: ConditionType.HeadroomSufficient,
+          what: `${obj.kind} ${obj.metadata.name}`,
+          write: "owned-object",
+          resource: resources.podDisruptionBudgets.plural,
+          consequence:
+            "Drains are not protected by it until this is fixed: lift the refusal (an admission policy or " +
+            "RBAC), or unset spec.headroom.managePodDisruptionBudget.",
+        });
         return err;
       }
     }
@@ -700,27 +740,26 @@ export class HealthgateReconciler implements Reconciler {
   }
 
   /**
-   * The API server refused an owned-object write: HeadroomSufficient (the concern that wants the
-   * object) goes False with reason ApplyRejected and the server's own message, which names the
-   * field; an Event says the same once per distinct message.
+   * The API server refused a write: the condition of the concern that wants it goes False with
+   * reason ApplyRejected and the server's own message, which names the field; an Event says the
+   * same once per distinct message; healthgate_writes_refused_total counts it.
    */
-  private async refused(deployment: Deployment, what: string, err: unknown, signal: AbortSignal) {
-    const key = deploymentKey(deployment.metadata.namespace ?? "", deployment.metadata.name);
+  private async refused(
+    deployment: Deployment,
+    err: unknown,
+    signal: AbortSignal,
+    refusal: { type: ConditionType; what: string; write: string; resource: string; consequence: string },
+  ) {
+    const key = refusalKey(
+      deploymentKey(deployment.metadata.namespace ?? "", deployment.metadata.name),
+      refusal.type,
+    );
     const message =
-      `healthgate could not apply ${what} for Deployment ${deployment.metadata.name}: the API server refused it ` +
-      `(${apiErrorMessage(err)}). Drains are not protected by it until this is fixed: lift the refusal ` +
-      `(an admission policy or RBAC), or unset spec.headroom.managePodDisruptionBudget.`;
+      `healthgate could not apply ${refusal.what} for Deployment ${deployment.metadata.name}: the API server ` +
+      `refused it (${apiErrorMessage(err)}). ${refusal.consequence}`;
     const before = this.refusals.get(key);
-    this.refusals.set(key, {
-      type: ConditionType.HeadroomSufficient,
-      status: "False",
-      reason: "ApplyRejected",
-      message,
-    });
-    this.o.metrics?.writesRefused.inc({
-      write: "owned-object",
-      resource: resources.podDisruptionBudgets.plural,
-    });
+    this.refusals.set(key, { type: refusal.type, status: "False", reason: "ApplyRejected", message });
+    this.o.metrics?.writesRefused.inc({ write: refusal.write, resource: refusal.resource });
     this.o.logger.warn(
       {
         namespace: deployment.metadata.namespace,
@@ -729,7 +768,7 @@ export class HealthgateReconciler implements Reconciler {
         reason: "ApplyRejected",
         err: apiErrorMessage(err),
       },
-      `the API server refused ${what}`,
+      `the API server refused ${refusal.what}`,
     );
     if (before?.message !== message)
       await this.event(deployment, "Warning", "ApplyRejected", message, signal);
@@ -888,6 +927,10 @@ export class HealthgateReconciler implements Reconciler {
 }
 
 const MAX_RELEASE_RETRIES = 4;
+
+/** The conditions a refused write can override, and the key of one such refusal. */
+const REFUSABLE = [ConditionType.HeadroomSufficient, ConditionType.ProbesCompliant] as const;
+const refusalKey = (key: string, type: ConditionType) => `${key}|${type}`;
 
 const API_VERSION_TARGET = `${resources.healthTargets.group}/${resources.healthTargets.version}`;
 

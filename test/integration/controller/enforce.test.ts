@@ -5,7 +5,8 @@
 // reconcile writes nothing; other managers' writes keep their fields and still carry the
 // decision, so a GitOps controller re-applying an old manifest is admitted and nobody fights.
 import type { V1Container, V1Deployment } from "@kubernetes/client-node";
-import { beforeAll, describe, expect, it } from "vitest";
+import { AppsV1Api, CustomObjectsApi } from "@kubernetes/client-node";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { makeDeployment, withProbe, withReplicas } from "../../support/builders.ts";
 import { testClients } from "../../support/kube.ts";
 import { waitFor } from "../../support/waitFor.ts";
@@ -13,6 +14,8 @@ import type { Deployment } from "../../../src/api/k8s.ts";
 import { healthPolicy } from "../../../src/api/v1alpha1/index.ts";
 import { probesConcern } from "../../../src/policy/probes/concern.ts";
 import { probeOwners, readRecord } from "./admission.ts";
+import { chartIdentity, type ChartIdentity } from "./chartIdentity.ts";
+import { counter, refuseWrites, untilForbidden } from "./refusals.ts";
 import {
   apiRequests,
   installCrd,
@@ -339,14 +342,18 @@ describe("Enforce", () => {
 });
 
 /** Waits until the live liveness probe of container web passes `check`. */
-function waitForLiveness(namespace: string, check: (probe: V1Container["livenessProbe"]) => void) {
+function waitForLiveness(
+  namespace: string,
+  check: (probe: V1Container["livenessProbe"]) => void,
+  timeoutMs = 30_000,
+) {
   return waitFor(
     async () => {
       const d = await readDeployment(namespace, "web");
       check(container(d).livenessProbe);
       return d;
     },
-    { what: "the liveness probe of container web" },
+    { what: "the liveness probe of container web", timeoutMs },
   );
 }
 
@@ -354,3 +361,99 @@ async function replicaSetNames(namespace: string): Promise<string[]> {
   const list = await testClients().apps.listNamespacedReplicaSet({ namespace });
   return list.items.map((rs) => rs.metadata!.name!).sort();
 }
+
+describe("Enforce's writes, refused (issue 21 part 3)", () => {
+  const hg = useControllerHarness();
+  let identity: ChartIdentity | undefined;
+  afterEach(async () => {
+    await identity?.remove();
+    identity = undefined;
+  });
+
+  const cases = [
+    {
+      write: "the HealthTarget record",
+      resource: "healthtargets",
+      field: "spec.policy",
+      names: "HealthTarget",
+      /** A write the refusal covers, made as healthgate's ServiceAccount (dry run). */
+      probe: (id: ChartIdentity, ns: string) =>
+        id.kubeConfig.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
+          group: "healthgate.io",
+          version: "v1alpha1",
+          plural: "healthtargets",
+          namespace: ns,
+          body: {
+            apiVersion: "healthgate.io/v1alpha1",
+            kind: "HealthTarget",
+            metadata: { name: "probe" },
+            spec: { deployment: "probe", policy: "web" },
+          },
+          dryRun: "All",
+        }),
+    },
+    {
+      write: "the release label",
+      resource: "deployments",
+      field: "metadata.labels",
+      names: "healthgate.io/released",
+      probe: (id: ChartIdentity, ns: string) =>
+        id.kubeConfig
+          .makeApiClient(AppsV1Api)
+          .createNamespacedDeployment({ namespace: ns, body: makeDeployment("probe"), dryRun: "All" }),
+    },
+  ];
+
+  it.each(cases)(
+    "a refused write of $write: ProbesCompliant=False ApplyRejected naming it, an Event, backoff; then it lands",
+    async ({ resource, field, names, probe }) => {
+      // Given an Enforce policy over a Deployment with an exec liveness, and an admission policy
+      // that refuses healthgate's ServiceAccount a write the release needs
+      await hg.apply(makeDeployment("web", withProbe("web", "liveness", { exec: { command: ["true"] } })));
+      await hg.createPolicy(enforcePolicy());
+      identity = await chartIdentity(hg.namespace);
+      const refusal = await refuseWrites(identity.username, resource, field);
+      const id = identity;
+      await untilForbidden(() => probe(id, hg.namespace));
+      try {
+        // When healthgate reconciles
+        const operator = await hg.startOperator({ kubeConfig: identity.kubeConfig });
+
+        // Then the Deployment and the policy say the release was refused, in the server's words:
+        // not compliant, the live template does not carry the decision
+        const want = {
+          status: "False",
+          reason: "ApplyRejected",
+          message: [names, field, refusal.name],
+        } as const;
+        await waitForDeploymentCondition(hg.namespace, "web", "ProbesCompliant", want);
+        await waitForPolicyCondition(hg.namespace, "web", "ProbesCompliant", want);
+        await waitForEvent(hg.namespace, {
+          type: "Warning",
+          reason: "ApplyRejected",
+          regardingName: "web",
+          noteContains: field,
+        });
+        // and the key backs off, each retry a counted refusal
+        await waitFor(
+          async () => {
+            expect(await counter(operator, "healthgate_workqueue_retries_total")).toBeGreaterThanOrEqual(2);
+            const refused = await counter(operator, "healthgate_writes_refused_total", { write: "release" });
+            expect(refused).toBeGreaterThanOrEqual(2);
+            return true;
+          },
+          { what: "healthgate to retry the refused release with backoff" },
+        );
+        expect(container(await readDeployment(hg.namespace, "web")).livenessProbe?.exec).toBeDefined();
+
+        // When the refusal is lifted, Then the decision lands and the condition recovers
+        await refusal.remove();
+        await waitForLiveness(hg.namespace, (probe) => expect(probe?.httpGet?.path).toBe("/healthz"), 60_000);
+        await waitForDeploymentCondition(hg.namespace, "web", "ProbesCompliant", { status: "True" }, 60_000);
+      } finally {
+        await refusal.remove();
+      }
+    },
+    150_000,
+  );
+});
