@@ -16,7 +16,12 @@ import { parseArgs } from "node:util";
 import { setTimeout as delay } from "node:timers/promises";
 import { admissionList } from "../src/admission/enforce.ts";
 import { RELEASED_LABEL, decisionOf } from "../src/policy/enforce.ts";
-import { RELEASE_INDEX_NAME, type Decision } from "../src/api/v1alpha1/index.ts";
+import {
+  RELEASE_SHARD_LABEL,
+  releaseIndexName,
+  releaseShard,
+  type Decision,
+} from "../src/api/v1alpha1/index.ts";
 import { resources } from "../src/kube/client.ts";
 import {
   benchClient,
@@ -57,8 +62,11 @@ try {
     await kubectl(plane, ["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"])
   ).trim();
   const admission = admissionList("bench", writer).items as KubeObject[];
-  const binding = admission.find((o) => o.kind === "MutatingAdmissionPolicyBinding")!;
-  await kubectlApply(admission.filter((o) => o !== binding));
+  const bindings = admission.filter(
+    (o) =>
+      o.kind === "MutatingAdmissionPolicyBinding" && (o as { spec?: { paramRef?: unknown } }).spec?.paramRef,
+  );
+  await kubectlApply(admission.filter((o) => !bindings.includes(o)));
   const ns = "bench-admission";
   await kubectl(plane, ["create", "namespace", ns]);
 
@@ -91,21 +99,26 @@ try {
     metadata: { name, namespace: ns },
     spec: { deployment: name, policy: "bench" },
   });
-  const index = {
-    apiVersion: "healthgate.io/v1alpha1",
-    kind: "HealthRelease",
-    metadata: { name: RELEASE_INDEX_NAME, namespace: ns },
+  /** Index entries as healthgate writes them: into each Deployment's shard's HealthRelease. */
+  const indexEntries = async (entries: [name: string, released: Decision][]) => {
+    const byIndex = Map.groupBy(entries, ([name]) => releaseIndexName(releaseShard(name)));
+    for (const [name, group] of byIndex) {
+      const index = {
+        apiVersion: "healthgate.io/v1alpha1",
+        kind: "HealthRelease",
+        metadata: { name, namespace: ns },
+      };
+      await apply(index as KubeObject);
+      await client.mergePatchStatus(
+        { ...index, ...index.metadata },
+        {
+          deployments: Object.fromEntries(group.map(([deployment, d]) => [deployment, d.revision])),
+          decisions: Object.fromEntries(group.map(([, d]) => [d.revision, d])),
+        },
+        { fieldManager: "healthgate-status" },
+      );
+    }
   };
-  await apply(index as KubeObject);
-  const indexEntries = (entries: [name: string, released: Decision][]) =>
-    client.mergePatchStatus(
-      { ...index, ...index.metadata },
-      {
-        deployments: Object.fromEntries(entries.map(([name, d]) => [name, d.revision])),
-        decisions: Object.fromEntries(entries.map(([, d]) => [d.revision, d])),
-      },
-      { fieldManager: "healthgate-status" },
-    );
   const writeRecord = async (name: string, released: Decision) => {
     await apply(record(name) as KubeObject);
     await apply({ ...record(name), status: { released } } as KubeObject, "healthgate-status", "status");
@@ -116,7 +129,7 @@ try {
   ]);
   say(`creating ${records} records with a released decision in ${ns}`);
   await inParallel(others, 8, ([name, released]) => writeRecord(name, released));
-  say(`indexing them in the HealthRelease, 100 entries per write`);
+  say(`indexing them in the HealthReleases of their shards`);
   for (let i = 0; i < others.length; i += 100) await indexEntries(others.slice(i, i + 100));
   await apply({
     apiVersion: "apps/v1",
@@ -154,13 +167,18 @@ try {
 
   await delay(3_000);
   row("enforce policy unbound (baseline)", await measure());
-  await kubectlApply([binding]);
+  await kubectlApply(bindings);
   await delay(3_000);
   row(`bound, ${records} records; Deployment not released (no label)`, await measure());
   await writeRecord("web", decision);
   await indexEntries([["web", decision]]);
   await client.jsonPatch(resources.deployments, { namespace: ns, name: "web" }, [
     { op: "add", path: `/metadata/labels/${RELEASED_LABEL.replace("/", "~1")}`, value: decision.revision },
+    {
+      op: "add",
+      path: `/metadata/labels/${RELEASE_SHARD_LABEL.replace("/", "~1")}`,
+      value: releaseShard("web"),
+    },
   ]);
   await delay(3_000);
   row(`bound, ${records} records; released Deployment (its decision applied)`, await measure());

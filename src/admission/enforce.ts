@@ -1,7 +1,9 @@
 import {
   GROUP,
   RELEASE_INDEX_KIND,
-  RELEASE_INDEX_NAME,
+  RELEASE_INDEX_SHARDS,
+  RELEASE_SHARD_LABEL,
+  releaseIndexName,
   RELEASE_INDEX_PLURAL,
   TARGET_PLURAL,
   VERSION,
@@ -11,8 +13,8 @@ import { RELEASED_LABEL } from "../policy/enforce.ts";
 // Enforce at admission (DESIGN.md, "The seam" and "Rollout gating" lesson 8). Three objects
 // the API server runs, generated into the chart by hack/gen-admission.ts:
 //
-// 1. enforce: a MutatingAdmissionPolicy whose one parameter is the namespace's HealthRelease
-//    (the index of the decisions released into the HealthTarget records). On every
+// 1. enforce: a MutatingAdmissionPolicy whose one parameter is the HealthRelease of the
+//    Deployment's shard (the index of the decisions released into the HealthTarget records). On every
 //    CREATE/UPDATE of a released Deployment it replaces each named container's probes and
 //    lifecycle.preStop, and the pod's terminationGracePeriodSeconds, with its released
 //    decision. JSONPatch `add` replaces a whole probe, so a
@@ -56,7 +58,7 @@ const meta = (name: string, labels: Labels, annotations?: Labels) => ({
 
 const ENFORCE_VARIABLES = [
   {
-    // The namespace's HealthRelease (the one parameter) names a released decision for this Deployment.
+    // The shard's HealthRelease (the one parameter) names a released decision for this Deployment.
     name: "active",
     expression:
       "has(params.status) && has(params.status.deployments) && has(params.status.decisions) && " +
@@ -159,18 +161,24 @@ export function enforceManifests(name: string, labels: Labels = {}) {
         ],
       },
     },
-    {
-      apiVersion: "admissionregistration.k8s.io/v1",
-      kind: "MutatingAdmissionPolicyBinding",
-      metadata: meta(name, labels),
-      spec: {
-        policyName: name,
-        // One parameter per write, whatever the namespace holds: its HealthRelease, by a fixed name
-        // (no namespace: the Deployment's own). A selector over the per-Deployment records made
-        // the API server evaluate the policy once per record (bench/admission.ts).
-        paramRef: { name: RELEASE_INDEX_NAME, parameterNotFoundAction: "Allow" },
-      },
-    },
+    // One binding per shard: it selects the Deployments labelled with the shard and names the
+    // shard's HealthRelease (no namespace: the Deployment's own), so each write gets one small
+    // parameter. A selector over the per-Deployment records made the API server evaluate the
+    // policy once per record; one index per namespace made it convert the whole index on each
+    // evaluation (bench/admission.ts).
+    ...Array.from({ length: RELEASE_INDEX_SHARDS }, (_, i) => {
+      const shard = String(i).padStart(2, "0");
+      return {
+        apiVersion: "admissionregistration.k8s.io/v1",
+        kind: "MutatingAdmissionPolicyBinding",
+        metadata: meta(`${name}-${shard}`, labels),
+        spec: {
+          policyName: name,
+          paramRef: { name: releaseIndexName(shard), parameterNotFoundAction: "Allow" },
+          matchResources: { objectSelector: { matchLabels: { [RELEASE_SHARD_LABEL]: shard } } },
+        },
+      };
+    }),
   ];
 }
 

@@ -11,7 +11,8 @@ import {
   API_VERSION,
   ConditionType,
   KIND,
-  RELEASE_INDEX_NAME,
+  RELEASE_SHARD_LABEL,
+  releaseShard,
   TargetConditionType,
   type Decision,
   type HealthPolicy,
@@ -73,7 +74,7 @@ import {
 import type { Action, Reconciler } from "./reconcileLoop.ts";
 import type { RolloutGating } from "./rollout.ts";
 import { rolloutView, type RolloutOutcome } from "../policy/rollout/gating.ts";
-import { ReleaseIndex } from "./releaseIndex.ts";
+import { ReleaseIndex, indexNameOf } from "./releaseIndex.ts";
 
 const parsedPolicies = new WeakMap<KubeObject, ParseResult>();
 
@@ -420,10 +421,16 @@ export class HealthgateReconciler implements Reconciler {
           signal,
         );
       }
-      writing = `HealthRelease ${namespace}/${RELEASE_INDEX_NAME}`;
+      writing = `HealthRelease ${namespace}/${indexNameOf(name)}`;
       if (released) await this.releaseIndex.publish(namespace, name, released, signal);
       else await this.releaseIndex.withdraw(namespace, name, signal);
-      const current = deployment.metadata.labels?.[RELEASED_LABEL] === released?.revision;
+      const labels = released && {
+        [RELEASED_LABEL]: released.revision,
+        [RELEASE_SHARD_LABEL]: releaseShard(name),
+      };
+      const current =
+        labels !== undefined &&
+        Object.entries(labels).every(([k, v]) => deployment.metadata.labels?.[k] === v);
       const retry =
         released && current ? this.retryRelease(namespace, name, deployment, released) : undefined;
       let wrote = false;
@@ -434,7 +441,7 @@ export class HealthgateReconciler implements Reconciler {
           {
             apiVersion: "apps/v1",
             kind: "Deployment",
-            metadata: { name, namespace, labels: { [RELEASED_LABEL]: released.revision } },
+            metadata: { name, namespace, labels },
           },
           { fieldManager: RELEASE_FIELD_MANAGER, force: true, signal },
         );

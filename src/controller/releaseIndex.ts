@@ -1,22 +1,25 @@
-// The namespace's HealthRelease (src/api/v1alpha1/healthrelease.ts): the index of released
-// Enforce decisions that the MutatingAdmissionPolicy takes as its one parameter. Each
+// The namespace's HealthReleases (src/api/v1alpha1/healthrelease.ts): the index of released
+// Enforce decisions that the MutatingAdmissionPolicy takes as its parameter, one per shard of
+// Deployment names. Each
 // Deployment's release adds or replaces its own entry with a JSON merge patch of that key alone
 // (no read-modify-write, so concurrent releases in one namespace never conflict); leaving
 // Enforce removes it. Before each write, decisions no entry names and entries of Deployments
 // that are gone are pruned by a patch conditional on the cached resourceVersion: a release that
 // landed in between makes it fail (409, pruned next time) instead of losing that decision.
 import type { Decision } from "../api/v1alpha1/index.ts";
-import { RELEASE_INDEX_KIND, RELEASE_INDEX_NAME } from "../api/v1alpha1/index.ts";
+import { RELEASE_INDEX_KIND, releaseIndexName, releaseShard } from "../api/v1alpha1/index.ts";
 import { isConflict, isNotFound, resources } from "../kube/client.ts";
 import type { TermClient } from "./reconciler.ts";
 import { FIELD_MANAGER, STATUS_FIELD_MANAGER, type World } from "./world.ts";
 
 const API_VERSION = `${resources.healthReleases.group}/${resources.healthReleases.version}`;
-const ref = (namespace: string) => ({
+/** The HealthRelease that indexes Deployment `deployment` (its shard's). */
+export const indexNameOf = (deployment: string) => releaseIndexName(releaseShard(deployment));
+const ref = (namespace: string, name: string) => ({
   apiVersion: API_VERSION,
   kind: RELEASE_INDEX_KIND,
   namespace,
-  name: RELEASE_INDEX_NAME,
+  name,
 });
 
 export class ReleaseIndex {
@@ -26,34 +29,31 @@ export class ReleaseIndex {
     this.o = options;
   }
 
-  private cached(namespace: string) {
-    return this.o.world.releaseIndexes.get(`${namespace}/${RELEASE_INDEX_NAME}`);
+  private cached(namespace: string, index: string) {
+    return this.o.world.releaseIndexes.get(`${namespace}/${index}`);
   }
 
   /** Whether the namespace's index names `decision` for Deployment `name` (in the cache). */
   carries(namespace: string, name: string, decision: Decision): boolean {
-    const status = this.cached(namespace)?.status;
+    const status = this.cached(namespace, indexNameOf(name))?.status;
     return (
       status?.deployments?.[name] === decision.revision && status.decisions?.[decision.revision] !== undefined
     );
   }
 
-  /** Makes the index name `decision` for Deployment `name`; creates the index when the namespace has none. */
+  /** Makes the index name `decision` for Deployment `name`; creates its shard's HealthRelease when missing. */
   async publish(namespace: string, name: string, decision: Decision, signal: AbortSignal): Promise<boolean> {
     if (this.carries(namespace, name, decision)) return false;
-    await this.prune(namespace, signal);
-    if (!this.cached(namespace)) {
+    const index = indexNameOf(name);
+    await this.prune(namespace, index, signal);
+    if (!this.cached(namespace, index)) {
       await this.o.client.applyObject(
-        {
-          apiVersion: API_VERSION,
-          kind: RELEASE_INDEX_KIND,
-          metadata: { name: RELEASE_INDEX_NAME, namespace },
-        },
+        { apiVersion: API_VERSION, kind: RELEASE_INDEX_KIND, metadata: { name: index, namespace } },
         { fieldManager: FIELD_MANAGER, force: true, signal },
       );
     }
     await this.o.client.mergePatchStatus(
-      ref(namespace),
+      ref(namespace, index),
       { deployments: { [name]: decision.revision }, decisions: { [decision.revision]: decision } },
       { fieldManager: STATUS_FIELD_MANAGER, signal },
     );
@@ -62,12 +62,13 @@ export class ReleaseIndex {
 
   /** Removes Deployment `name`'s entry: admission then has nothing to apply to it. */
   async withdraw(namespace: string, name: string, signal: AbortSignal): Promise<void> {
-    const status = this.cached(namespace)?.status;
+    const index = indexNameOf(name);
+    const status = this.cached(namespace, index)?.status;
     if (status?.deployments?.[name] === undefined) return;
-    await this.prune(namespace, signal);
+    await this.prune(namespace, index, signal);
     try {
       await this.o.client.mergePatchStatus(
-        ref(namespace),
+        ref(namespace, index),
         { deployments: { [name]: null } },
         { fieldManager: STATUS_FIELD_MANAGER, signal },
       );
@@ -77,8 +78,8 @@ export class ReleaseIndex {
   }
 
   /** Drops entries of Deployments gone from the cache and decisions no entry names. */
-  private async prune(namespace: string, signal: AbortSignal): Promise<void> {
-    const index = this.cached(namespace);
+  private async prune(namespace: string, name: string, signal: AbortSignal): Promise<void> {
+    const index = this.cached(namespace, name);
     const status = index?.status;
     if (!index || !status) return;
     const entries = Object.entries(status.deployments ?? {});
@@ -94,7 +95,7 @@ export class ReleaseIndex {
     const nulls = (keys: string[]) => Object.fromEntries(keys.map((k) => [k, null]));
     try {
       await this.o.client.mergePatchStatus(
-        ref(namespace),
+        ref(namespace, name),
         {
           ...(gone.length > 0 ? { deployments: nulls(gone) } : {}),
           ...(unnamed.length > 0 ? { decisions: nulls(unnamed) } : {}),

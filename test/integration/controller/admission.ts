@@ -4,7 +4,9 @@
 // objects admit, see installCrd) —, healthgate's release write, and readers.
 import type { KubernetesObject, V1Container, V1Deployment, V1Probe } from "@kubernetes/client-node";
 import {
-  RELEASE_INDEX_NAME,
+  RELEASE_SHARD_LABEL,
+  releaseIndexName,
+  releaseShard,
   type Decision,
   type HealthReleaseStatus,
   type HealthTargetStatus,
@@ -46,12 +48,12 @@ export async function writeRecord(namespace: string, name: string, released: Dec
   await indexDecision(namespace, name, released);
 }
 
-/** Adds (or, with no decision, removes) Deployment `name`'s entry in the namespace's HealthRelease. */
+/** Adds (or, with no decision, removes) Deployment `name`'s entry in its shard's HealthRelease. */
 async function indexDecision(namespace: string, name: string, released: Decision | undefined) {
   const index = {
     apiVersion: "healthgate.io/v1alpha1",
     kind: "HealthRelease",
-    metadata: { name: RELEASE_INDEX_NAME, namespace },
+    metadata: { name: releaseIndexName(releaseShard(name)), namespace },
   };
   await applyAs("healthgate", index, { force: true });
   const status = released
@@ -60,7 +62,7 @@ async function indexDecision(namespace: string, name: string, released: Decision
   await kubectl([
     "patch",
     "healthrelease",
-    RELEASE_INDEX_NAME,
+    index.metadata.name,
     "-n",
     namespace,
     "--subresource=status",
@@ -77,28 +79,24 @@ export async function deleteRecord(namespace: string, name: string) {
   await indexDecision(namespace, name, undefined);
 }
 
-export async function readReleaseIndex(
-  namespace: string,
-): Promise<KubernetesObject & { status?: HealthReleaseStatus }> {
-  return (await testClients().custom.getNamespacedCustomObject({
-    ...releases,
-    namespace,
-    name: RELEASE_INDEX_NAME,
-  })) as KubernetesObject & { status?: HealthReleaseStatus };
-}
-
-export async function deleteReleaseIndex(namespace: string) {
-  await ignoreNotFound(
-    testClients().custom.deleteNamespacedCustomObject({ ...releases, namespace, name: RELEASE_INDEX_NAME }),
-  );
-}
-
 export async function readRecord(namespace: string, name: string): Promise<HealthTargetObject> {
   return (await testClients().custom.getNamespacedCustomObject({
     ...targets,
     namespace,
     name,
   })) as HealthTargetObject;
+}
+
+/** Every Deployment the namespace's HealthReleases (all shards) name, with its revision. */
+export async function indexedDeployments(namespace: string): Promise<Record<string, string>> {
+  const list = (await testClients().custom.listNamespacedCustomObject({ ...releases, namespace })) as {
+    items: { status?: HealthReleaseStatus }[];
+  };
+  return Object.assign({}, ...list.items.map((i) => i.status?.deployments ?? {})) as Record<string, string>;
+}
+
+export async function deleteReleaseIndexes(namespace: string) {
+  await testClients().custom.deleteCollectionNamespacedCustomObject({ ...releases, namespace });
 }
 
 /** healthgate's release write: the label alone, under its own field manager. */
@@ -108,7 +106,11 @@ export async function releaseWrite(namespace: string, name: string, revision: st
     {
       apiVersion: "apps/v1",
       kind: "Deployment",
-      metadata: { name, namespace, labels: { [RELEASED_LABEL]: revision } },
+      metadata: {
+        name,
+        namespace,
+        labels: { [RELEASED_LABEL]: revision, [RELEASE_SHARD_LABEL]: releaseShard(name) },
+      },
     },
     { force: true },
   );

@@ -13,10 +13,10 @@ import { waitFor } from "../../support/waitFor.ts";
 import {
   containerNamed,
   deleteRecord,
-  deleteReleaseIndex,
+  deleteReleaseIndexes,
   handlerKinds,
+  indexedDeployments,
   readRecord,
-  readReleaseIndex,
 } from "./admission.ts";
 import {
   applyAs,
@@ -117,9 +117,9 @@ interface State {
   enter: (hg: ControllerHarness) => Promise<unknown>;
 }
 
-/** The namespace's HealthRelease, which admission reads, names none of the Deployments. */
+/** The namespace's HealthReleases, which admission reads, name none of the Deployments. */
 const expectNoIndexEntries = async (hg: ControllerHarness) => {
-  const indexed = Object.keys((await readReleaseIndex(hg.namespace)).status?.deployments ?? {});
+  const indexed = Object.keys(await indexedDeployments(hg.namespace));
   expect(indexed.filter((n) => names.includes(n))).toEqual([]);
 };
 const waitForRecordsGone = (hg: ControllerHarness) =>
@@ -182,12 +182,12 @@ const states: State[] = [
     },
   },
   {
-    name: "records and the namespace's HealthRelease deleted while the operator is stopped",
+    name: "records and the namespace's HealthReleases deleted while the operator is stopped",
     active: false,
     enter: async (hg) => {
       await hg.stopOperator();
       for (const n of names) await deleteRecord(hg.namespace, n);
-      await deleteReleaseIndex(hg.namespace);
+      await deleteReleaseIndexes(hg.namespace);
     },
   },
 ];
