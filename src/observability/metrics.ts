@@ -128,7 +128,7 @@ export function createMetrics({ processMetrics = false }: MetricsOptions = {}): 
       name: "healthgate_writes_refused_total",
       help:
         "Writes of healthgate's that the API server refused (400, 403 or 422: invalid, or forbidden by RBAC or an " +
-        "admission policy), by write (status, event, owned-object) and resource. A refused status or Event write " +
+        "admission policy), by write (status, event, owned-object, release) and resource. A refused status or Event write " +
         "cannot say so in status: this and a log line are its only trace.",
       labelNames: ["write", "resource"],
       registers,

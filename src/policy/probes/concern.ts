@@ -3,7 +3,6 @@ import { ConditionType, type Finding } from "../../api/v1alpha1/index.ts";
 import { detectionFigures } from "../detection.ts";
 import type { ConditionIntent, Concern, EventIntent, OwnedContainerFields, OwnedSpec } from "../seam.ts";
 import { PROBE_FIELD, podGraceSeconds, withProbeDefaults } from "./defaults.ts";
-import { ownedPathsToDrop } from "./owned.ts";
 import { desiredOwnedSpec } from "./desired.ts";
 import { POLICY_RULES, auditPodSpec, governedContainers, sortFindings } from "./index.ts";
 import { atLeast, findingMessage, type RuleMeta } from "./rule.ts";
@@ -128,19 +127,12 @@ function contains(actual: Json, wanted: Json): boolean {
 }
 
 /**
- * Whether healthgate's apply would change anything: some owned field differs
- * from the live template (both with Kubernetes' defaults applied), a
- * conflicting handler has to go, or healthgate owns a field on the live object
- * (`liveOwned`, from its managedFields entry) that it no longer wants. False
- * means the writer sends nothing — so a second reconcile of an enforced
- * Deployment makes zero writes.
+ * Whether the live template lacks some of `owned`: an owned field differs from
+ * it (both with Kubernetes' defaults applied), or a conflicting handler has to
+ * go. False means the template carries the decision — so a second reconcile of
+ * an enforced Deployment releases nothing.
  */
-export function ownedFieldsDiffer(
-  template: PodTemplateSpec,
-  owned: OwnedSpec,
-  liveOwned: readonly string[] = [],
-): boolean {
-  if (ownedPathsToDrop(owned, liveOwned).length > 0) return true;
+export function ownedFieldsDiffer(template: PodTemplateSpec, owned: OwnedSpec): boolean {
   if (
     owned.terminationGracePeriodSeconds !== undefined &&
     podGraceSeconds(template.spec) !== owned.terminationGracePeriodSeconds
