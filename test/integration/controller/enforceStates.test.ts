@@ -1,7 +1,7 @@
 // "No user write is ever refused because of Enforce", in every state (issue 19): with Enforce
 // active, just after the decision changed, with the operator stopped, and after Enforce stops
-// by each path (policy deleted, Audit, no longer selected, an older policy takes over, record
-// deleted). In each state, the representative re-applies of the user's original manifest
+// by each path (policy deleted, Audit, no longer selected, an older policy takes over, records
+// and HealthReleases deleted; uninstall: uninstall.test.ts). In each state, the representative re-applies of the user's original manifest
 // (exec liveness): client-side kubectl apply, server-side apply by another manager with and
 // without --force-conflicts, a container rename, a container removal, an image-only change.
 // While Enforce is active the template keeps the decision; once it stopped, re-applies bring
