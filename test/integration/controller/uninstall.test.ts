@@ -19,6 +19,7 @@ import {
   applyAs,
   kubectl,
   makePolicy,
+  mergePatch,
   readDeployment,
   repoRoot,
   useControllerHarness,
@@ -53,6 +54,41 @@ async function serviceAccountKubeConfig(namespace: string, name: string): Promis
     currentContext: "release",
   });
   return kubeConfig;
+}
+
+/** Marks the pods of the release's hook Job Succeeded once they appear, as a kubelet would after exit 0. */
+async function completeHookPods(namespace: string) {
+  const { core } = testClients();
+  await waitFor(
+    async () => {
+      const pods = (await core.listNamespacedPod({ namespace, labelSelector: "job-name" })).items;
+      if (pods.length === 0) return undefined;
+      for (const pod of pods) {
+        await core.patchNamespacedPodStatus(
+          {
+            name: pod.metadata!.name!,
+            namespace,
+            body: {
+              status: {
+                phase: "Succeeded",
+                containerStatuses: pod.spec!.containers.map((c) => ({
+                  name: c.name,
+                  image: c.image ?? "",
+                  imageID: "",
+                  ready: false,
+                  restartCount: 0,
+                  state: { terminated: { exitCode: 0, reason: "Completed" } },
+                })),
+              },
+            },
+          },
+          mergePatch,
+        );
+      }
+      return true;
+    },
+    { what: "the pre-delete hook Job's pod", timeoutMs: 60_000 },
+  );
 }
 
 const EXEC = { exec: { command: ["pg_isready", "-h", "127.0.0.1"] } };
@@ -122,7 +158,14 @@ describe("helm uninstall while Enforce is active", () => {
 
       // When the operator stops and the release is uninstalled
       await hg.stopOperator();
-      await run(helm, ["uninstall", release, ...common, ...flags], { cwd: repoRoot, maxBuffer: 16 << 20 });
+      const uninstall = run(helm, ["uninstall", release, ...common, ...flags], {
+        cwd: repoRoot,
+        maxBuffer: 16 << 20,
+      });
+      // With hooks, helm waits for the pre-delete Job (healthgate release-gates, tested in
+      // gate.test.ts): its pod is played as having run to completion (no container runs here).
+      if (flags.length === 0) await completeHookPods(ns);
+      await uninstall;
 
       // Then the handler-merge policy and its binding stay; the enforce policy and its bindings are gone
       const names = async (kind: string) =>
