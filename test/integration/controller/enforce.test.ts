@@ -5,7 +5,7 @@
 // reconcile writes nothing; other managers' writes keep their fields and still carry the
 // decision, so a GitOps controller re-applying an old manifest is admitted and nobody fights.
 import type { V1Container, V1Deployment } from "@kubernetes/client-node";
-import { AppsV1Api, CustomObjectsApi } from "@kubernetes/client-node";
+import { CustomObjectsApi } from "@kubernetes/client-node";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { makeDeployment, withProbe, withReplicas } from "../../support/builders.ts";
 import { testClients } from "../../support/kube.ts";
@@ -391,16 +391,6 @@ describe("Enforce's writes, refused (issue 21 part 3)", () => {
           },
           dryRun: "All",
         }),
-    },
-    {
-      write: "the release label",
-      resource: "deployments",
-      field: "metadata.labels",
-      names: "healthgate.io/released",
-      probe: (id: ChartIdentity, ns: string) =>
-        id.kubeConfig
-          .makeApiClient(AppsV1Api)
-          .createNamespacedDeployment({ namespace: ns, body: makeDeployment("probe"), dryRun: "All" }),
     },
   ];
 
