@@ -7,10 +7,11 @@ import { runLint } from "./lint.ts";
 const USAGE = `Usage: healthgate <command> [options]
 
 Commands:
-  lint   audit probes in manifests offline (healthgate lint --help)
-  run    run the operator
+  lint           audit probes in manifests offline (healthgate lint --help)
+  rollout        status|promote|abort|retry <deployment>: drive a gated rollout (healthgate rollout --help)
+  run            run the operator
   release-gates  open every healthgate readiness gate that holds a pod (uninstall without hooks)
-  dev    run the operator against a local development cluster
+  dev            run the operator against a local development cluster
 `;
 
 async function readStdin(): Promise<string> {
@@ -29,6 +30,9 @@ const [command, ...args] = process.argv.slice(2);
 switch (command) {
   case "lint":
     process.exitCode = await runLint(args, io);
+    break;
+  case "rollout":
+    process.exitCode = await (await import("./rollout.ts")).runRollout(args, io);
     break;
   case "run":
     process.exitCode = await (await import("./run.ts")).runOperator(args);

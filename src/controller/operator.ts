@@ -136,6 +136,7 @@ export class Operator {
       logger,
       prober: () => this.prober,
       enqueue: (namespace, name) => this.loop.enqueue(deploymentKey(namespace, name)),
+      identity: this.identity,
     });
     // The guard's readiness history is fed by the pod cache's events, leader or not.
     const guard = new GuardTracker({

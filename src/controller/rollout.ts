@@ -5,7 +5,7 @@
 // and gives the prober the pods to check.
 import type { Pod } from "../api/k8s.ts";
 import type { HealthPolicy, RolloutState } from "../api/v1alpha1/index.ts";
-import { resources, type KubeClient, type KubeObject } from "../kube/client.ts";
+import { resources, statusCodeOf, type KubeClient, type KubeObject } from "../kube/client.ts";
 import { writeGate } from "../kube/podGate.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { TargetSnapshot } from "../policy/seam.ts";
@@ -17,6 +17,8 @@ import {
   type PodAssessment,
 } from "../policy/rollout/deepCheck.ts";
 import { decideRollout, type RolloutOutcome } from "../policy/rollout/gating.ts";
+import { applyCommand, ROLLOUT_COMMAND_ANNOTATION, type CommandOutcome } from "../policy/rollout/commands.ts";
+import { eventFor } from "../kube/events.ts";
 import { fullyAvailable, gatePod, newestRevision, servingFloor } from "../policy/rollout/revisions.ts";
 import type { ProberHandle } from "../prober/handle.ts";
 import { deepCheckTarget } from "../prober/targets.ts";
@@ -34,6 +36,8 @@ export interface RolloutGatingOptions {
   prober: () => ProberHandle | undefined;
   /** Requeue a Deployment (namespace, name). */
   enqueue: (namespace: string, name: string) => void;
+  /** Who records the Events of rollout commands (reportingInstance). */
+  identity?: string;
 }
 
 interface Checked {
@@ -53,6 +57,8 @@ export class RolloutGating {
   private readonly states = new Map<string, RolloutState | undefined>();
   /** Deployment key → pod uid → the gate status healthgate last wrote (the pod cache may lag behind it). */
   private readonly gatesWritten = new Map<string, Map<string, "True" | "False">>();
+  /** Deployment key → the rollout command decide() consumed, for act() to record and remove. */
+  private readonly commands = new Map<string, { value: string; outcome: CommandOutcome }>();
 
   constructor(options: RolloutGatingOptions) {
     this.o = options;
@@ -88,7 +94,16 @@ export class RolloutGating {
   decide(policy: HealthPolicy, snapshot: TargetSnapshot, record: CachedTarget | undefined): RolloutOutcome {
     const { deployment } = snapshot;
     const ns = deployment.metadata.namespace ?? "";
-    const previous = this.stateOf(ns, deployment.metadata.name, record);
+    const kept = this.stateOf(ns, deployment.metadata.name, record);
+    const key = `${ns}/${deployment.metadata.name}`;
+    const value = record?.metadata.annotations?.[ROLLOUT_COMMAND_ANNOTATION];
+    const command =
+      value !== undefined && policy.spec.rollout
+        ? applyCommand(kept, value, snapshot.now.getTime(), deployment.metadata.name)
+        : undefined;
+    if (command && value !== undefined) this.commands.set(key, { value, outcome: command });
+    else this.commands.delete(key);
+    const previous = command ? command.state : kept;
     const revision = newestRevision(deployment, snapshot.replicaSets);
     const hold = capacityShrinkHold(snapshot);
     return decideRollout({
@@ -113,6 +128,7 @@ export class RolloutGating {
       previous,
       now: snapshot.now.getTime(),
       ...(hold ? { hold } : {}),
+      ...(command?.abort ? { abortRequested: command.abort } : {}),
     });
   }
 
@@ -169,7 +185,52 @@ export class RolloutGating {
         { fieldManager: ROLLOUT_FIELD_MANAGER, force: true, subresource: "status", signal },
       );
     }
+    await this.consumeCommand(deployment, signal);
     this.probe(policy, key, snapshot.pods, outcome.probe);
+  }
+
+  /**
+   * After its effect is in the record: the command's Event, then the annotation removed — only if
+   * it still holds that command (a newer one written meanwhile stays for the next reconcile).
+   */
+  private async consumeCommand(deployment: TargetSnapshot["deployment"], signal: AbortSignal): Promise<void> {
+    const ns = deployment.metadata.namespace ?? "";
+    const name = deployment.metadata.name;
+    const command = this.commands.get(`${ns}/${name}`);
+    if (!command) return;
+    this.commands.delete(`${ns}/${name}`);
+    const { event } = command.outcome;
+    if (event) {
+      const source = { identity: this.o.identity ?? "healthgate", now: new Date(), random: Math.random() };
+      await this.o.client
+        .create(eventFor(deployment, event.type, event.reason, event.message, source), signal)
+        .catch((err: unknown) =>
+          this.o.logger.warn(
+            { namespace: ns, name, kind: "Deployment", reason: event.reason, err: String(err) },
+            "could not record event",
+          ),
+        );
+    }
+    const path = `/metadata/annotations/${ROLLOUT_COMMAND_ANNOTATION.replaceAll("~", "~0").replaceAll("/", "~1")}`;
+    try {
+      await this.o.client.jsonPatch(
+        resources.healthTargets,
+        { namespace: ns, name },
+        [
+          { op: "test", path, value: command.value },
+          { op: "remove", path },
+        ],
+        { fieldManager: ROLLOUT_FIELD_MANAGER, signal },
+      );
+    } catch (err) {
+      // 422: the annotation changed or went meanwhile (a newer command, or already removed).
+      const code = statusCodeOf(err);
+      if (code !== 422 && code !== 404 && code !== 409) throw err;
+    }
+    this.o.logger.info(
+      { namespace: ns, name, kind: "HealthTarget", command: command.value, reason: event?.reason },
+      "rollout command consumed",
+    );
   }
 
   /** A Deployment that is gone or no longer governed: stop checking its pods, forget its state. */

@@ -251,7 +251,8 @@ export function createWorld({
     nodes: common<KubeObject>(resources.nodes, slim.node),
     targets: common<CachedTarget>(resources.healthTargets, (obj) => ({
       ...(obj as unknown as CachedTarget),
-      metadata: meta(obj, { ownerReferences: true }),
+      // annotations: a human's healthgate.io/rollout-command
+      metadata: meta(obj, { ownerReferences: true, annotations: true }),
     })),
     releaseIndexes: common<CachedReleaseIndex>(resources.healthReleases, (obj) => ({
       ...(obj as unknown as CachedReleaseIndex),

@@ -73,6 +73,27 @@ const podNames = (what: string) =>
   z.array(objectName()).max(1000).meta({ "x-kubernetes-list-type": "set" }).describe(what);
 const revisionHash = (what: string) => z.string().max(64).describe(what);
 
+/** status.rollout's part that human commands (healthgate.io/rollout-command on the record) write. */
+const rolloutControl = {
+  promotedStep: int32(0, 10)
+    .optional()
+    .describe("A human promoted this step (index from 0): its remaining bake, or wait, is skipped."),
+  retriedAt: z
+    .string()
+    .meta({ format: "date-time" })
+    .optional()
+    .describe("When a human retried the aborted rollout: newPodDeadline counts from here."),
+  lastCommand: z
+    .object({
+      value: z.string().max(128).describe("The healthgate.io/rollout-command annotation's value."),
+      result: z.enum(["Applied", "Rejected"]),
+      at: z.string().meta({ format: "date-time" }),
+      message: z.string().max(1024).describe("What it did, or why it was ignored."),
+    })
+    .optional()
+    .describe("The last rollout command healthgate consumed from the record's annotation, and its effect."),
+};
+
 /**
  * status.rollout: the rollout gating state (DESIGN.md, "Rollout gating"), written under its own
  * field manager (healthgate-rollout) in Audit and Enforce alike, so a restarted or newly elected
@@ -131,6 +152,7 @@ export const rolloutState = z.object({
     .optional()
     .describe("CamelCase reason of the healthgate.io/RolloutHealthy condition."),
   message: z.string().max(2048).optional().describe("Message of the healthgate.io/RolloutHealthy condition."),
+  ...rolloutControl,
 });
 export type RolloutState = z.infer<typeof rolloutState>;
 

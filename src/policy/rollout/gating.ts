@@ -53,6 +53,8 @@ export interface RolloutInput {
   now: number;
   /** The correlated-failure guard's capacityShrinkHold: while set, the rollout holds. */
   hold?: CapacityHold;
+  /** A human's abort (healthgate.io/rollout-command): the message it aborts with. */
+  abortRequested?: string;
 }
 
 export interface GateDecision {
@@ -91,6 +93,7 @@ export const RolloutReason = {
   ImagePullFailed: "ImagePullFailed",
   NewPodDeadlineExceeded: "NewPodDeadlineExceeded",
   CorrelatedFailure: "CorrelatedFailure",
+  AbortRequested: "AbortRequested",
   /** Gate reasons. */
   Admitted: "Admitted",
   NotGated: "NotGated",
@@ -314,6 +317,8 @@ function gatedRollout(input: RolloutInput, prior: RolloutState, live: readonly G
 
   const abort = (reason: string, what: string) =>
     abortRollout(input, state, gates, newPods, { reason, what, oldServing, serving, probe });
+  // A human abort is acted on even during a correlated-failure hold: it closes gates only down to the floor.
+  if (input.abortRequested) return abort(RolloutReason.AbortRequested, input.abortRequested);
   const hold = (phase: RolloutPhase, reason: string, message: string) =>
     finish({ ...state, phase, reason, message }, gates, { requeueAfterSeconds: interval, probe });
 
@@ -421,7 +426,7 @@ function gatedRollout(input: RolloutInput, prior: RolloutState, live: readonly G
       !admittedNames.has(p.name) &&
       !passing(p) &&
       p.assessment?.last !== "pass" &&
-      now - p.createdAt > deadlineSeconds * 1000,
+      now - Math.max(p.createdAt, Date.parse(prior.retriedAt ?? "") || 0) > deadlineSeconds * 1000,
   );
   if (late.length > 0)
     return abort(
@@ -465,7 +470,9 @@ function gatedRollout(input: RolloutInput, prior: RolloutState, live: readonly G
       );
     }
     state = { ...state, step: current, weight: w, budget: b, admitted: [...admittedNames] };
-    if (admittedNames.size + ungated < b) {
+    // A human promoted this step: its wait and its bake are skipped.
+    const promoted = prior.promotedStep !== undefined && current <= prior.promotedStep;
+    if (admittedNames.size + ungated < b && !promoted) {
       // Not filled (any more: replicas grew): its bake starts when it is.
       const { bakeStartedAt: _dropped, ...rest } = state;
       state = {
@@ -480,7 +487,7 @@ function gatedRollout(input: RolloutInput, prior: RolloutState, live: readonly G
       return finish(state, [...gates, ...admit], { requeueAfterSeconds: interval, probe });
     }
     bakeStartedAt ??= iso(now);
-    const bake = durationSeconds(rollout.steps[current]?.bake ?? "") ?? 0;
+    const bake = promoted ? 0 : (durationSeconds(rollout.steps[current]?.bake ?? "") ?? 0);
     const remaining = Date.parse(bakeStartedAt) + bake * 1000 - now;
     if (remaining > 0) {
       state = {
