@@ -233,6 +233,18 @@ describe("the gating decision honours the commands", () => {
     expect(out.state?.lastCommand?.result).toBe("Applied");
   });
 
+  it("abort requested during a CorrelatedFailure hold: a human decided, it aborts (down to the floor)", () => {
+    const command = applyCommand(state(), "abort/new", T0, "web");
+    const hold = {
+      reason: "CorrelatedFailure" as const,
+      message: "60% of pods unready at once",
+      since: new Date(T0),
+    };
+    expect(decideRollout(input({ hold })).state?.reason).toBe("CorrelatedFailure");
+    const out = decideRollout(input({ hold, previous: command.state, abortRequested: command.abort! }));
+    expect(out.state).toMatchObject({ phase: "Aborted", reason: "AbortRequested" });
+  });
+
   it("retried: newPodDeadline counts from the retry, not from the pods' creation", () => {
     const late = T0 + 3600_000;
     const aborted = state({ phase: "Aborted", kept: [], admitted: [], dropped: ["n1"] });
