@@ -186,8 +186,15 @@ describe("the correlated-failure guard on the real kubelet", () => {
       reason: "ZoneUnready",
       message: `every pod of zone ${zone} (2) went unready within 30s`,
     });
-    const policy = await readPolicy(hg.namespace, "web");
-    expect(policy.status?.targets?.[0]?.guard?.correlatedFailure?.zone).toBe(zone);
+    // (the policy's status follows the Deployment's condition: its reconcile is paced)
+    await waitFor(
+      async () => {
+        const policy = await readPolicy(hg.namespace, "web");
+        expect(policy.status?.targets?.[0]?.guard?.correlatedFailure?.zone).toBe(zone);
+        return true;
+      },
+      { what: `the policy's status to name zone ${zone}` },
+    );
   });
 
   it("a pod toggled faster than the flap rate is reported, and less often on each repeat", async () => {
@@ -236,8 +243,14 @@ describe("the correlated-failure guard on the real kubelet", () => {
       expect(e.regardingKind).toBe("Deployment");
     }
     // and it is listed in the policy's status, and counted
-    const policy = await readPolicy(hg.namespace, "web");
-    expect(policy.status?.targets?.[0]?.guard?.flapping?.map((f) => f.pod)).toEqual([flappy]);
+    await waitFor(
+      async () => {
+        const policy = await readPolicy(hg.namespace, "web");
+        expect(policy.status?.targets?.[0]?.guard?.flapping?.map((f) => f.pod)).toEqual([flappy]);
+        return true;
+      },
+      { what: `the policy's status to list ${flappy} as flapping` },
+    );
     const counted = await hg.operator.metrics.registry
       .getSingleMetric("healthgate_readiness_flap_reports_total")
       ?.get();
