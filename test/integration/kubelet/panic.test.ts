@@ -329,6 +329,10 @@ describe("panic mode on the real kubelet", () => {
     await waitForPanic(hg.namespace, "web", "Inactive");
     hg.apps.set(failing!.metadata!.name!, "/readyz", { status: 503 });
     await waitForPanic(hg.namespace, "web", "Panicking");
+    await waitFor(
+      async () => (await readService(hg.namespace, "web")).spec?.publishNotReadyAddresses === true,
+      { what: "Service web to publish not-ready addresses" },
+    );
 
     // When a GitOps tool re-applies its manifest's publishNotReadyAddresses: false, taking the field
     const ref = { apiVersion: "v1", kind: "Service", metadata: { name: "web", namespace: hg.namespace } };
