@@ -125,7 +125,14 @@ describe("humans drive a gated rollout (real kubelet)", () => {
       },
       { what: "the admitted pod's gate to close", timeoutMs: 30_000, intervalMs: 250 },
     );
-    expect((await readyOf(ns, three)).length).toBe(0);
+    // (the kubelet turns Ready False on its next status sync after the gate closes)
+    await waitFor(
+      async () => {
+        expect((await readyOf(ns, three)).length).toBe(0);
+        return true;
+      },
+      { what: "no pod of the aborted revision to stay Ready", timeoutMs: 30_000, intervalMs: 250 },
+    );
     const annotation = async () =>
       (
         (await testClients().custom.getNamespacedCustomObject({
@@ -149,7 +156,13 @@ describe("humans drive a gated rollout (real kubelet)", () => {
     expect(rebaking.lastCommand?.result).toBe("Applied");
     expect(rebaking.retriedAt).toBeDefined();
     expect(rebaking.admitted).toHaveLength(1);
-    expect((await readyOf(ns, three)).length).toBe(1);
+    await waitFor(
+      async () => {
+        expect((await readyOf(ns, three)).length).toBe(1);
+        return true;
+      },
+      { what: "the re-admitted pod to turn Ready", timeoutMs: 30_000, intervalMs: 250 },
+    );
     expect(await deploymentEvents(ns, "RolloutRetried")).toHaveLength(1);
     // and promoting it with kubectl too completes it
     await kubectl(["annotate", "htgt", "web", "-n", ns, `${ROLLOUT_COMMAND_ANNOTATION}=promote/${three}/1`]);
