@@ -6,6 +6,7 @@
 import { fileURLToPath } from "node:url";
 import { registerGuardMetrics } from "../src/controller/guard.ts";
 import { registerPanicMetrics } from "../src/controller/panic.ts";
+import { registerPacingGauges, type ReleasePacer } from "../src/controller/pacing.ts";
 import { registerStatusGauges } from "../src/controller/statusMetrics.ts";
 import type { World } from "../src/controller/world.ts";
 import { createMetrics } from "../src/observability/metrics.ts";
@@ -26,6 +27,12 @@ export async function renderMetricsDoc(): Promise<string> {
   registerDeepCheckMetrics(metrics);
   registerGuardMetrics(metrics);
   registerPanicMetrics(metrics);
+  // The pacing gauges read the leader's slots and queue only when scraped.
+  registerPacingGauges(metrics, {
+    inUse: () => 0,
+    queued: () => 0,
+    settings: { maxConcurrentRollouts: 0, slotTimeoutMs: 0 },
+  } as unknown as ReleasePacer);
   const rows: string[] = [];
   // prom-client's own Counter/Gauge/Histogram objects, typed as bare MetricObjects by the registry.
   type Registered = { get(): Promise<{ name: string; type: string; help: string }>; labelNames?: string[] };
@@ -46,7 +53,8 @@ export async function renderMetricsDoc(): Promise<string> {
     "are computed at scrape time from the policies' status, so they always agree with",
     "`kubectl get hpol -o yaml`. A standby replica keeps its caches warm (its watch metrics move) but",
     "reconciles nothing (`healthgate_leader` is 0). The deep-check metrics (`healthgate_deep_check_*`) are",
-    "labelled by cohort (`new`, `stable`), never by pod.",
+    "labelled by cohort (`new`, `stable`), never by pod. The pacing gauges (`healthgate_rollout_slots*`,",
+    "`healthgate_releases_queued`) are the leader's: a standby reports 0 slots in use and none queued.",
     "",
     "| Metric | Type | Labels | Meaning |",
     "|---|---|---|---|",

@@ -81,6 +81,18 @@ const settings = {
     expected: "0 (off) or an integer from 60 to 86400",
     example: "--resync-seconds=3600",
   },
+  maxConcurrentRollouts: {
+    flag: "--max-concurrent-rollouts",
+    env: ["HEALTHGATE_MAX_CONCURRENT_ROLLOUTS"],
+    expected: "0 (pacing off) or an integer from 1 to 1000 (Deployments cluster-wide rolling out a release at once)",
+    example: "--max-concurrent-rollouts=5",
+  },
+  rolloutSlotTimeoutSeconds: {
+    flag: "--rollout-slot-timeout-seconds",
+    env: ["HEALTHGATE_ROLLOUT_SLOT_TIMEOUT_SECONDS"],
+    expected: "an integer from 30 to 86400 (seconds before a rollout that has not completed frees its slot)",
+    example: "--rollout-slot-timeout-seconds=600",
+  },
   webhookPort: {
     flag: "--webhook-port",
     env: ["HEALTHGATE_WEBHOOK_PORT"],
@@ -154,6 +166,8 @@ export const runConfigSchema = z
     resyncSeconds: integer(0, 86_400)
       .pipe(z.union([z.literal(0), z.number().min(60)]))
       .default(0),
+    maxConcurrentRollouts: integer(0, 1000).default(5),
+    rolloutSlotTimeoutSeconds: integer(30, 86_400).default(600),
     webhookPort: integer(0, 65535).default(0),
     webhookNamespace: z.string().regex(dnsLabel).optional(),
     webhookSecret: z.string().regex(dnsSubdomain).default("healthgate-webhook-tls"),
@@ -241,6 +255,8 @@ function parseFlags(argv: readonly string[]): Partial<Record<SettingName, string
     concurrency: { type: "string" },
     "watchdog-seconds": { type: "string" },
     "resync-seconds": { type: "string" },
+    "max-concurrent-rollouts": { type: "string" },
+    "rollout-slot-timeout-seconds": { type: "string" },
     "webhook-port": { type: "string" },
     "webhook-namespace": { type: "string" },
     "webhook-secret": { type: "string" },
@@ -272,6 +288,8 @@ function parseFlags(argv: readonly string[]): Partial<Record<SettingName, string
     concurrency: values.concurrency,
     watchdogSeconds: values["watchdog-seconds"],
     resyncSeconds: values["resync-seconds"],
+    maxConcurrentRollouts: values["max-concurrent-rollouts"],
+    rolloutSlotTimeoutSeconds: values["rollout-slot-timeout-seconds"],
     webhookPort: values["webhook-port"],
     webhookNamespace: values["webhook-namespace"],
     webhookSecret: values["webhook-secret"],

@@ -63,6 +63,10 @@ export function operatorOptions(config: RunConfig, kubeConfig: KubeConfig, logge
     concurrency: config.concurrency,
     watchdogMs: config.watchdogSeconds * 1000,
     resyncMs: config.resyncSeconds * 1000,
+    pacing: {
+      maxConcurrentRollouts: config.maxConcurrentRollouts,
+      slotTimeoutMs: config.rolloutSlotTimeoutSeconds * 1000,
+    },
     identity: config.leaderElectionIdentity,
     leaderElection: config.leaderElect
       ? {

@@ -38,6 +38,8 @@ import { GuardTracker, registerGuardMetrics } from "./guard.ts";
 import { registerStatusGauges } from "./statusMetrics.ts";
 import { createWorld, type World } from "./world.ts";
 import { registerPanicMetrics } from "./panic.ts";
+import { registerPacingGauges } from "./pacing.ts";
+import type { PacingSettings } from "../policy/pacing.ts";
 import type { CachedService } from "./panicServices.ts";
 
 /** Every concern, in the order their contributions merge. Rollout gating and the guard plug in here. */
@@ -78,6 +80,11 @@ export interface OperatorOptions {
   gateWebhook?: GateWebhookOptions;
   /** How often the leader opens gates that gating no longer holds (gateSweep.ts). Default 30 s. */
   gateSweepIntervalMs?: number;
+  /**
+   * Release pacing (`--max-concurrent-rollouts`, `--rollout-slot-timeout-seconds`): at most this
+   * many Deployments cluster-wide roll out a release at once. Omitted: DEFAULT_PACING.
+   */
+  pacing?: PacingSettings;
 }
 
 export class Operator {
@@ -161,7 +168,9 @@ export class Operator {
       rollout: this.rollout,
       guard,
       panicChanges: registerPanicMetrics(this.metrics),
+      ...(options.pacing ? { pacing: options.pacing } : {}),
     }));
+    registerPacingGauges(this.metrics, reconciler.pacer);
     this.loop = new ReconcileLoop(reconciler, {
       name: "healthgate",
       concurrency: options.concurrency ?? 4,

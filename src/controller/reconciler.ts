@@ -75,6 +75,8 @@ import type { Action, Reconciler } from "./reconcileLoop.ts";
 import type { RolloutGating } from "./rollout.ts";
 import { rolloutView, type RolloutOutcome } from "../policy/rollout/gating.ts";
 import { ReleaseIndex, indexNameOf } from "./releaseIndex.ts";
+import { ReleasePacer, type PacerVerdict } from "./pacing.ts";
+import { DEFAULT_PACING, type PacingSettings } from "../policy/pacing.ts";
 
 const parsedPolicies = new WeakMap<KubeObject, ParseResult>();
 
@@ -174,6 +176,8 @@ export interface ReconcilerOptions {
   guard?: GuardTracker;
   /** healthgate_panic_changes_total (registerPanicMetrics). */
   panicChanges?: Counter<"change">;
+  /** Release pacing (maxConcurrentRollouts, slot timeout); omitted: DEFAULT_PACING. */
+  pacing?: PacingSettings;
 }
 
 export class HealthgateReconciler implements Reconciler {
@@ -203,9 +207,18 @@ export class HealthgateReconciler implements Reconciler {
   private readonly panic: PanicMode;
   /** The namespace's HealthRelease: the released decisions as admission reads them. */
   private readonly releaseIndex: ReleaseIndex;
+  /** Rollout slots and the queue of releases waiting for one (maxConcurrentRollouts). */
+  readonly pacer: ReleasePacer;
 
   constructor(options: ReconcilerOptions) {
     this.o = options;
+    this.pacer = new ReleasePacer({
+      settings: options.pacing ?? DEFAULT_PACING,
+      clock: options.clock,
+      deployment: (key) => options.world.deployments.get(key),
+      records: () => options.world.targets.list(),
+      wake: (namespace, name) => options.enqueue(deploymentKey(namespace, name)),
+    });
     this.releaseIndex = new ReleaseIndex(options);
     this.panic = new PanicMode({
       ...options,
@@ -294,6 +307,7 @@ export class HealthgateReconciler implements Reconciler {
       this.lastWritten.delete(targetKey(namespace, name));
       for (const type of REFUSABLE) this.refusals.delete(refusalKey(deploymentKey(namespace, name), type));
       this.releaseRetries.delete(`${namespace}/${name}`);
+      this.pacer.forget(`${namespace}/${name}`);
       this.o.rollout?.forget(namespace, name);
       this.o.guard?.forget({ namespace, name });
       await this.panic.forget(namespace, name, signal);
@@ -301,6 +315,8 @@ export class HealthgateReconciler implements Reconciler {
       return {};
     }
     await this.migrateFromV01(deployment, signal);
+    // A slot whose rollout completed (this Deployment's, perhaps) goes to the next in line.
+    this.pacer.tick();
     const now = new Date(this.o.clock.now());
     const policies = this.policiesIn(namespace);
     const policy = governingPolicy(policies, deployment);
@@ -312,6 +328,7 @@ export class HealthgateReconciler implements Reconciler {
       await this.writeDeploymentConditions(deployment, [], now, signal);
       await this.panic.reconcile(undefined, deployment, [], signal);
       await this.deleteRecord(namespace, name, signal);
+      this.pacer.forget(`${namespace}/${name}`);
       this.o.rollout?.forget(namespace, name);
       this.o.guard?.forget({ namespace, name });
       await this.releaseIndex.withdraw(namespace, name, signal);
@@ -359,6 +376,7 @@ export class HealthgateReconciler implements Reconciler {
     const requeueMs = [
       decided.requeueAfterSeconds !== undefined ? decided.requeueAfterSeconds * 1000 : undefined,
       release.retryAfterMs,
+      release.recheckMs,
       panicRequeueMs,
     ].filter((v): v is number => v !== undefined && v > 0);
     // A refused write backs off like any failed reconcile, after saying so in status.
@@ -385,33 +403,47 @@ export class HealthgateReconciler implements Reconciler {
     decision: TargetDecision,
     now: Date,
     signal: AbortSignal,
-  ): Promise<{ released?: Decision; wrote: boolean; retryAfterMs?: number; refused?: unknown }> {
+  ): Promise<{
+    released?: Decision;
+    wrote: boolean;
+    retryAfterMs?: number;
+    recheckMs?: number;
+    refused?: unknown;
+  }> {
     const namespace = deployment.metadata.namespace ?? "";
     const name = deployment.metadata.name;
     const record = this.o.world.targets.get(`${namespace}/${name}`);
     const enforce = this.enforcing(policy) && decision.ownedSpec !== undefined;
-    const released = enforce && decision.ownedSpec ? decisionOf(decision.ownedSpec) : undefined;
+    const wanted = enforce && decision.ownedSpec ? decisionOf(decision.ownedSpec) : undefined;
+    // Pacing: a new decision that would roll the Deployment waits for a rollout slot; meanwhile
+    // the record keeps releasing the previous one (or none), so no write of the Deployment,
+    // healthgate's or anyone's, carries the new one before its turn.
+    const paced = wanted ? this.paceRelease(`${namespace}/${name}`, wanted, deployment, record, now) : undefined;
+    const released = paced?.released;
     const refusal = refusalKey(deploymentKey(namespace, name), ConditionType.ProbesCompliant);
     // What is being written, for the condition that says so when the API server refuses it.
     let writing = `HealthTarget ${namespace}/${name}`;
     try {
       await this.applyRecordSpec(policy, deployment, record, signal);
-      const status = recordStatus(record?.status, released, deployment, now);
+      const status: HealthTargetStatus = {
+        ...recordStatus(record?.status, released, deployment, now),
+        ...(paced ? { pacing: paced.pacing } : {}),
+      };
       writing = `the status of HealthTarget ${namespace}/${name}`;
       // Only the release's own fields: status.rollout and the other parts' fields are not its own.
-      const { released: r, stable, guard, conditions } = record?.status ?? {};
+      const { released: r, stable, guard, conditions, pacing } = record?.status ?? {};
       const releaseFields = Object.fromEntries(
-        Object.entries({ released: r, stable, guard, conditions }).filter(([, v]) => v !== undefined),
+        Object.entries({ released: r, stable, guard, conditions, pacing }).filter(([, v]) => v !== undefined),
       );
-      if (!released && Object.values(releaseFields).some((v) => v !== undefined)) {
+      if (!wanted && Object.values(releaseFields).some((v) => v !== undefined)) {
         // Leaving Enforce: withdraw the decision (a merge patch of nulls; admission then has
         // nothing to apply). The Deployment keeps what it has: leaving writes nothing there.
         await this.o.client.mergePatchStatus(
           { apiVersion: API_VERSION_TARGET, kind: "HealthTarget", namespace, name },
-          { released: null, stable: null, guard: null, conditions: null },
+          { released: null, stable: null, guard: null, conditions: null, pacing: null },
           { fieldManager: STATUS_FIELD_MANAGER, signal },
         );
-      } else if (released && !sameJson(releaseFields, status)) {
+      } else if (wanted && !sameJson(releaseFields, status)) {
         await this.applyStatus(
           targetKey(namespace, name),
           { metadata: { name, namespace } },
@@ -455,6 +487,7 @@ export class HealthgateReconciler implements Reconciler {
         ...(released ? { released } : {}),
         wrote,
         ...(retry !== undefined ? { retryAfterMs: retry } : {}),
+        ...(paced?.recheckMs !== undefined ? { recheckMs: paced.recheckMs } : {}),
       };
     } catch (err) {
       if (!isRefused(err)) throw err;
@@ -469,6 +502,61 @@ export class HealthgateReconciler implements Reconciler {
       });
       return { ...(released ? { released } : {}), wrote: false, refused: err };
     }
+  }
+
+  /**
+   * The decision to release now, and the record's status.pacing: `wanted` when it needs no slot
+   * or gets one, else the previously released decision (if any) while `wanted` waits in the queue.
+   */
+  private paceRelease(
+    key: string,
+    wanted: Decision,
+    deployment: Deployment,
+    record: CachedTarget | undefined,
+    now: Date,
+  ): { released?: Decision; pacing: NonNullable<HealthTargetStatus["pacing"]>; recheckMs?: number } {
+    const previous = record?.status?.released;
+    const before = record?.status?.pacing;
+    if (previous?.revision === wanted.revision) {
+      // Released already: whatever waited before (a newer decision that is wanted no more) waits no more.
+      this.pacer.settled(key);
+      return {
+        released: wanted,
+        pacing: before?.state === "Released" ? before : { state: "Released" },
+      };
+    }
+    const verdict: PacerVerdict = this.pacer.decide(
+      key,
+      wanted.revision,
+      !carriesDecision(deployment.spec.template, wanted),
+    );
+    if (verdict.release) {
+      if (verdict.reason !== "NoTemplateChange" && verdict.reason !== "Unpaced") {
+        this.o.logger.info(
+          {
+            namespace: deployment.metadata.namespace,
+            name: deployment.metadata.name,
+            kind: "Deployment",
+            revision: wanted.revision,
+            reason: verdict.reason,
+          },
+          "releasing the Enforce decision (pacing)",
+        );
+      }
+      return {
+        released: wanted,
+        pacing: {
+          state: "Released",
+          ...(verdict.slot ? { since: new Date(verdict.slot.since).toISOString() } : {}),
+        },
+      };
+    }
+    const since = new Date(verdict.queuedSince ?? now.getTime()).toISOString();
+    return {
+      ...(previous ? { released: previous } : {}),
+      pacing: { state: "Queued", pendingRevision: wanted.revision, since },
+      ...(verdict.recheckMs !== undefined ? { recheckMs: verdict.recheckMs } : {}),
+    };
   }
 
   /** Whether (and after how long to look again) to re-send a release the template does not show yet. */
@@ -819,9 +907,11 @@ export class HealthgateReconciler implements Reconciler {
         overlaps.push({ deployment: deployment.metadata.name, governedBy: governing.metadata.name });
         continue;
       }
-      const decision = decideTarget(this.snapshot(policy, deployment), this.o.concerns);
+      const decided = decideTarget(this.snapshot(policy, deployment), this.o.concerns);
       const record = this.o.world.targets.get(`${namespace}/${deployment.metadata.name}`);
       const released = record?.status?.released;
+      const pacing = this.enforcing(policy) ? record?.status?.pacing : undefined;
+      const decision = pacing ? { ...decided, status: { ...decided.status, pacing } } : decided;
       const rollout = policy.spec.rollout
         ? this.o.rollout?.stateOf(namespace, deployment.metadata.name, record)
         : undefined;

@@ -158,12 +158,14 @@ export function policyStatus(
     (d) => !d.conditions.some((c) => c.type === ConditionType.ProbesCompliant && c.status === "False"),
   ).length;
   const phases = decisions.flatMap((d) => (d.status.rollout ? [d.status.rollout.phase] : []));
+  const queued = decisions.filter((d) => d.status.pacing?.state === "Queued").length;
   return {
     ...(generation !== undefined ? { observedGeneration: generation } : {}),
     conditions,
     targetCount: all.length,
     compliantCount: compliant,
     ...(phases.length > 0 ? { rolloutPhase: phases.sort()[0] } : {}),
+    ...(queued > 0 ? { releasesQueued: queued } : {}),
     ...(targets.length < all.length ? { targetsOmitted: all.length - targets.length } : {}),
     targets,
   };

@@ -2,7 +2,7 @@ import { z } from "zod";
 import { containerName, int32, objectName } from "./common.ts";
 import { crdObject, structuralSchemaOf } from "./crd.ts";
 import { GROUP } from "./healthpolicy.ts";
-import { condition, rolloutPhase } from "./status.ts";
+import { condition, pacing, rolloutPhase } from "./status.ts";
 
 // HealthTarget: the per-Deployment record (DESIGN.md, "The seam"). One object per
 // governed Deployment, named after it, in its namespace. healthgate writes its
@@ -60,14 +60,6 @@ export const decision = z.object({
     .describe("Per governed container: probes and preStop."),
 });
 export type Decision = z.infer<typeof decision>;
-
-export const pacing = z.object({
-  state: z
-    .enum(["Released", "Queued"])
-    .describe("Queued: waiting for a rollout slot (maxConcurrentRollouts)."),
-  pendingRevision: z.string().max(32).optional().describe("The decision waiting for a slot."),
-  since: z.string().meta({ format: "date-time" }).optional().describe("When it started waiting."),
-});
 
 const podNames = (what: string) =>
   z.array(objectName()).max(1000).meta({ "x-kubernetes-list-type": "set" }).describe(what);
@@ -254,6 +246,12 @@ export const healthTargetStatus = z.object({
     .optional()
     .describe("Enforced: does the live template carry the released decision."),
   panic: panicState.optional().describe("Panic mode (spec.guardrails.panic), written by healthgate-panic."),
+  pacing: pacing
+    .optional()
+    .describe(
+      "Release pacing (maxConcurrentRollouts): Queued while the newest decision waits for a rollout slot " +
+        "(released keeps the previous one meanwhile). Absent outside Enforce.",
+    ),
 });
 export type HealthTargetStatus = z.infer<typeof healthTargetStatus>;
 
@@ -282,6 +280,12 @@ const targetColumns = [
     type: "string",
     jsonPath: ".status.rollout.phase",
     description: "Phase of the gated rollout.",
+  },
+  {
+    name: "Pacing",
+    type: "string",
+    jsonPath: ".status.pacing.state",
+    description: "Released, or Queued: the newest decision waits for a rollout slot.",
   },
   {
     name: "Panic",

@@ -211,6 +211,23 @@ export const guardFigures = z.object({
 });
 export type GuardFigures = z.infer<typeof guardFigures>;
 
+/** Release pacing of one Deployment (its record's status.pacing; listed in the policy's targets too). */
+export const pacing = z.object({
+  state: z
+    .enum(["Released", "Queued"])
+    .describe(
+      "Queued: the newest decision waits for a rollout slot (maxConcurrentRollouts). Released: it is released.",
+    ),
+  pendingRevision: z.string().max(32).optional().describe("While Queued: the decision waiting for a slot."),
+  since: dateTime()
+    .optional()
+    .describe(
+      "While Queued: since when it waits (first come, first served). Released: when its release took a rollout " +
+        "slot (absent when it needed none: it changed no template, or rode along with a rollout already under way).",
+    ),
+});
+export type Pacing = z.infer<typeof pacing>;
+
 export const targetStatus = z.object({
   name: z.string().max(253).describe("Deployment name."),
   governed: z
@@ -227,6 +244,7 @@ export const targetStatus = z.object({
   guard: guardFigures
     .optional()
     .describe("Correlated-failure guard: an active correlated failure, flapping pods."),
+  pacing: pacing.optional().describe("Enforce's release pacing (the record's status.pacing)."),
 });
 export type TargetStatus = z.infer<typeof targetStatus>;
 
@@ -251,6 +269,9 @@ export const healthPolicyStatus = z
       .optional()
       .describe("Selected Deployments with no finding at error or above."),
     rolloutPhase: rolloutPhase.optional().describe("Phase of the most advanced rollout among the targets."),
+    releasesQueued: int32(0, 100000)
+      .optional()
+      .describe("Enforce: selected Deployments whose newest decision waits for a rollout slot (maxConcurrentRollouts)."),
     targetsOmitted: int32(0, 100000)
       .optional()
       .describe(

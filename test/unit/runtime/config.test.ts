@@ -30,6 +30,8 @@ describe("parseRunConfig", () => {
       concurrency: 4,
       watchdogSeconds: 300,
       resyncSeconds: 0,
+      maxConcurrentRollouts: 5,
+      rolloutSlotTimeoutSeconds: 600,
       webhookPort: 0,
       webhookNamespace: "healthgate-system",
       webhookSecret: "healthgate-webhook-tls",
@@ -66,6 +68,19 @@ describe("parseRunConfig", () => {
       concurrency: 8,
       logLevel: "debug",
     });
+  });
+
+  it("paces releases: --max-concurrent-rollouts (0 turns pacing off) and the slot timeout", () => {
+    const config = parseRunConfig(
+      ["--no-leader-elect", "--max-concurrent-rollouts=0"],
+      { HEALTHGATE_ROLLOUT_SLOT_TIMEOUT_SECONDS: "120" },
+      host,
+    );
+    const options = operatorOptions(config, new KubeConfig(), createLogger("silent"));
+    expect(options.pacing).toEqual({ maxConcurrentRollouts: 0, slotTimeoutMs: 120_000 });
+    expect(problemsOf(["--no-leader-elect", "--rollout-slot-timeout-seconds=5"], {})).toEqual([
+      expect.stringContaining("--rollout-slot-timeout-seconds / HEALTHGATE_ROLLOUT_SLOT_TIMEOUT_SECONDS: expected"),
+    ]);
   });
 
   it("identifies a replica outside a pod as hostname_pid", () => {
