@@ -313,7 +313,12 @@ try {
       ...(args["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${args["cpu-prof"]}`] : []),
     ],
     namespaces: [NS],
-    ...(args.concurrency ? { extraArgs: [`--concurrency=${args.concurrency}`] } : {}),
+    // Pacing off: this bench times decisions, conditions and releases, not the rollout queue
+    // (docs/enforce.md, "Release pacing"; test/integration/controller/pacing.test.ts tests pacing).
+    extraArgs: [
+      "--max-concurrent-rollouts=0",
+      ...(args.concurrency ? [`--concurrency=${args.concurrency}`] : []),
+    ],
   });
   cleanups.unshift(() => operator.stop());
   await waitReady(operator);

@@ -418,7 +418,9 @@ export class HealthgateReconciler implements Reconciler {
     // Pacing: a new decision that would roll the Deployment waits for a rollout slot; meanwhile
     // the record keeps releasing the previous one (or none), so no write of the Deployment,
     // healthgate's or anyone's, carries the new one before its turn.
-    const paced = wanted ? this.paceRelease(`${namespace}/${name}`, wanted, deployment, record, now) : undefined;
+    const paced = wanted
+      ? this.paceRelease(`${namespace}/${name}`, wanted, deployment, record, now)
+      : undefined;
     const released = paced?.released;
     const refusal = refusalKey(deploymentKey(namespace, name), ConditionType.ProbesCompliant);
     // What is being written, for the condition that says so when the API server refuses it.

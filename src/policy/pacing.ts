@@ -101,10 +101,12 @@ export function pace(input: PaceInput): PaceVerdict {
   const { settings, now, revision } = input;
   if (settings.maxConcurrentRollouts <= 0) return { release: true, reason: "Unpaced" };
   if (!input.changesTemplate) return { release: true, reason: "NoTemplateChange" };
-  if (input.ownSlot) return { release: true, reason: "SlotHeld", slot: { revision, since: input.ownSlot.since } };
+  if (input.ownSlot)
+    return { release: true, reason: "SlotHeld", slot: { revision, since: input.ownSlot.since } };
   if (input.rolling) return { release: true, reason: "RidesAlong" };
   const free = settings.maxConcurrentRollouts - input.inUse;
-  if (input.queuedAhead < free) return { release: true, reason: "SlotGranted", slot: { revision, since: now } };
+  if (input.queuedAhead < free)
+    return { release: true, reason: "SlotGranted", slot: { revision, since: now } };
   return { release: false, position: input.queuedAhead + 1, inUse: input.inUse };
 }
 

@@ -594,6 +594,12 @@ describe("the operator Deployment", () => {
       { replicas: 1, leaderElection: { enabled: false } },
       { leaderElect: false },
     ],
+    [
+      "release pacing set",
+      { pacing: { maxConcurrentRollouts: 2, slotTimeoutSeconds: 120 } },
+      { maxConcurrentRollouts: 2, rolloutSlotTimeoutSeconds: 120 },
+    ],
+    ["release pacing by default", {}, { maxConcurrentRollouts: 5, rolloutSlotTimeoutSeconds: 600 }],
   ])("passes arguments that `healthgate run` accepts (%s)", async (_name, values, expected) => {
     const c = podSpec(await render(values)).containers[0]!;
     expect(c.args[0]).toBe("run");
@@ -705,6 +711,12 @@ describe("values validation", () => {
       { webhook: { failurePolicy: "Fail" } },
       "at '/webhook/failurePolicy'",
     ],
+    [
+      "a negative maxConcurrentRollouts",
+      { pacing: { maxConcurrentRollouts: -1 } },
+      "at '/pacing/maxConcurrentRollouts'",
+    ],
+    ["a slot timeout under 30 s", { pacing: { slotTimeoutSeconds: 5 } }, "at '/pacing/slotTimeoutSeconds'"],
     [
       "two replicas without leader election",
       { leaderElection: { enabled: false } },

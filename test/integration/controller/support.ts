@@ -40,6 +40,7 @@ import { admissionList } from "../../../src/admission/enforce.ts";
 import { Operator } from "../../../src/controller/operator.ts";
 import type { App, PodApps } from "../../../src/devcluster/podApps.ts";
 import { createLogger, logLevels, type LogLevel } from "../../../src/observability/logger.ts";
+import type { PacingSettings } from "../../../src/policy/pacing.ts";
 import type { Modifier } from "../../support/builders.ts";
 import {
   createTestNamespace,
@@ -491,6 +492,8 @@ export interface ControllerHarness {
     kubeConfig?: KubeConfig;
     logDestination?: DestinationStream;
     enforceAvailable?: boolean;
+    /** Release pacing (maxConcurrentRollouts, slot timeout); omitted: the operator's default. */
+    pacing?: PacingSettings;
   }): Promise<Operator>;
   /** Stops the running operator (a later startOperator starts a fresh one: new memory, new metrics). */
   stopOperator(): Promise<void>;
@@ -568,6 +571,7 @@ export function useControllerHarness(options: { app?: (pod: V1Pod) => App } = {}
         leaderElection: { enabled: false },
         identity: "healthgate-controller-test",
         ...(options.enforceAvailable !== undefined ? { enforceAvailable: options.enforceAvailable } : {}),
+        ...(options.pacing ? { pacing: options.pacing } : {}),
       });
       await started.start();
       operator = started;

@@ -55,7 +55,11 @@ function deployment(
 describe("rolloutComplete", () => {
   it.each([
     { name: "every replica updated and available", d: deployment(), want: true },
-    { name: "the controller has not seen the latest spec", d: deployment({ generation: 3, observed: 2 }), want: false },
+    {
+      name: "the controller has not seen the latest spec",
+      d: deployment({ generation: 3, observed: 2 }),
+      want: false,
+    },
     { name: "an old pod is still there", d: deployment({ statusReplicas: 4 }), want: false },
     { name: "not every replica updated", d: deployment({ updated: 2 }), want: false },
     { name: "an updated replica is not available yet", d: deployment({ available: 2 }), want: false },
@@ -115,7 +119,11 @@ describe("pace", () => {
       input: { inUse: 1 },
       want: { release: true, reason: "SlotGranted", slot: { revision: "r2", since: T0 } },
     },
-    { name: "every slot in use: queued first in line", input: { inUse: 2 }, want: { release: false, position: 1, inUse: 2 } },
+    {
+      name: "every slot in use: queued first in line",
+      input: { inUse: 2 },
+      want: { release: false, position: 1, inUse: 2 },
+    },
     {
       name: "one slot free but one queued before: it goes first",
       input: { inUse: 1, queuedAhead: 1 },
@@ -226,7 +234,11 @@ describe("ReleasePacer", () => {
     const queued = h.pacer.decide("ns/c", "r2", true);
     expect(queued).toMatchObject({ release: false, recheckMs: 30_000, queuedSince: T0 });
     h.advance(590_000);
-    expect(h.pacer.decide("ns/c", "r2", true)).toMatchObject({ release: false, recheckMs: 10_000, queuedSince: T0 });
+    expect(h.pacer.decide("ns/c", "r2", true)).toMatchObject({
+      release: false,
+      recheckMs: 10_000,
+      queuedSince: T0,
+    });
   });
 
   it("frees a forgotten Deployment's slot and queue place at once", () => {
@@ -253,8 +265,12 @@ describe("ReleasePacer", () => {
       record("a", { released, pacing: { state: "Released", since: new Date(T0 - 1_000).toISOString() } }),
       record("b", { released, pacing: { state: "Released", since: new Date(T0 - 2_000).toISOString() } }),
       record("done", { released, pacing: { state: "Released", since: new Date(T0 - 3_000).toISOString() } }),
-      record("q2", { pacing: { state: "Queued", pendingRevision: "r2", since: new Date(T0 - 10).toISOString() } }),
-      record("q1", { pacing: { state: "Queued", pendingRevision: "r2", since: new Date(T0 - 20).toISOString() } }),
+      record("q2", {
+        pacing: { state: "Queued", pendingRevision: "r2", since: new Date(T0 - 10).toISOString() },
+      }),
+      record("q1", {
+        pacing: { state: "Queued", pendingRevision: "r2", since: new Date(T0 - 20).toISOString() },
+      }),
     ]);
     h.deployments.set("ns/a", deployment({ label: "r2", available: 1 }));
     h.deployments.set("ns/b", deployment({ label: "r2", available: 0 }));
