@@ -28,6 +28,11 @@ export interface ReleasePacerOptions {
   clock: Clock;
   /** The cached Deployment `namespace/name`. */
   deployment: (key: string) => Deployment | undefined;
+  /**
+   * Whether the Deployment's template carries the decision `revision` (or a guard keeps it out):
+   * admission applied the release. False while unknown (the record does not name it yet).
+   */
+  applied: (key: string, revision: string, deployment: Deployment) => boolean;
   /** Every cached record (seeds the slots and the queue once). */
   records: () => readonly CachedTarget[];
   /** Look at a queued Deployment again (a slot may be free for it). */
@@ -126,7 +131,9 @@ export class ReleasePacer {
 
   private sweep(now: number): void {
     for (const [key, slot] of this.slots) {
-      if (!slotHeld(slot, this.o.deployment(key), now, this.o.settings)) this.slots.delete(key);
+      const deployment = this.o.deployment(key);
+      const applied = deployment !== undefined && this.o.applied(key, slot.revision, deployment);
+      if (!slotHeld(slot, deployment, applied, now, this.o.settings)) this.slots.delete(key);
     }
   }
 

@@ -216,6 +216,12 @@ export class HealthgateReconciler implements Reconciler {
       settings: options.pacing ?? DEFAULT_PACING,
       clock: options.clock,
       deployment: (key) => options.world.deployments.get(key),
+      applied: (key, revision, deployment) => {
+        const released = options.world.targets.get(key)?.status?.released;
+        if (released?.revision !== revision) return false;
+        const template = deployment.spec.template;
+        return carriesDecision(template, released) || guardProblems(template, released).length > 0;
+      },
       records: () => options.world.targets.list(),
       wake: (namespace, name) => options.enqueue(deploymentKey(namespace, name)),
     });

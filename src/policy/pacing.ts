@@ -43,18 +43,22 @@ export interface Slot {
 
 /**
  * Whether a slot is still held: not timed out, and the Deployment has not yet completed the
- * rollout of the slot's release (its release label names that revision once the release write
- * landed: before that, a stale cache's "complete" is the previous rollout's).
+ * rollout of the slot's release. Complete means: its release label names that revision (before
+ * the release write lands, a stale cache's "complete" is the previous rollout's), admission
+ * applied the decision to the template (`applied`: a release write that reached admission before
+ * the API server's cache held the decision changes no template, and is re-sent), and the
+ * rollout is complete.
  */
 export function slotHeld(
   slot: Slot,
   deployment: Deployment | undefined,
+  applied: boolean,
   now: number,
   settings: PacingSettings,
 ): boolean {
   if (!deployment || now - slot.since >= settings.slotTimeoutMs) return false;
   const landed = deployment.metadata.labels?.[RELEASED_LABEL] === slot.revision;
-  return !(landed && rolloutComplete(deployment));
+  return !(landed && applied && rolloutComplete(deployment));
 }
 
 export type ReleaseReason =

@@ -98,7 +98,14 @@ describe("release pacing", () => {
         const now = items.filter(rolling).map((d) => d.metadata!.name!);
         samples++;
         if (now.length > most) most = now.length;
-        if (now.length > LIMIT && over.length === 0) over = now;
+        if (now.length > LIMIT && over.length === 0) {
+          // What the API server showed of each, for the failure message.
+          over = items.filter(rolling).map((d) => {
+            const { observedGeneration, replicas, updatedReplicas, availableReplicas } = d.status ?? {};
+            const figures = { observedGeneration, replicas, updatedReplicas, availableReplicas };
+            return `${d.metadata!.name} generation ${d.metadata!.generation} ${JSON.stringify(figures)}`;
+          });
+        }
         await new Promise((r) => setTimeout(r, 50));
       }
     })();

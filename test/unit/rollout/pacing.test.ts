@@ -81,6 +81,13 @@ describe("slotHeld", () => {
     { name: "landed and rolling", d: deployment({ label: "r2", available: 1 }), now: T0 + 1_000, want: true },
     { name: "landed and complete: freed", d: deployment({ label: "r2" }), now: T0 + 1_000, want: false },
     {
+      name: "landed and complete, but admission did not apply it yet (a release write that came too early): held",
+      d: deployment({ label: "r2" }),
+      applied: false,
+      now: T0 + 1_000,
+      want: true,
+    },
+    {
       name: "held (never available) until just before the timeout",
       d: deployment({ label: "r2", available: 0 }),
       now: T0 + 599_999,
@@ -93,8 +100,9 @@ describe("slotHeld", () => {
       want: false,
     },
     { name: "the Deployment is gone: freed", d: undefined, now: T0 + 1_000, want: false },
-  ])("$name", ({ d, now, want }) => {
-    expect(slotHeld(slot, d, now, settings)).toBe(want);
+  ])("$name", ({ d, now, want, ...rest }) => {
+    const applied = "applied" in rest ? (rest.applied as boolean) : true;
+    expect(slotHeld(slot, d, applied, now, settings)).toBe(want);
   });
 });
 
@@ -177,10 +185,12 @@ describe("ReleasePacer", () => {
     const clock: Clock = { now: () => now, setTimeout: () => 0, clearTimeout: () => {} };
     const deployments = new Map<string, Deployment>();
     const woken: string[] = [];
+    const notApplied = new Set<string>();
     const pacer = new ReleasePacer({
       settings,
       clock,
       deployment: (key) => deployments.get(key),
+      applied: (key) => !notApplied.has(key),
       records: () => records,
       wake: (ns, name) => woken.push(`${ns}/${name}`),
     });
@@ -188,6 +198,7 @@ describe("ReleasePacer", () => {
       pacer,
       deployments,
       woken,
+      notApplied,
       advance: (ms: number) => (now += ms),
     };
   }
@@ -206,10 +217,17 @@ describe("ReleasePacer", () => {
     expect(h.pacer.decide("ns/d", "r2", true)).toMatchObject({ release: false, position: 2 });
     expect([h.pacer.inUse(), h.pacer.queued()]).toEqual([2, 2]);
 
-    // a's release lands and rolls: still held; then completes: c (first in line) is woken
+    // a's release lands and rolls: still held; a label that landed without the template
+    // change (admission ran before its cache held the decision) holds it too; then completes:
+    // c (first in line) is woken
     h.deployments.set("ns/a", deployment({ label: "r2", generation: 3, observed: 3, available: 1 }));
     h.pacer.tick();
     expect(h.woken).toEqual([]);
+    h.notApplied.add("ns/a");
+    h.deployments.set("ns/a", deployment({ label: "r2", generation: 2, observed: 2 }));
+    h.pacer.tick();
+    expect(h.woken).toEqual([]);
+    h.notApplied.delete("ns/a");
     h.deployments.set("ns/a", deployment({ label: "r2", generation: 3, observed: 3 }));
     h.pacer.tick();
     expect(h.woken).toEqual(["ns/c"]);
