@@ -101,6 +101,11 @@ export class ReleasePacer {
     if (this.queue.delete(key)) this.wakeNext();
   }
 
+  /** The release write was refused: nothing rolls, so its slot goes to the next in line (its queue place stays). */
+  refused(key: string): void {
+    if (this.slots.delete(key)) this.wakeNext();
+  }
+
   /** The Deployment is gone, ungoverned or out of Enforce: its slot and its place in the queue go. */
   forget(key: string): void {
     const had = this.slots.delete(key);

@@ -499,6 +499,7 @@ export class HealthgateReconciler implements Reconciler {
       };
     } catch (err) {
       if (!isRefused(err)) throw err;
+      this.pacer.refused(`${namespace}/${name}`);
       await this.refused(deployment, err, signal, {
         type: ConditionType.ProbesCompliant,
         what: writing,

@@ -5,7 +5,7 @@
 // reconcile writes nothing; other managers' writes keep their fields and still carry the
 // decision, so a GitOps controller re-applying an old manifest is admitted and nobody fights.
 import type { V1Container, V1Deployment } from "@kubernetes/client-node";
-import { CustomObjectsApi } from "@kubernetes/client-node";
+import { AppsV1Api, CustomObjectsApi } from "@kubernetes/client-node";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { makeDeployment, withProbe, withReplicas } from "../../support/builders.ts";
 import { testClients } from "../../support/kube.ts";
@@ -33,6 +33,7 @@ import {
   withMode,
   withShutdown,
   applyAs,
+  mergePatch,
 } from "./support.ts";
 
 beforeAll(() => installCrd());
@@ -389,6 +390,34 @@ describe("Enforce's writes, refused (issue 21 part 3)", () => {
             metadata: { name: "probe" },
             spec: { deployment: "probe", policy: "web" },
           },
+          dryRun: "All",
+        }),
+    },
+    {
+      write: "the Deployment's release label",
+      resource: "deployments",
+      field: "metadata.labels",
+      names: "the label healthgate.io/released of Deployment",
+      probe: (id: ChartIdentity, ns: string) =>
+        id.kubeConfig
+          .makeApiClient(AppsV1Api)
+          .patchNamespacedDeployment(
+            { namespace: ns, name: "web", body: { metadata: { labels: { probe: "x" } } }, dryRun: "All" },
+            mergePatch,
+          ),
+    },
+    {
+      write: "the HealthRelease",
+      resource: "healthreleases",
+      field: "metadata.name",
+      names: "HealthRelease",
+      probe: (id: ChartIdentity, ns: string) =>
+        id.kubeConfig.makeApiClient(CustomObjectsApi).createNamespacedCustomObject({
+          group: "healthgate.io",
+          version: "v1alpha1",
+          plural: "healthreleases",
+          namespace: ns,
+          body: { apiVersion: "healthgate.io/v1alpha1", kind: "HealthRelease", metadata: { name: "probe" } },
           dryRun: "All",
         }),
     },

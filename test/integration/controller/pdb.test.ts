@@ -12,7 +12,7 @@
 // Also here (issue 21, part 3): a write of healthgate's that the server refuses is never
 // reported as done.
 import { Writable } from "node:stream";
-import { AppsV1Api, PolicyV1Api, type V1Pod } from "@kubernetes/client-node";
+import { AppsV1Api, EventsV1Api, PolicyV1Api, type V1Pod } from "@kubernetes/client-node";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { makeDeployment, makePdb, withReplicas } from "../../support/builders.ts";
 import { ignoreNotFound, isApiError, testClients } from "../../support/kube.ts";
@@ -23,6 +23,7 @@ import {
   applyAs,
   createPolicy,
   deletePolicy,
+  deploymentCondition,
   installCrd,
   makePolicy,
   mergePatch,
@@ -375,6 +376,91 @@ describe("The PodDisruptionBudget healthgate manages", () => {
         },
         { what: "the refused status write to show in the metric and the log" },
       );
+    } finally {
+      await refusal.remove();
+    }
+  });
+
+  it("a refused Event write cannot report itself: it shows as a metric and a log line", async () => {
+    // Given an admission policy that refuses healthgate's Events, naming the field
+    await hg.apply(makeDeployment("web", withReplicas(2)));
+    await hg.createPolicy(makePolicy("web"));
+    identity = await chartIdentity(hg.namespace);
+    const refusal = await refuseWrites(identity.username, "events", "note");
+    const asChart = identity.kubeConfig.makeApiClient(EventsV1Api);
+    await untilForbidden(() =>
+      asChart.createNamespacedEvent({
+        namespace: hg.namespace,
+        body: {
+          metadata: { name: "probe" },
+          eventTime: new Date(),
+          action: "Probe",
+          reason: "Probe",
+          reportingController: "healthgate.io/controller",
+          reportingInstance: "probe",
+          regarding: { kind: "Deployment", name: "web", namespace: hg.namespace },
+          type: "Normal",
+        },
+        dryRun: "All",
+      }),
+    );
+    const lines: string[] = [];
+    const logDestination = new Writable({
+      write(chunk: Buffer, _encoding, done) {
+        lines.push(...chunk.toString().split("\n").filter(Boolean));
+        done();
+      },
+    });
+    try {
+      // When healthgate reconciles (its first conditions on the Deployment flip: Events follow)
+      const operator = await hg.startOperator({ kubeConfig: identity.kubeConfig, logDestination });
+
+      // Then the conditions land, and each refused Event shows in the metric and a log line
+      await waitFor(
+        async () => {
+          const d = await testClients().apps.readNamespacedDeployment({
+            namespace: hg.namespace,
+            name: "web",
+          });
+          expect(deploymentCondition(d, "ProbesCompliant")).toBeDefined();
+          return true;
+        },
+        { what: "healthgate's conditions on Deployment web" },
+      );
+      await waitFor(
+        async () => {
+          expect(
+            await counter(operator, "healthgate_writes_refused_total", {
+              write: "event",
+              resource: "events",
+            }),
+          ).toBeGreaterThanOrEqual(1);
+          const line = lines
+            .map((l) => JSON.parse(l) as Record<string, unknown>)
+            .find((l) => l["msg"] === "could not record event");
+          expect(line).toMatchObject({
+            level: "warn",
+            kind: "Deployment",
+            name: "web",
+            namespace: hg.namespace,
+          });
+          expect(String(line?.["err"])).toContain("note");
+          expect(String(line?.["err"])).toContain(refusal.name);
+          return true;
+        },
+        { what: "the refused Event write to show in the metric and the log" },
+      );
+      const events = await testClients().custom.listNamespacedCustomObject({
+        group: "events.k8s.io",
+        version: "v1",
+        plural: "events",
+        namespace: hg.namespace,
+      });
+      expect(
+        (events as { items: { reportingController?: string }[] }).items.filter((e) =>
+          e.reportingController?.startsWith("healthgate"),
+        ),
+      ).toEqual([]);
     } finally {
       await refusal.remove();
     }

@@ -24,8 +24,8 @@ export async function counter(
 }
 
 /**
- * A ValidatingAdmissionPolicy that refuses every CREATE/UPDATE of `resource` (apps, policy or
- * healthgate.io group) by `username`, with a message that names `field` — a deliberate refusal.
+ * A ValidatingAdmissionPolicy that refuses every CREATE/UPDATE of `resource` (apps, policy,
+ * healthgate.io or events.k8s.io group) by `username`, with a message that names `field` — a deliberate refusal.
  */
 export async function refuseWrites(username: string, resource: string, field: string) {
   const { admissionregistration } = testClients();
@@ -38,7 +38,7 @@ export async function refuseWrites(username: string, resource: string, field: st
         matchConstraints: {
           resourceRules: [
             {
-              apiGroups: ["apps", "policy", "healthgate.io"],
+              apiGroups: ["apps", "policy", "healthgate.io", "events.k8s.io"],
               apiVersions: ["v1", "v1alpha1"],
               operations: ["CREATE", "UPDATE"],
               resources: [resource],
