@@ -84,7 +84,8 @@ const settings = {
   maxConcurrentRollouts: {
     flag: "--max-concurrent-rollouts",
     env: ["HEALTHGATE_MAX_CONCURRENT_ROLLOUTS"],
-    expected: "0 (pacing off) or an integer from 1 to 1000 (Deployments cluster-wide rolling out a release at once)",
+    expected:
+      "0 (pacing off) or an integer from 1 to 1000 (Deployments cluster-wide rolling out a release at once)",
     example: "--max-concurrent-rollouts=5",
   },
   rolloutSlotTimeoutSeconds: {

@@ -427,6 +427,8 @@ export class HealthgateReconciler implements Reconciler {
     const paced = wanted
       ? this.paceRelease(`${namespace}/${name}`, wanted, deployment, record, now)
       : undefined;
+    // Out of Enforce (or nothing to decide): it neither waits nor rolls for healthgate.
+    if (!wanted) this.pacer.forget(`${namespace}/${name}`);
     const released = paced?.released;
     const refusal = refusalKey(deploymentKey(namespace, name), ConditionType.ProbesCompliant);
     // What is being written, for the condition that says so when the API server refuses it.

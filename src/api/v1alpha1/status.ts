@@ -271,7 +271,9 @@ export const healthPolicyStatus = z
     rolloutPhase: rolloutPhase.optional().describe("Phase of the most advanced rollout among the targets."),
     releasesQueued: int32(0, 100000)
       .optional()
-      .describe("Enforce: selected Deployments whose newest decision waits for a rollout slot (maxConcurrentRollouts)."),
+      .describe(
+        "Enforce: selected Deployments whose newest decision waits for a rollout slot (maxConcurrentRollouts).",
+      ),
     targetsOmitted: int32(0, 100000)
       .optional()
       .describe(

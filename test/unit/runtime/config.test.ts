@@ -79,7 +79,9 @@ describe("parseRunConfig", () => {
     const options = operatorOptions(config, new KubeConfig(), createLogger("silent"));
     expect(options.pacing).toEqual({ maxConcurrentRollouts: 0, slotTimeoutMs: 120_000 });
     expect(problemsOf(["--no-leader-elect", "--rollout-slot-timeout-seconds=5"], {})).toEqual([
-      expect.stringContaining("--rollout-slot-timeout-seconds / HEALTHGATE_ROLLOUT_SLOT_TIMEOUT_SECONDS: expected"),
+      expect.stringContaining(
+        "--rollout-slot-timeout-seconds / HEALTHGATE_ROLLOUT_SLOT_TIMEOUT_SECONDS: expected",
+      ),
     ]);
   });
 
