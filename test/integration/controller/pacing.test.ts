@@ -11,6 +11,7 @@ import { waitFor } from "../../support/waitFor.ts";
 import { readRecord, type HealthTargetObject } from "./admission.ts";
 import {
   installCrd,
+  kubectl,
   makePolicy,
   mergePatch,
   patchPolicySpec,
@@ -141,6 +142,11 @@ describe("release pacing", () => {
         { what: "the policy's status and healthgate_releases_queued to count the queue", timeoutMs: 60_000 },
       );
 
+      // and `kubectl get htgt` shows it (the PACING column)
+      const table = await kubectl(["get", "htgt", "-n", hg.namespace]);
+      expect(table.split("\n")[0]).toContain("PACING");
+      expect(table).toContain("Queued");
+
       // and a label edit of the last in line (its decision not released) does not roll it
       const last = queued.at(-1)!;
       const name = last.metadata!.name!;
@@ -195,8 +201,11 @@ describe("release pacing", () => {
     expect(policy.status?.releasesQueued).toBeUndefined();
   }, 600_000);
 
-  it("releases at once, without a slot, when the user's own write rolls the Deployment anyway", async () => {
-    // Given one slot, held by `hog`, whose new pods (with healthgate's probes) never turn Ready
+  /**
+   * One slot (maxConcurrentRollouts 1), held by `hog`, whose new pods (with healthgate's probes)
+   * never turn Ready; `web`'s decision queued behind it. Returns hog's and web's records.
+   */
+  async function holdTheOnlySlot(slotTimeoutMs: number) {
     hg.simulator.setBehaviour((pod: V1Pod) =>
       pod.metadata?.labels?.app === "hog" && pod.spec?.containers[0]?.livenessProbe
         ? { readyAfterMs: "never" }
@@ -209,8 +218,8 @@ describe("release pacing", () => {
     await hg.createPolicy(
       makePolicy("hog", withMode("Enforce"), withShutdown({ drainSeconds: 5, maxInFlightSeconds: 20 })),
     );
-    await hg.startOperator({ pacing: { maxConcurrentRollouts: 1, slotTimeoutMs: 600_000 } });
-    await waitFor(
+    await hg.startOperator({ pacing: { maxConcurrentRollouts: 1, slotTimeoutMs } });
+    const hog = await waitFor(
       async () => {
         const record = await readRecord(hg.namespace, "hog");
         expect(record.status?.pacing?.state).toBe("Released");
@@ -218,16 +227,14 @@ describe("release pacing", () => {
         const d = await readDeployment(hg.namespace, "hog");
         expect(liveness(d)).toBe("/healthz");
         expect(rolling(d)).toBe(true);
-        return true;
+        return record;
       },
       { what: "hog to hold the one slot, rolling", timeoutMs: 60_000 },
     );
-
-    // and web's decision queued behind it
     await hg.createPolicy(
       makePolicy("web", withMode("Enforce"), withShutdown({ drainSeconds: 5, maxInFlightSeconds: 20 })),
     );
-    const queued = await waitFor(
+    const web = await waitFor(
       async () => {
         const record = await readRecord(hg.namespace, "web");
         expect(record.status?.pacing?.state).toBe("Queued");
@@ -236,6 +243,12 @@ describe("release pacing", () => {
       { what: "web's decision to queue", timeoutMs: 60_000 },
     );
     expect(liveness(await readDeployment(hg.namespace, "web"))).toBeUndefined();
+    return { hog, web };
+  }
+
+  it("releases at once, without a slot, when the user's own write rolls the Deployment anyway", async () => {
+    // Given the only slot held by hog, and web's decision queued behind it
+    const { web: queued } = await holdTheOnlySlot(600_000);
 
     // When the user changes web's template (a rollout of their own)
     await hg.apply(makeDeployment("web", withImage("web", "web:2")));
@@ -257,5 +270,26 @@ describe("release pacing", () => {
     // while hog still holds its slot
     const hog = await readDeployment(hg.namespace, "hog");
     expect(rolling(hog), "hog is still rolling").toBe(true);
+  }, 300_000);
+
+  it("frees a held rollout's slot after the timeout: the next in line is released", async () => {
+    // Given the only slot held by hog (never available), with a 30 s slot timeout, and web queued
+    const { hog, web: queued } = await holdTheOnlySlot(30_000);
+
+    // Then web gets the slot once hog's timed out, while hog still rolls
+    const web = await waitFor(
+      async () => {
+        const record = await readRecord(hg.namespace, "web");
+        expect(record.status?.pacing?.state).toBe("Released");
+        expect(record.status?.released?.revision).toBe(queued.status?.pacing?.pendingRevision);
+        expect(liveness(await readDeployment(hg.namespace, "web"))).toBe("/healthz");
+        return record;
+      },
+      { what: "web's decision to be released once hog's slot timed out", timeoutMs: 90_000 },
+    );
+    const granted = Date.parse(web.status!.pacing!.since!);
+    expect(granted - Date.parse(hog.status!.pacing!.since!)).toBeGreaterThanOrEqual(30_000);
+    expect(rolling(await readDeployment(hg.namespace, "hog")), "hog is still rolling").toBe(true);
+    await waitForRolloutComplete(hg.namespace, "web");
   }, 300_000);
 });

@@ -12,7 +12,7 @@
 // Also here (issue 21, part 3): a write of healthgate's that the server refuses is never
 // reported as done.
 import { Writable } from "node:stream";
-import { AppsV1Api, EventsV1Api, PolicyV1Api, type V1Pod } from "@kubernetes/client-node";
+import { AppsV1Api, CustomObjectsApi, PolicyV1Api, type V1Pod } from "@kubernetes/client-node";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { makeDeployment, makePdb, withReplicas } from "../../support/builders.ts";
 import { ignoreNotFound, isApiError, testClients } from "../../support/kube.ts";
@@ -387,16 +387,22 @@ describe("The PodDisruptionBudget healthgate manages", () => {
     await hg.createPolicy(makePolicy("web"));
     identity = await chartIdentity(hg.namespace);
     const refusal = await refuseWrites(identity.username, "events", "note");
-    const asChart = identity.kubeConfig.makeApiClient(EventsV1Api);
+    const asChart = identity.kubeConfig.makeApiClient(CustomObjectsApi);
     await untilForbidden(() =>
-      asChart.createNamespacedEvent({
+      asChart.createNamespacedCustomObject({
+        group: "events.k8s.io",
+        version: "v1",
+        plural: "events",
         namespace: hg.namespace,
         body: {
+          apiVersion: "events.k8s.io/v1",
+          kind: "Event",
           metadata: { name: "probe" },
-          eventTime: new Date(),
+          // MicroTime: six fractional digits.
+          eventTime: new Date().toISOString().replace(/\.(\d{3})Z$/, ".$1000Z"),
           action: "Probe",
           reason: "Probe",
-          reportingController: "healthgate.io/controller",
+          reportingController: "healthgate.io/healthgate",
           reportingInstance: "probe",
           regarding: { kind: "Deployment", name: "web", namespace: hg.namespace },
           type: "Normal",
@@ -437,7 +443,7 @@ describe("The PodDisruptionBudget healthgate manages", () => {
           ).toBeGreaterThanOrEqual(1);
           const line = lines
             .map((l) => JSON.parse(l) as Record<string, unknown>)
-            .find((l) => l["msg"] === "could not record event");
+            .find((l) => l["msg"] === "could not record event" && l["kind"] === "Deployment");
           expect(line).toMatchObject({
             level: "warn",
             kind: "Deployment",
