@@ -259,6 +259,17 @@ describe("ReleasePacer", () => {
     });
   });
 
+  it("gives a refused release's slot to the next in line (nothing rolls)", () => {
+    const h = harness();
+    for (const k of ["ns/a", "ns/b", "ns/c"]) h.deployments.set(k, deployment({ label: "r1" }));
+    h.pacer.decide("ns/a", "r2", true);
+    h.pacer.decide("ns/b", "r2", true);
+    expect(h.pacer.decide("ns/c", "r2", true)).toMatchObject({ release: false, position: 1 });
+    h.pacer.refused("ns/a");
+    expect(h.woken).toEqual(["ns/c"]);
+    expect([h.pacer.inUse(), h.pacer.queued()]).toEqual([1, 1]);
+  });
+
   it("frees a forgotten Deployment's slot and queue place at once", () => {
     const h = harness();
     for (const k of ["ns/a", "ns/b", "ns/c"]) h.deployments.set(k, deployment({ label: "r1" }));
