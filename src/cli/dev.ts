@@ -3,9 +3,12 @@
 // three nodes in three zones that run the real kubelet (fake containers: this
 // process answers 200 on every path of each pod's ports, on the pod's IP), then
 // installs the CRD, runs the operator, applies an example, and shows
-// `kubectl get hpol` with the conditions healthgate wrote.
+// `kubectl get hpol` with the conditions healthgate wrote. On its own plane it then shows a
+// gated rollout (src/cli/devRollout.ts): examples/quick-rollout.yaml in namespace
+// <namespace>-rollout, a new image stepping through real readiness to completion, then a bad
+// image (a tag ending in "-bad": its deep check answers 500) aborted.
 //
-//   healthgate dev [--once] [--example examples/web-api.yaml] [--namespace healthgate-demo] [--timeout 60]
+//   healthgate dev [--once] [--example examples/web-api.yaml] [--namespace healthgate-demo] [--timeout 90]
 //
 // --once exits after showing the result (used by its test); without it the
 // operator keeps running until Ctrl-C.
@@ -20,6 +23,15 @@ import { Operator } from "../controller/operator.ts";
 import { defaultBinDir, startControlPlane, type ControlPlane } from "../devcluster/controlPlane.ts";
 import { zonedNodes } from "../devcluster/nodes.ts";
 import { PodApps } from "../devcluster/podApps.ts";
+import {
+  BAD_TAG_SUFFIX,
+  conditionLine,
+  devApp,
+  followRollout,
+  readyCounts,
+  RolloutReader,
+  waitForStable,
+} from "./devRollout.ts";
 import { loadKubeConfig } from "../kube/client.ts";
 import { createLogger } from "../observability/logger.ts";
 
@@ -87,9 +99,11 @@ export async function runDev(argv: readonly string[], io: Io = defaultIo): Promi
   const logger = createLogger(values["log-level"] as "warn");
   let operator: Operator | undefined;
   let apps: PodApps | undefined;
+  let rolloutApps: PodApps | undefined;
   const stop = async () => {
     await operator?.stop();
     await apps?.stop();
+    await rolloutApps?.stop();
     await plane?.stop();
   };
   try {
@@ -121,14 +135,24 @@ export async function runDev(argv: readonly string[], io: Io = defaultIo): Promi
     await k("create", "namespace", ns).catch(() => undefined);
     if (plane) {
       // The example's application, on its pods' IPs: every path answers 200.
-      apps = await PodApps.start({
-        kubeConfig: loadKubeConfig(kubeconfigPath),
-        namespace: ns,
-        app: () => ({ "*": {} }),
-      });
+      apps = await PodApps.start({ kubeConfig: loadKubeConfig(kubeconfigPath), namespace: ns, app: devApp });
     }
     await k("apply", "-n", ns, "-f", values.example);
     io.out(`Applied ${path.relative(repoRoot, values.example)} in namespace ${ns}.`);
+    // The rollout example's images run only on our own plane (its pods' apps are served here).
+    // Its first revision comes up while the first example settles.
+    const rolloutNs = `${ns}-rollout`;
+    let rollout: RolloutReader | undefined;
+    if (plane) {
+      await k("create", "namespace", rolloutNs).catch(() => undefined);
+      rolloutApps = await PodApps.start({
+        kubeConfig: loadKubeConfig(kubeconfigPath),
+        namespace: rolloutNs,
+        app: devApp,
+      });
+      await k("apply", "-n", rolloutNs, "-f", ROLLOUT_EXAMPLE);
+      rollout = new RolloutReader(loadKubeConfig(kubeconfigPath), rolloutNs, "checkout", "checkout");
+    }
 
     // Wait until what is printed is settled: the policy's status is for its current generation
     // and every Deployment it governs carries the same verdicts (the Deployment's conditions are
@@ -176,6 +200,7 @@ export async function runDev(argv: readonly string[], io: Io = defaultIo): Promi
       io.out(`$ kubectl get pods -n ${ns} -o wide`);
       io.out((await k("get", "pods", "-n", ns, "-o", "wide")).trimEnd());
     }
+    if (rollout) await showRollout(rollout, { io, k, timeoutMs });
     if (values.once) return 0;
     io.out("");
     io.out(
@@ -189,6 +214,57 @@ export async function runDev(argv: readonly string[], io: Io = defaultIo): Promi
   } finally {
     await stop();
   }
+}
+
+const ROLLOUT_EXAMPLE = path.join(repoRoot, "examples", "quick-rollout.yaml");
+
+/**
+ * The gated rollout, from live objects: the example's first revision stable, a new image
+ * stepping through the policy's steps to completion, then a bad image aborted.
+ */
+async function showRollout(
+  reader: RolloutReader,
+  { io, k, timeoutMs }: { io: Io; k: (...args: string[]) => Promise<string>; timeoutMs: number },
+): Promise<void> {
+  const { namespace, deployment } = reader;
+  const stable = await waitForStable(reader, timeoutMs);
+  const image = stable.image.slice(0, stable.image.lastIndexOf(":"));
+  io.out("");
+  io.out(
+    `Gated rollout: ${path.relative(repoRoot, ROLLOUT_EXAMPLE)} in namespace ${namespace}, ` +
+      `${stable.replicas} replicas, ${stable.steps} steps; revision ${stable.state!.stableRevision} ` +
+      `(${stable.image}) is stable with ${readyCounts(stable, stable.state!.stableRevision!).fresh} pods Ready.`,
+  );
+  const change = async (tag: string) => {
+    const args = ["set", "image", "-n", namespace, `deploy/${deployment}`, `${deployment}=${image}:${tag}`];
+    io.out(`$ kubectl ${args.join(" ")}`);
+    await k(...args);
+  };
+  const indent = (line: string) => io.out(`  ${line}`);
+
+  await change("1.1");
+  const good = await followRollout(reader, {
+    out: indent,
+    previous: stable.state!.stableRevision,
+    what: "the rollout of 1.1 to complete",
+    timeoutMs,
+    done: (v) =>
+      v.state?.phase === "Completed" &&
+      v.state.stableRevision === v.state.revision &&
+      readyCounts(v, v.state.revision!).fresh === v.replicas &&
+      v.condition?.status === "True",
+  });
+  io.out(conditionLine(good));
+
+  await change(`1.2${BAD_TAG_SUFFIX}`);
+  const bad = await followRollout(reader, {
+    out: indent,
+    previous: good.state!.stableRevision,
+    what: `the rollout of 1.2${BAD_TAG_SUFFIX} to abort`,
+    timeoutMs,
+    done: (v) => v.state?.phase === "Aborted" && v.condition?.status === "False",
+  });
+  io.out(conditionLine(bad));
 }
 
 interface ConditionView {

@@ -182,11 +182,12 @@ describe("formatPath", () => {
 describe("examples/", () => {
   const files = readdirSync(examplesDir).filter((f) => f.endsWith(".yaml"));
 
-  it("has the four documented examples", () => {
+  it("has the five documented examples", () => {
     expect(files.sort()).toEqual([
       "gated-rollout.yaml",
       "grpc-service.yaml",
       "jvm-slow-start.yaml",
+      "quick-rollout.yaml",
       "web-api.yaml",
     ]);
   });
