@@ -252,6 +252,7 @@ async function showRollout(
       v.state?.phase === "Completed" &&
       v.state.stableRevision === v.state.revision &&
       readyCounts(v, v.state.revision!).fresh === v.replicas &&
+      readyCounts(v, v.state.revision!).old === 0 &&
       v.condition?.status === "True",
   });
   io.out(conditionLine(good));

@@ -1,7 +1,9 @@
 // The README's first command, `npm run dev` (hack/dev.sh), run the way a new user runs it: no
 // KUBECONFIG and no ~/.kube/config, so it starts its own control plane from the cached
 // binaries, installs the CRD, runs the operator, applies examples/web-api.yaml and prints
-// `kubectl get hpol` with the conditions healthgate wrote. `--once` makes it exit by itself.
+// `kubectl get hpol` with the conditions healthgate wrote, then shows a gated rollout
+// (examples/quick-rollout.yaml: a good image completing step by step, a bad one aborted).
+// `--once` makes it exit by itself.
 import { spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
@@ -11,8 +13,11 @@ import { expect, inject, it } from "vitest";
 import { KUBERNETES_VERSION } from "../../src/devcluster/binaries.ts";
 
 const repoRoot = fileURLToPath(new URL("../../", import.meta.url));
-/** How long the command may take before the test gives up on it (a plane starts in seconds). */
-const BOUND_MS = 180_000;
+/**
+ * How long the command may take before the test gives up on it (a plane starts in seconds, the
+ * whole command takes about a minute on an idle machine: bench/dev.ts measures it).
+ */
+const BOUND_MS = 300_000;
 
 /** The environment of a user with no cluster configured, whose build cache holds the plane's binaries. */
 function newUserEnv(home: string): NodeJS.ProcessEnv {
@@ -69,8 +74,37 @@ function run(
   });
 }
 
+/** A progress line of the rollout, as src/cli/devRollout.ts prints it. */
+const PROGRESS =
+  /^ +\+[\d.]+s {2}step (\d)\/3 \((\d+)%\) +(\w+(?: \(\w+\))?) +admitted (\d)\/3 {2}Ready: (\d) new, (\d) old$/;
+
+interface Progress {
+  step: number;
+  phase: string;
+  admitted: number;
+  readyNew: number;
+  readyOld: number;
+}
+
+/** The progress lines from `from` up to the next line that is not one. */
+function progressAfter(lines: string[], from: number): Progress[] {
+  const found: Progress[] = [];
+  for (const line of lines.slice(from + 1)) {
+    const m = PROGRESS.exec(line);
+    if (!m) break;
+    found.push({
+      step: Number(m[1]),
+      phase: m[3]!,
+      admitted: Number(m[4]),
+      readyNew: Number(m[5]),
+      readyOld: Number(m[6]),
+    });
+  }
+  return found;
+}
+
 it(
-  "`npm run dev -- --once` starts a plane, enforces the example and shows a compliant, Ready policy",
+  "`npm run dev -- --once` starts a plane, enforces the example and shows a compliant, Ready policy, then a gated rollout",
   { timeout: BOUND_MS + 20_000 },
   async () => {
     // Given a user with no cluster configured (fresh HOME, no KUBECONFIG) and the binaries in the build cache
@@ -126,6 +160,59 @@ it(
         new Set(running.map((l) => /\s(node-[abc])\s/.exec(l)?.[1])).size,
         stdout,
       ).toBeGreaterThanOrEqual(2);
+
+      // and then the gated rollout: the example's first revision stable with 3 pods Ready
+      expect(lines, stdout).toContainEqual(
+        expect.stringMatching(
+          /^Gated rollout: examples\/quick-rollout\.yaml in namespace healthgate-demo-rollout, 3 replicas, 3 steps; revision [a-z0-9]+ \(registry\.example\/checkout:1\.0\) is stable with 3 pods Ready\.$/,
+        ),
+      );
+      // a new image, stepping through the steps in order on real readiness: one new pod Ready while
+      // step 1 bakes, two while step 2 bakes, then all three and no old one
+      const good = lines.indexOf(
+        "$ kubectl set image -n healthgate-demo-rollout deploy/checkout checkout=registry.example/checkout:1.1",
+      );
+      expect(good, stdout).toBeGreaterThan(0);
+      const progress = progressAfter(lines, good);
+      expect(progress.length, stdout).toBeGreaterThanOrEqual(3);
+      for (let i = 1; i < progress.length; i++) {
+        expect(progress[i]!.step, stdout).toBeGreaterThanOrEqual(progress[i - 1]!.step);
+        expect(progress[i]!.admitted, stdout).toBeGreaterThanOrEqual(progress[i - 1]!.admitted);
+      }
+      expect(progress, stdout).toContainEqual(
+        expect.objectContaining({ step: 1, phase: "Baking", admitted: 1, readyNew: 1 }),
+      );
+      expect(progress, stdout).toContainEqual(
+        expect.objectContaining({ step: 2, phase: "Baking", admitted: 2, readyNew: 2 }),
+      );
+      expect(progress.at(-1), stdout).toEqual({
+        step: 3,
+        phase: "Completed",
+        admitted: 3,
+        readyNew: 3,
+        readyOld: 0,
+      });
+      expect(lines[good + progress.length + 1], stdout).toMatch(
+        /^healthgate\.io\/RolloutHealthy=True \(RolloutComplete\): revision [a-z0-9]+ of Deployment checkout is stable$/,
+      );
+      // then a bad image (its deep check fails): no new pod ever Ready, the old three serving, aborted
+      const bad = lines.indexOf(
+        "$ kubectl set image -n healthgate-demo-rollout deploy/checkout checkout=registry.example/checkout:1.2-bad",
+      );
+      expect(bad, stdout).toBeGreaterThan(good);
+      const aborting = progressAfter(lines, bad);
+      expect(aborting.length, stdout).toBeGreaterThanOrEqual(1);
+      for (const p of aborting) expect(p.readyNew, stdout).toBe(0);
+      expect(aborting.at(-1), stdout).toEqual({
+        step: 1,
+        phase: "Aborted (DeepCheckFailed)",
+        admitted: 0,
+        readyNew: 0,
+        readyOld: 3,
+      });
+      expect(lines[bad + aborting.length + 1], stdout).toMatch(
+        /^healthgate\.io\/RolloutHealthy=False \(DeepCheckFailed\): deep check \/health\/deep failed 3 times in a row \(failureLimit 3\) on new pod\(s\) checkout-\S+ while stable pods .* passed\. Rollout of revision [a-z0-9]+ aborted/,
+      );
     } finally {
       await rm(home, { recursive: true, force: true });
     }

@@ -354,7 +354,9 @@ function gatedRollout(input: RolloutInput, prior: RolloutState, live: readonly G
   const noControl = control.length === 0;
   const controlFails = control.some((p) => p.assessment?.last === "fail");
   const controlUnreachable = !noControl && control.every((p) => p.assessment?.last === "error");
-  // The control group passed throughout a new pod's streak: its passes are at least as many.
+  // The control group's shortest streak of passes. It must cover the last failureLimit failures
+  // of a new pod, not the whole streak: one stable hiccup (a timeout under load) long after a new
+  // pod began failing would otherwise keep the control streak shorter forever, and never abort.
   const controlPassStreak = noControl
     ? 0
     : Math.min(...control.map((p) => p.assessment?.consecutivePasses ?? 0));
@@ -378,7 +380,7 @@ function gatedRollout(input: RolloutInput, prior: RolloutState, live: readonly G
           `until it recovers`,
       );
     const streak = Math.max(...failing.map((p) => p.assessment?.consecutiveFailures ?? 0));
-    if (noControl || controlPassStreak >= streak)
+    if (noControl || controlPassStreak >= check.failureLimit)
       return abort(
         RolloutReason.DeepCheckFailed,
         `deep check ${check.path} failed ${streak} times in a row (failureLimit ${check.failureLimit}) on new pod(s) ` +
@@ -395,7 +397,7 @@ function gatedRollout(input: RolloutInput, prior: RolloutState, live: readonly G
           `: a NetworkPolicy or a closed port? Let healthgate reach the pods' deep-check port; holding`,
       );
     const streak = Math.max(...unreachable.map((p) => p.assessment?.consecutiveErrors ?? 0));
-    if (controlPassStreak >= streak)
+    if (controlPassStreak >= check.failureLimit)
       return abort(
         RolloutReason.DeepCheckFailed,
         `new pod(s) ${names(unreachable)} did not answer ${check.path} ${streak} times in a row after their ` +

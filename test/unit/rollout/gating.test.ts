@@ -312,6 +312,20 @@ describe("the control group", () => {
       reason: "DeepCheckFailed",
     },
     {
+      name: "a stable hiccup after the new pod began failing, then failureLimit passes → abort",
+      a: fails(45),
+      s: passes(43),
+      phase: "Aborted",
+      reason: "DeepCheckFailed",
+    },
+    {
+      name: "transport errors on new only, after a stable hiccup → abort",
+      a: errors(45),
+      s: passes(3),
+      phase: "Aborted",
+      reason: "DeepCheckFailed",
+    },
+    {
       name: "stable recovered only just (shorter pass streak than the new failure streak) → no abort yet",
       a: fails(3),
       s: passes(1),
