@@ -128,3 +128,19 @@ it.each(["enforce", "audit"])(
     expect(run.stdout).toMatch(new RegExp(`reaction, while the edit runs\\s+\\d+`));
   },
 );
+
+it(
+  "bench/dev.ts prints when each line of `npm run dev -- --once` appeared, for a cold run",
+  { timeout: 360_000 },
+  async () => {
+    const run = await runBench("dev.ts", ["--warm", "0"]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toContain("npm run dev -- --once (bash hack/dev.sh --once)");
+    const rows = run.stdout.split("\n").filter((l) => l.startsWith("| cold |"));
+    expect(rows, run.stdout).toHaveLength(1);
+    // exit 0, then plane up … 1.2-bad aborted and the total: seven figures, and the load average
+    expect(rows[0]).toMatch(
+      new RegExp(`^\\| cold \\| 0 (\\| ${figure} ){7}\\| ${figure} ${figure} ${figure} \\|$`),
+    );
+  },
+);
