@@ -62,6 +62,7 @@ import { eventFor } from "../kube/events.ts";
 import { metricsWindowSeconds, type PodMetricsHistory } from "../kube/podMetrics.ts";
 import type { World } from "./world.ts";
 import type { GuardTracker } from "./guard.ts";
+import { capacityShrinkHold, releaseHold, type CapacityHold } from "../policy/guard/hold.ts";
 import type { Counter } from "prom-client";
 import { PanicMode } from "./panic.ts";
 import {
@@ -189,6 +190,8 @@ export class HealthgateReconciler implements Reconciler {
    * again) a few times, with backoff, before the record says EnforceNotApplied.
    */
   private readonly releaseRetries = new Map<string, { revision: string; attempts: number }>();
+  /** Deployments whose new decision a correlated failure holds (the ReleaseHeld Event went out). */
+  private readonly heldReleases = new Set<string>();
   /**
    * What healthgate last wrote per key: a Deployment's healthgate.io/ conditions, a policy's
    * status. An update that shows exactly that and nothing else new is our own write coming
@@ -315,6 +318,7 @@ export class HealthgateReconciler implements Reconciler {
       this.releaseRetries.delete(`${namespace}/${name}`);
       this.pacer.forget(`${namespace}/${name}`);
       this.o.rollout?.forget(namespace, name);
+      this.heldReleases.delete(`${namespace}/${name}`);
       this.o.guard?.forget({ namespace, name });
       await this.panic.forget(namespace, name, signal);
       await this.releaseIndex.withdraw(namespace, name, signal);
@@ -342,7 +346,14 @@ export class HealthgateReconciler implements Reconciler {
     }
     const snapshot = this.snapshot(policy, deployment, true);
     const decision = decideTarget(snapshot, this.o.concerns);
-    const release = await this.release(policy, deployment, decision, now, signal);
+    const release = await this.release(
+      policy,
+      deployment,
+      decision,
+      now,
+      signal,
+      capacityShrinkHold(snapshot),
+    );
     const panicRequeueMs = await this.panic.reconcile(policy, deployment, snapshot.pods, signal);
     const key = deploymentKey(namespace, name);
     const refused =
@@ -409,6 +420,7 @@ export class HealthgateReconciler implements Reconciler {
     decision: TargetDecision,
     now: Date,
     signal: AbortSignal,
+    capacityHold?: CapacityHold,
   ): Promise<{
     released?: Decision;
     wrote: boolean;
@@ -421,23 +433,29 @@ export class HealthgateReconciler implements Reconciler {
     const record = this.o.world.targets.get(`${namespace}/${name}`);
     const enforce = this.enforcing(policy) && decision.ownedSpec !== undefined;
     const wanted = enforce && decision.ownedSpec ? decisionOf(decision.ownedSpec) : undefined;
+    // A correlated failure holds a new decision (releasing it rolls the Deployment): the one
+    // released before stays, the record says what waits and why, and it takes no rollout slot.
+    const held = releaseHold(capacityHold, record?.status?.released, wanted);
     // Pacing: a new decision that would roll the Deployment waits for a rollout slot; meanwhile
     // the record keeps releasing the previous one (or none), so no write of the Deployment,
     // healthgate's or anyone's, carries the new one before its turn.
-    const paced = wanted
-      ? this.paceRelease(`${namespace}/${name}`, wanted, deployment, record, now)
-      : undefined;
+    const paced =
+      wanted && !held ? this.paceRelease(`${namespace}/${name}`, wanted, deployment, record, now) : undefined;
     // Out of Enforce (or nothing to decide): it neither waits nor rolls for healthgate.
     if (!wanted) this.pacer.forget(`${namespace}/${name}`);
-    const released = paced?.released;
+    const released = held ? record?.status?.released : paced?.released;
     const refusal = refusalKey(deploymentKey(namespace, name), ConditionType.ProbesCompliant);
     // What is being written, for the condition that says so when the API server refuses it.
     let writing = `HealthTarget ${namespace}/${name}`;
     try {
       await this.applyRecordSpec(policy, deployment, record, signal);
       const status: HealthTargetStatus = {
-        ...recordStatus(record?.status, released, deployment, now),
-        ...(paced ? { pacing: paced.pacing } : {}),
+        ...recordStatus(record?.status, released, deployment, now, held && wanted && { hold: held, wanted }),
+        ...(paced
+          ? { pacing: paced.pacing }
+          : held && record?.status?.pacing
+            ? { pacing: record.status.pacing }
+            : {}),
       };
       writing = `the status of HealthTarget ${namespace}/${name}`;
       // Only the release's own fields: status.rollout and the other parts' fields are not its own.
@@ -465,7 +483,15 @@ export class HealthgateReconciler implements Reconciler {
       }
       writing = `HealthRelease ${namespace}/${indexNameOf(name)}`;
       if (released) await this.releaseIndex.publish(namespace, name, released, signal);
-      else await this.releaseIndex.withdraw(namespace, name, signal);
+      else if (!held) await this.releaseIndex.withdraw(namespace, name, signal);
+      if (held && wanted && !this.heldReleases.has(`${namespace}/${name}`)) {
+        this.heldReleases.add(`${namespace}/${name}`);
+        this.o.logger.info(
+          { namespace, name, kind: "Deployment", revision: wanted.revision },
+          "holding the Enforce decision: correlated failure",
+        );
+        await this.event(deployment, "Warning", "ReleaseHeld", heldMessage(held, wanted, released), signal);
+      } else if (!held) this.heldReleases.delete(`${namespace}/${name}`);
       const labels = released && {
         [RELEASED_LABEL]: released.revision,
         [RELEASE_SHARD_LABEL]: releaseShard(name),
@@ -1070,8 +1096,23 @@ function recordStatus(
   released: Decision | undefined,
   deployment: Deployment,
   now: Date,
+  held?: { hold: CapacityHold; wanted: Decision },
 ): HealthTargetStatus {
-  if (!released) return {};
+  const heldCondition = (conditions: HealthTargetStatus["conditions"]) =>
+    held
+      ? setPolicyCondition(
+          conditions ?? [],
+          {
+            type: TargetConditionType.ReleaseHeld,
+            status: "True",
+            reason: held.hold.reason,
+            message: heldMessage(held.hold, held.wanted, released),
+          },
+          undefined,
+          now,
+        )
+      : (conditions ?? []).filter((c) => c.type !== TargetConditionType.ReleaseHeld);
+  if (!released) return held ? { conditions: heldCondition(previous?.conditions) } : {};
   const template = deployment.spec.template;
   const rolledOut =
     carriesDecision(template, released) &&
@@ -1086,7 +1127,7 @@ function recordStatus(
     releasedLabel: deployment.metadata.labels?.[RELEASED_LABEL],
   });
   const conditions = setPolicyCondition(
-    previous?.conditions ?? [],
+    heldCondition(previous?.conditions),
     { type: TargetConditionType.Enforced, ...enforced },
     undefined,
     now,
@@ -1098,6 +1139,12 @@ function recordStatus(
     conditions,
   };
 }
+
+/** What the record's ReleaseHeld condition and the ReleaseHeld Event say. */
+const heldMessage = (hold: CapacityHold, wanted: Decision, released: Decision | undefined) =>
+  `decision ${wanted.revision} is not released: ${hold.message}, and releasing it would roll the Deployment. ` +
+  (released ? `Decision ${released.revision} stays released. ` : "Nothing is released yet. ") +
+  "It is released once CorrelatedFailure clears.";
 
 /** The rollout's condition, figures, events and requeue join the concerns' decision. */
 function withRollout(

@@ -22,6 +22,11 @@ export const TARGET_CRD_NAME = `${TARGET_PLURAL}.${GROUP}`;
 export const TargetConditionType = {
   /** Does the live Deployment template carry the released decision? */
   Enforced: "Enforced",
+  /**
+   * True while a new Enforce decision waits because the Deployment has a correlated failure
+   * (CorrelatedFailure=True): releasing it would roll the Deployment. Absent otherwise.
+   */
+  ReleaseHeld: "ReleaseHeld",
 } as const;
 
 /** A Kubernetes object kept as it is (a Probe, a LifecycleHandler): healthgate builds it, admission copies it. */

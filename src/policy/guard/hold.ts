@@ -28,3 +28,19 @@ export function capacityShrinkHold(snapshot: Pick<TargetSnapshot, "guard">): Cap
 }
 
 export const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, "Z");
+
+/**
+ * Whether the hold stops this Enforce release: a new decision (another revision than the one
+ * released now) rolls the Deployment, so it waits while the hold lasts. Re-sending the decision
+ * already released, or withdrawing it (leaving Enforce writes nothing to the Deployment), is not
+ * held. A separate predicate from any other pacing of releases: each says on its own why a
+ * release waits.
+ */
+export function releaseHold(
+  hold: CapacityHold | undefined,
+  current: { revision: string } | undefined,
+  wanted: { revision: string } | undefined,
+): CapacityHold | undefined {
+  if (!hold || !wanted || current?.revision === wanted.revision) return undefined;
+  return hold;
+}
