@@ -20,6 +20,7 @@ import type { Logger } from "../observability/logger.ts";
 import { createMetrics, type HealthgateMetrics } from "../observability/metrics.ts";
 import { HealthServer } from "../observability/server.ts";
 import { ProberHandle } from "../prober/handle.ts";
+import { LivenessWitness } from "./livenessWitness.ts";
 import { registerDeepCheckMetrics, type DeepCheckMetrics } from "../prober/metrics.ts";
 import { isOwnCondition, ownConditions, sameJson } from "../policy/decide.ts";
 import { governingPolicy, policySelects } from "../policy/governance.ts";
@@ -99,6 +100,8 @@ export class Operator {
   private readonly deepCheckMetrics: DeepCheckMetrics;
   /** The out-of-band deep-check prober (its own thread), running while the operator runs; rollout gating gives it targets. */
   prober: ProberHandle | undefined;
+  /** The background deep check of stable pods and its liveness witness (spec.rollout.deepCheck.background). */
+  readonly liveness: LivenessWitness;
   private readonly rollout: RolloutGating;
   private elector: LeaderElector | undefined;
   private leading: AbortController | undefined;
@@ -151,6 +154,13 @@ export class Operator {
       metrics: registerGuardMetrics(this.metrics),
     });
     this.world.pods.addHandlers(guard.podHandlers);
+    this.liveness = new LivenessWitness({
+      client: this.client,
+      clock: options.clock ?? systemClock,
+      logger,
+      prober: () => this.prober,
+      enqueue: (namespace, name) => this.loop.enqueue(deploymentKey(namespace, name)),
+    });
     const reconciler = (this.reconciler = new HealthgateReconciler({
       world: this.world,
       client: this.client,
@@ -167,6 +177,7 @@ export class Operator {
       enforceAvailable: () => this.enforceAvailable,
       rollout: this.rollout,
       guard,
+      liveness: this.liveness,
       panicChanges: registerPanicMetrics(this.metrics),
       ...(options.pacing ? { pacing: options.pacing } : {}),
     }));
@@ -217,6 +228,7 @@ export class Operator {
     this.boundPort = await this.server?.listen();
     this.prober = ProberHandle.start({ metrics: this.deepCheckMetrics });
     this.prober.subscribe((results) => this.rollout.receive(results));
+    this.prober.subscribe((results) => this.liveness.receive(results));
     this.world.start();
     try {
       await this.world.waitForSync(stopping);

@@ -62,6 +62,8 @@ import { eventFor } from "../kube/events.ts";
 import { metricsWindowSeconds, type PodMetricsHistory } from "../kube/podMetrics.ts";
 import type { World } from "./world.ts";
 import type { GuardTracker } from "./guard.ts";
+import type { LivenessWitness } from "./livenessWitness.ts";
+import { newestRevision } from "../policy/rollout/revisions.ts";
 import { capacityShrinkHold, releaseHold, type CapacityHold } from "../policy/guard/hold.ts";
 import type { Counter } from "prom-client";
 import { PanicMode } from "./panic.ts";
@@ -175,6 +177,8 @@ export interface ReconcilerOptions {
   rollout?: RolloutGating;
   /** The correlated-failure guard's readiness history; without it the guard concern reports nothing. */
   guard?: GuardTracker;
+  /** The background deep check and its liveness witness (spec.rollout.deepCheck.background). */
+  liveness?: LivenessWitness;
   /** healthgate_panic_changes_total (registerPanicMetrics). */
   panicChanges?: Counter<"change">;
   /** Release pacing (maxConcurrentRollouts, slot timeout); omitted: DEFAULT_PACING. */
@@ -284,12 +288,14 @@ export class HealthgateReconciler implements Reconciler {
     const now = new Date(this.o.clock.now());
     const key = { namespace: ns, name: deployment.metadata.name };
     const guard = this.o.guard?.assess(key, policy, pods, nodeZones, commit);
+    const livenessWitness = this.o.liveness?.finding(ns, deployment.metadata.name);
     return {
       policy,
       deployment,
       replicaSets,
       pods,
       ...(guard ? { guard } : {}),
+      ...(livenessWitness ? { livenessWitness } : {}),
       ...(hpa ? { hpa } : {}),
       pdbs,
       nodeZones,
@@ -320,6 +326,7 @@ export class HealthgateReconciler implements Reconciler {
       this.o.rollout?.forget(namespace, name);
       this.heldReleases.delete(`${namespace}/${name}`);
       this.o.guard?.forget({ namespace, name });
+      this.o.liveness?.forget(namespace, name);
       await this.panic.forget(namespace, name, signal);
       await this.releaseIndex.withdraw(namespace, name, signal);
       return {};
@@ -341,9 +348,11 @@ export class HealthgateReconciler implements Reconciler {
       this.pacer.forget(`${namespace}/${name}`);
       this.o.rollout?.forget(namespace, name);
       this.o.guard?.forget({ namespace, name });
+      this.o.liveness?.forget(namespace, name);
       await this.releaseIndex.withdraw(namespace, name, signal);
       return {};
     }
+    const witnessRequeueMs = await this.observeLiveness(policy, deployment, signal);
     const snapshot = this.snapshot(policy, deployment, true);
     const decision = decideTarget(snapshot, this.o.concerns);
     const release = await this.release(
@@ -395,10 +404,22 @@ export class HealthgateReconciler implements Reconciler {
       release.retryAfterMs,
       release.recheckMs,
       panicRequeueMs,
+      witnessRequeueMs,
     ].filter((v): v is number => v !== undefined && v > 0);
     // A refused write backs off like any failed reconcile, after saying so in status.
     if (refused) throw refused;
     return requeueMs.length > 0 ? { requeueAfterMs: Math.min(...requeueMs) } : {};
+  }
+
+  /** The background deep check of a sample of stable pods, and what their liveness did (before the snapshot reads it). */
+  private observeLiveness(policy: HealthPolicy, deployment: Deployment, signal: AbortSignal) {
+    if (!this.o.liveness) return undefined;
+    const { world } = this.o;
+    const replicaSets = world.replicaSets.byIndex("owner", deployment.metadata.uid ?? "");
+    const pods = replicaSets.flatMap((rs) => world.pods.byIndex("owner", rs.metadata.uid ?? ""));
+    const ns = deployment.metadata.namespace ?? "";
+    const revision = newestRevision(deployment, replicaSets);
+    return this.o.liveness.observe(policy, ns, deployment.metadata.name, pods, revision, signal);
   }
 
   /** Whether this policy's Enforce can act: mode Enforce on a cluster that serves MutatingAdmissionPolicies. */

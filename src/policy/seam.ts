@@ -23,6 +23,7 @@ import type {
   ReplicaSet,
 } from "../api/k8s.ts";
 import type { GuardAssessment } from "./guard/assess.ts";
+import type { DeepInPractice } from "./guard/liveness.ts";
 
 /** Everything a concern may look at, read once per reconcile. Never mutated. */
 export interface TargetSnapshot {
@@ -43,6 +44,8 @@ export interface TargetSnapshot {
   readonly usage?: readonly PodUsageSample[] | "unavailable";
   /** The correlated-failure guard's look at the pods (src/policy/guard), when the controller keeps its history. */
   readonly guard?: GuardAssessment;
+  /** Liveness seen failing together with the background deep check (src/policy/guard/liveness.ts). */
+  readonly livenessWitness?: DeepInPractice;
   readonly now: Date;
 }
 

@@ -365,6 +365,8 @@ describe("RBAC", () => {
     // blockOwnerDeletion on the PDB's ownerReference to its Deployment (OwnerReferencesPermissionEnforcement).
     ["apps", "deployments/finalizers", "update"],
     ["events.k8s.io", "events", "create"],
+    // The kubelet's liveness Events of sampled pods, during an outage only (spec.rollout.deepCheck.background).
+    ["events.k8s.io", "events", "list"],
   ];
 
   function grants(rules: PolicyRule[]): Set<string> {

@@ -196,8 +196,9 @@ resources only: no wildcards.
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["list", "watch", "patch"]
-# Events (events.k8s.io).
+# Events (events.k8s.io). list: with spec.rollout.deepCheck.background, during an outage only, the
+# kubelet's liveness Events of a few sampled pods (a field selector on the pod's uid and the reason).
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
-  verbs: ["create"]
+  verbs: ["create", "list"]
 {{- end }}

@@ -249,7 +249,10 @@ export const healthTargetStatus = z.object({
     .max(16)
     .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"] })
     .optional()
-    .describe("Enforced: does the live template carry the released decision."),
+    .describe(
+      "Enforced: does the live template carry the released decision. ReleaseHeld (only while it holds): a new " +
+        "decision waits because CorrelatedFailure is True.",
+    ),
   panic: panicState.optional().describe("Panic mode (spec.guardrails.panic), written by healthgate-panic."),
   pacing: pacing
     .optional()

@@ -393,7 +393,36 @@ const deepCheckSpec = withRules(
       })
       .default({ statuses: [200] })
       .describe("What a passing deep check looks like."),
+    background: z
+      .object({
+        intervalSeconds: int32(2, 3600)
+          .default(60)
+          .describe("Seconds between two background deep checks of one sampled pod. From 2 to 3600."),
+        sample: int32(2, 10)
+          .default(2)
+          .describe(
+            "Stable pods checked in the background (the oldest running ones). At least two: a dependency outage " +
+              "fails them together, while one pod failing alone is a sick pod that liveness rightly restarts.",
+          ),
+        failureThreshold: int32(1, 10)
+          .default(2)
+          .describe("Consecutive failed background checks before a pod's deep check counts as failing."),
+      })
+      .optional()
+      .describe(
+        "Opt-in (off when absent): a low-rate background deep check of a sample of stable pods, outside " +
+          "rollouts. When it fails on two or more sampled pods together (a dependency is down), healthgate reads " +
+          "whether those pods' liveness kept passing (the kubelet's 'Liveness probe failed' Events, container " +
+          "restarts): liveness failing with it is reported as LivenessShallow=False, reason DeepInPractice.",
+      ),
   }),
+  {
+    rule: "!has(self.background) || self.background.intervalSeconds > self.timeoutSeconds",
+    message:
+      "deepCheck background.intervalSeconds must be above timeoutSeconds; raise background.intervalSeconds or lower timeoutSeconds",
+    fieldPath: ".background.intervalSeconds",
+    holds: (d) => d.background === undefined || d.background.intervalSeconds > d.timeoutSeconds,
+  },
   {
     rule: "self.timeoutSeconds < self.intervalSeconds",
     message:
@@ -681,4 +710,5 @@ export type ProbeTimingSpec = NonNullable<NonNullable<HealthPolicySpec["timing"]
 export type HeadroomSpec = NonNullable<HealthPolicySpec["headroom"]>;
 export type RolloutSpec = NonNullable<HealthPolicySpec["rollout"]>;
 export type GuardrailsSpec = HealthPolicySpec["guardrails"];
+export type BackgroundDeepCheckSpec = NonNullable<RolloutSpec["deepCheck"]["background"]>;
 export type PanicSpec = NonNullable<HealthPolicySpec["guardrails"]["panic"]>;

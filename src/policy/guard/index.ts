@@ -5,3 +5,4 @@ export * from "./correlated.ts";
 export * from "./flapping.ts";
 export * from "./hold.ts";
 export * from "./pods.ts";
+export * from "./liveness.ts";

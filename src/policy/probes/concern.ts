@@ -7,6 +7,10 @@ import { desiredOwnedSpec } from "./desired.ts";
 import { POLICY_RULES, auditPodSpec, governedContainers, sortFindings } from "./index.ts";
 import { atLeast, findingMessage, type RuleMeta } from "./rule.ts";
 import { PROBE_RULES, livenessDeep, livenessSuspectedDeep } from "./rules.ts";
+import { type DeepInPractice, deepInPracticeMessage } from "../guard/liveness.ts";
+
+/** LivenessShallow=False when liveness failed together with the background deep check (runtime evidence). */
+export const DEEP_IN_PRACTICE = "DeepInPractice";
 
 // The probes concern: audit the governed containers of one Deployment, give
 // their detection figures, and in Enforce mode say which probe, preStop and
@@ -227,6 +231,7 @@ function probesCompliantCondition(
 function livenessShallowCondition(
   findings: readonly Finding[],
   governed: readonly string[],
+  witnessed?: DeepInPractice,
 ): ConditionIntent {
   const type = ConditionType.LivenessShallow;
   if (governed.length === 0) {
@@ -240,6 +245,9 @@ function livenessShallowCondition(
       reason: "LivenessDeep",
       message: `${deep.map((f) => `container ${f.container}: ${findingProblem(f)}`).join("; ")}. Fix: ${livenessDeep.fix}`,
     };
+  }
+  if (witnessed) {
+    return { type, status: "False", reason: DEEP_IN_PRACTICE, message: deepInPracticeMessage(witnessed) };
   }
   const suspected = findings.filter((f) => f.rule === livenessSuspectedDeep.rule);
   if (suspected.length > 0) {
@@ -320,10 +328,20 @@ export const probesConcern: Concern = (snapshot) => {
   }
 
   const names = auditedGoverned.map((c) => c.name);
+  const witnessed = names.length > 0 ? snapshot.livenessWitness : undefined;
+  if (witnessed && !sorted.some((f) => f.rule === livenessDeep.rule)) {
+    // Goes out when LivenessShallow flips to DeepInPractice (the writer sends it with the flip).
+    events.push({
+      regarding: "Deployment",
+      type: "Warning",
+      reason: DEEP_IN_PRACTICE,
+      message: deepInPracticeMessage(witnessed),
+    });
+  }
   return {
     concern: "probes",
     ...(ownedSpec ? { ownedSpec } : {}),
-    conditions: [probesCompliantCondition(sorted, names), livenessShallowCondition(sorted, names)],
+    conditions: [probesCompliantCondition(sorted, names), livenessShallowCondition(sorted, names, witnessed)],
     findings: sorted,
     figures: { detection: auditedGoverned.map((c) => detectionFigures(c, audited.spec)) },
     events,
