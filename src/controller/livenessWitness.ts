@@ -121,6 +121,16 @@ export class LivenessWitness {
     }
   }
 
+  /** The judgement's state for a Deployment (outage, finding, the last outage liveness held through). */
+  stateOf(namespace: string, name: string): WitnessState | undefined {
+    return this.watched.get(`${namespace}/${name}`)?.state;
+  }
+
+  /** Pods sampled now (names) and the background targets the prober has, for a Deployment. */
+  sampled(namespace: string, name: string): string[] {
+    return [...(this.watched.get(`${namespace}/${name}`)?.samples.values() ?? [])].map((s) => s.name).sort();
+  }
+
   /** The finding for a Deployment (from its last observe), if any. */
   finding(namespace: string, name: string): DeepInPractice | undefined {
     return this.watched.get(`${namespace}/${name}`)?.state.finding;
