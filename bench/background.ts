@@ -58,7 +58,10 @@ const processCpuSeconds = () => {
 // ---- 1. the prober ----------------------------------------------------------------------------
 
 say(`starting loopback servers for ${DEPLOYMENTS} Deployments × ${SAMPLE} sampled pods`);
-const farm = await spawnLoopbackServers({ healthy: Math.min(200, DEPLOYMENTS * SAMPLE) }, { firstIp: "127.31.0.1" });
+const farm = await spawnLoopbackServers(
+  { healthy: Math.min(200, DEPLOYMENTS * SAMPLE) },
+  { firstIp: "127.31.0.1" },
+);
 const targets: ProbeTarget[] = Array.from({ length: DEPLOYMENTS * SAMPLE }, (_, i) => {
   const server = farm.servers[i % farm.servers.length]!;
   return {
@@ -141,7 +144,12 @@ const witness = new LivenessWitness({
 });
 const podsOf = (d: number): Pod[] =>
   Array.from({ length: SAMPLE + 1 }, (_, i) => ({
-    metadata: { name: `web-${d}-${i}`, namespace: "bench", uid: `uid-${d * SAMPLE + i}`, creationTimestamp: "2026-01-01T00:00:00Z" },
+    metadata: {
+      name: `web-${d}-${i}`,
+      namespace: "bench",
+      uid: `uid-${d * SAMPLE + i}`,
+      creationTimestamp: "2026-01-01T00:00:00Z",
+    },
     spec: { containers: [{ name: "web", ports: [{ containerPort: 8080 }] }] },
     status: {
       phase: "Running",
@@ -152,11 +160,15 @@ const podsOf = (d: number): Pod[] =>
   })) as unknown as Pod[];
 const signal = new AbortController().signal;
 const reconcileAll = async () => {
-  for (let d = 0; d < DEPLOYMENTS; d++) await witness.observe(parsed.policy, "bench", `web-${d}`, podsOf(d), "stable", signal);
+  for (let d = 0; d < DEPLOYMENTS; d++)
+    await witness.observe(parsed.policy, "bench", `web-${d}`, podsOf(d), "stable", signal);
 };
 const feed = (outcome: "pass" | "fail") =>
   witness.receive(
-    Array.from({ length: DEPLOYMENTS * SAMPLE }, (_, i) => ({ key: `uid-${i}/background`, outcome, startedAt: Date.now() }) as DeepCheckResult),
+    Array.from(
+      { length: DEPLOYMENTS * SAMPLE },
+      (_, i) => ({ key: `uid-${i}/background`, outcome, startedAt: Date.now() }) as DeepCheckResult,
+    ),
   );
 async function requestsPerSecond(outcome: "pass" | "fail", seconds: number): Promise<number> {
   await reconcileAll();
@@ -180,9 +192,18 @@ process.stdout.write(
     table(
       ["figure", "value"],
       [
-        ["probes/s (expected targets ÷ interval)", `${f(probesPerS)} (${f((DEPLOYMENTS * SAMPLE) / INTERVAL_S)}); passes ${passes} of ${results}`],
-        ["prober thread CPU", `${f(proberCpuPerS * 1000, 1)} ms per second (${f(proberCpuPerS * 100, 2)} % of a core)`],
-        ["whole process CPU, probing / idle", `${f(processCpuPerS * 1000, 1)} / ${f(idleCpuPerS * 1000, 1)} ms per second`],
+        [
+          "probes/s (expected targets ÷ interval)",
+          `${f(probesPerS)} (${f((DEPLOYMENTS * SAMPLE) / INTERVAL_S)}); passes ${passes} of ${results}`,
+        ],
+        [
+          "prober thread CPU",
+          `${f(proberCpuPerS * 1000, 1)} ms per second (${f(proberCpuPerS * 100, 2)} % of a core)`,
+        ],
+        [
+          "whole process CPU, probing / idle",
+          `${f(processCpuPerS * 1000, 1)} / ${f(idleCpuPerS * 1000, 1)} ms per second`,
+        ],
         ["API requests/s, steady state (deep checks pass)", f(steady, 3)],
         [
           `API requests/s, outage on every Deployment (Events lists; bound ${DEPLOYMENTS * SAMPLE} ÷ ${INTERVAL_S}s)`,

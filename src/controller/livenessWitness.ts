@@ -236,7 +236,11 @@ export class LivenessWitness {
   }
 
   /** The kubelet's liveness failures on one pod: a bounded list by field selector (uid, reason). */
-  private async livenessEvents(namespace: string, uid: string, signal: AbortSignal): Promise<LivenessEvent[]> {
+  private async livenessEvents(
+    namespace: string,
+    uid: string,
+    signal: AbortSignal,
+  ): Promise<LivenessEvent[]> {
     this.eventReads++;
     try {
       const list = await this.o.client.list(

@@ -134,7 +134,10 @@ export function stepWitness(
     if (rest.finding?.outageSince === outage.since) return { state: rest, readEventsOf: [] };
     const { finding: _older, ...withoutFinding } = rest;
     return {
-      state: { ...withoutFinding, held: { outageSince: outage.since, endedAt: now, deepFailing: outage.pods } },
+      state: {
+        ...withoutFinding,
+        held: { outageSince: outage.since, endedAt: now, deepFailing: outage.pods },
+      },
       readEventsOf: [],
     };
   }
@@ -186,7 +189,9 @@ export function deepInPracticeMessage(f: DeepInPractice): string {
     .map(
       (e) =>
         `pod ${e.pod}: ${plural(e.livenessFailures, "liveness failure")}` +
-        (e.firstAt !== undefined && e.lastAt !== undefined ? ` from ${at(e.firstAt)} to ${at(e.lastAt)}` : "") +
+        (e.firstAt !== undefined && e.lastAt !== undefined
+          ? ` from ${at(e.firstAt)} to ${at(e.lastAt)}`
+          : "") +
         `, ${plural(e.restarts, "restart")}`,
     )
     .join("; ");

@@ -54,7 +54,11 @@ describe("the correlated-failure guard holds Enforce releases", () => {
         }
         return true;
       },
-      { what: `pods ${pods.join(", ")} to be ${ready ? "Ready" : "unready"}`, timeoutMs: 45_000, intervalMs: 250 },
+      {
+        what: `pods ${pods.join(", ")} to be ${ready ? "Ready" : "unready"}`,
+        timeoutMs: 45_000,
+        intervalMs: 250,
+      },
     );
   }
 
@@ -123,7 +127,11 @@ describe("the correlated-failure guard holds Enforce releases", () => {
         expect(await livenessThreshold(hg.namespace)).toBe(4);
         return true;
       },
-      { what: "the held decision to be released after the failure clears", timeoutMs: 60_000, intervalMs: 250 },
+      {
+        what: "the held decision to be released after the failure clears",
+        timeoutMs: 60_000,
+        intervalMs: 250,
+      },
     );
   });
 });

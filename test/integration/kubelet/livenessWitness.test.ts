@@ -63,7 +63,10 @@ describe("liveness deep in practice, seen at runtime", () => {
     const coupled = await waitForReadyPods(hg.namespace, "coupled", 3, 90_000);
     await waitForReadyPods(hg.namespace, "decoupled", 3, 90_000);
     for (const name of ["coupled", "decoupled"]) {
-      await waitForDeploymentCondition(hg.namespace, name, "LivenessShallow", { status: "True", reason: "Shallow" });
+      await waitForDeploymentCondition(hg.namespace, name, "LivenessShallow", {
+        status: "True",
+        reason: "Shallow",
+      });
     }
     // and the background check deep-checks two pods of each
     const sampled = await waitFor(
@@ -98,7 +101,10 @@ describe("liveness deep in practice, seen at runtime", () => {
     const found = await waitForDeploymentCondition(hg.namespace, "coupled", "LivenessShallow", want, 90_000);
     const message = deploymentCondition(found, "LivenessShallow")?.message ?? "";
     const sampledCoupled = hg.operator.liveness.sampled(hg.namespace, "coupled");
-    expect(sampledCoupled.some((pod) => message.includes(`pod ${pod}:`)), message).toBe(true);
+    expect(
+      sampledCoupled.some((pod) => message.includes(`pod ${pod}:`)),
+      message,
+    ).toBe(true);
     await waitForPolicyCondition(hg.namespace, "coupled", "LivenessShallow", want, 60_000);
     await waitForEvent(hg.namespace, { type: "Warning", reason: "DeepInPractice", regardingName: "coupled" });
 
@@ -113,7 +119,10 @@ describe("liveness deep in practice, seen at runtime", () => {
     await holdsFor(
       async () => {
         const d = await readDeployment(hg.namespace, "decoupled");
-        expect(deploymentCondition(d, "LivenessShallow")).toMatchObject({ status: "True", reason: "Shallow" });
+        expect(deploymentCondition(d, "LivenessShallow")).toMatchObject({
+          status: "True",
+          reason: "Shallow",
+        });
         for (const pod of await livePods(hg.namespace, "decoupled")) expect(restarts(pod)).toBe(0);
       },
       { forMs: 8_000, intervalMs: 1_000, what: "decoupled to stay Shallow without restarts" },

@@ -151,7 +151,9 @@ describe("stepWitness", () => {
     });
     const message = deepInPracticeMessage(state.finding!);
     expect(message).toContain("outage from 2026-01-01T00:00:10Z");
-    expect(message).toContain("pod a: 6 liveness failures from 2026-01-01T00:00:12Z to 2026-01-01T00:00:30Z, 2 restarts");
+    expect(message).toContain(
+      "pod a: 6 liveness failures from 2026-01-01T00:00:12Z to 2026-01-01T00:00:30Z, 2 restarts",
+    );
     expect(message).toContain("stable pods a, b");
   });
 
@@ -180,13 +182,15 @@ describe("stepWitness", () => {
 
 describe("isLivenessFailure", () => {
   it("reads the kubelet's Unhealthy Events for liveness only", () => {
-    expect(isLivenessFailure("Unhealthy", "Liveness probe failed: HTTP probe failed with statuscode: 503")).toBe(
-      true,
-    );
-    expect(isLivenessFailure("Unhealthy", "Readiness probe failed: HTTP probe failed with statuscode: 503")).toBe(
+    expect(
+      isLivenessFailure("Unhealthy", "Liveness probe failed: HTTP probe failed with statuscode: 503"),
+    ).toBe(true);
+    expect(
+      isLivenessFailure("Unhealthy", "Readiness probe failed: HTTP probe failed with statuscode: 503"),
+    ).toBe(false);
+    expect(isLivenessFailure("Killing", "Container web failed liveness probe, will be restarted")).toBe(
       false,
     );
-    expect(isLivenessFailure("Killing", "Container web failed liveness probe, will be restarted")).toBe(false);
   });
 });
 
