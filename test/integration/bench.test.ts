@@ -64,6 +64,25 @@ it(
 );
 
 it(
+  "bench/background.ts prints the background deep check's probes/s, prober CPU and API requests/s",
+  { timeout: 120_000 },
+  async () => {
+    const run = await runBench("background.ts", ["--quick"]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(
+      new RegExp(`probes/s \\(expected targets ÷ interval\\)\\s+${figure} \\(${figure}\\)`),
+    );
+    expect(run.stdout).toMatch(new RegExp(`prober thread CPU\\s+${figure} ms per second`));
+    expect(run.stdout).toMatch(
+      new RegExp(`API requests/s, steady state \\(deep checks pass\\)\\s+${figure}$`, "m"),
+    );
+    expect(run.stdout).toMatch(
+      new RegExp(`API requests/s, outage on every Deployment .*\\s+${figure}$`, "m"),
+    );
+  },
+);
+
+it(
   "bench/prober.ts prints start lateness, false failures, hostile bounds, probes/s beside a bare GET, and RSS",
   { timeout: 120_000 },
   async () => {
