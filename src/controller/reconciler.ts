@@ -346,6 +346,7 @@ export class HealthgateReconciler implements Reconciler {
       await this.panic.reconcile(undefined, deployment, [], signal);
       await this.deleteRecord(namespace, name, signal);
       this.pacer.forget(`${namespace}/${name}`);
+      this.heldReleases.delete(`${namespace}/${name}`);
       this.o.rollout?.forget(namespace, name);
       this.o.guard?.forget({ namespace, name });
       this.o.liveness?.forget(namespace, name);
