@@ -413,7 +413,8 @@ const deepCheckSpec = withRules(
         "Opt-in (off when absent): a low-rate background deep check of a sample of stable pods, outside " +
           "rollouts. When it fails on two or more sampled pods together (a dependency is down), healthgate reads " +
           "whether those pods' liveness kept passing (the kubelet's 'Liveness probe failed' Events, container " +
-          "restarts): liveness failing with it is reported as LivenessShallow=False, reason DeepInPractice.",
+          "restarts): liveness failing with it and restarting them is reported as LivenessShallow=False, reason " +
+          "DeepInPractice.",
       ),
   }),
   {

@@ -3,8 +3,8 @@
 // stable pods in the background (spec.rollout.deepCheck.background); when the deep check fails
 // on two or more of them together (a dependency is down), it reads whether those pods' liveness
 // kept passing: the kubelet's "Liveness probe failed" Events and their containers' restarts.
-// Liveness failing together with the deep check is evidence that liveness is deep in practice,
-// whatever its path says. Pure: the controller passes what it saw and the time.
+// Liveness failing together with the deep check, and restarting the pods, is evidence that
+// liveness is deep in practice, whatever its path says. Pure: the controller passes what it saw and the time.
 
 /** A "Liveness probe failed" Event the kubelet recorded on a pod (reason Unhealthy). */
 export interface LivenessEvent {
@@ -109,7 +109,8 @@ export function podEvidence(p: SampledPod, since: number, config: WitnessConfig)
 /**
  * One look: an outage starts when two or more sampled pods' deep checks fail, lasts while they
  * do, and ends when fewer do. During it, a pod whose liveness failed too (a "Liveness probe
- * failed" Event since the outage began) makes the finding, with every failing pod's restarts.
+ * failed" Event since the outage began) and whose container restarted since its last passing
+ * deep check makes the finding.
  * The finding stays after the outage (it is about the probe, not the moment) until a later
  * outage ends with liveness holding, or the pods run another revision.
  */
@@ -144,7 +145,10 @@ export function stepWitness(
   const since = kept.outage?.since ?? Math.min(...down.map((p) => p.failingSince!));
   const names = [...new Set([...(kept.outage?.pods ?? []), ...down.map((p) => p.name)])].sort();
   const evidence = down.map((p) => podEvidence(p, since, config));
-  const failed = evidence.filter((e) => e.livenessFailures > 0);
+  // Liveness acted: it failed during the outage and the kubelet restarted the container. A lone
+  // failed probe (a timeout on a busy node) restarts nothing; a restart without a liveness
+  // failure is a crash.
+  const failed = evidence.filter((e) => e.livenessFailures > 0 && e.restarts > 0);
   const previous = kept.finding?.outageSince === since ? kept.finding : undefined;
   const finding: DeepInPractice | undefined =
     failed.length > 0

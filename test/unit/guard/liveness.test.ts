@@ -81,6 +81,15 @@ describe("stepWitness", () => {
       want: { outage: true, finding: false },
     },
     {
+      what: "a liveness failure without a restart is not evidence (a lone timeout restarts nothing)",
+      pods: [
+        failing("a", s(0), { livenessEvents: [{ at: s(12), firstAt: s(12), count: 1 }] }),
+        failing("b", s(0)),
+      ],
+      now: s(30),
+      want: { outage: true, finding: false },
+    },
+    {
       what: "restarts without a liveness Event are not evidence (a crash is not liveness)",
       pods: [failing("a", s(0), { restarts: 3 }), failing("b", s(0), { restarts: 1 })],
       now: s(30),
@@ -160,7 +169,10 @@ describe("stepWitness", () => {
   it("the outage keeps its start while it lasts; evidence seen earlier in it stays", () => {
     const first = stepWitness(
       {},
-      [failing("a", s(0), { livenessEvents: [{ at: s(8), firstAt: s(8), count: 1 }] }), failing("b", s(2))],
+      [
+        failing("a", s(0), { restarts: 1, livenessEvents: [{ at: s(8), firstAt: s(8), count: 3 }] }),
+        failing("b", s(2)),
+      ],
       s(20),
       config,
     ).state;
