@@ -26,6 +26,13 @@ import type { DeepCheckResult, ProbeTarget } from "../prober/types.ts";
 const KEY_SUFFIX = "/background";
 /** Events read per pod at most (one page). */
 const EVENTS_LIMIT = 50;
+/**
+ * Events lists per second at most, over every Deployment (a token bucket of EVENT_READ_BURST): an
+ * outage of a dependency many Deployments share would otherwise list every failing sampled pod's
+ * Events at once. A read over the budget waits for a later look.
+ */
+export const EVENT_READS_PER_SECOND = 5;
+export const EVENT_READ_BURST = 20;
 
 interface Sample {
   uid: string;
@@ -52,6 +59,8 @@ export interface LivenessWitnessOptions {
   logger: Logger;
   prober: () => ProberHandle | undefined;
   enqueue: (namespace: string, name: string) => void;
+  /** Default EVENT_READS_PER_SECOND and EVENT_READ_BURST. */
+  eventReads?: { perSecond: number; burst: number };
 }
 
 const restartsOf = (pod: Pod) =>
@@ -89,9 +98,25 @@ export class LivenessWitness {
   private readonly owners = new Map<string, string>();
   /** Event lists made (for the bench and tests). */
   eventReads = 0;
+  private readonly budget: { perSecond: number; burst: number; tokens: number; at: number };
 
   constructor(options: LivenessWitnessOptions) {
     this.o = options;
+    const { perSecond, burst } = options.eventReads ?? {
+      perSecond: EVENT_READS_PER_SECOND,
+      burst: EVENT_READ_BURST,
+    };
+    this.budget = { perSecond, burst, tokens: burst, at: options.clock.now() };
+  }
+
+  /** Takes one Events read from the budget, if there is one left now. */
+  private takeRead(now: number): boolean {
+    const b = this.budget;
+    b.tokens = Math.min(b.burst, b.tokens + ((now - b.at) / 1000) * b.perSecond);
+    b.at = now;
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
   }
 
   /** Prober results of background targets: count failures; a pod crossing the threshold either way requeues. */
@@ -221,6 +246,7 @@ export class LivenessWitness {
     for (const uid of first.readEventsOf) {
       const sample = watched.samples.get(uid);
       if (!sample || (sample.eventsReadAt !== undefined && now - sample.eventsReadAt < intervalMs)) continue;
+      if (!this.takeRead(now)) continue;
       sample.eventsReadAt = now;
       sample.events = await this.livenessEvents(namespace, uid, signal);
     }
@@ -232,6 +258,8 @@ export class LivenessWitness {
       );
     }
     watched.state = state;
+    // A read the budget deferred is tried at the next look, one interval on (or sooner, when
+    // the pods change): the budget refills perSecond × interval reads by then.
     return state.outage ? intervalMs : undefined;
   }
 
