@@ -122,10 +122,8 @@ describe("liveness deep in practice, seen at runtime", () => {
     await holdsFor(
       async () => {
         const d = await readDeployment(hg.namespace, "decoupled");
-        expect(deploymentCondition(d, "LivenessShallow")).toMatchObject({
-          status: "True",
-          reason: "Shallow",
-        });
+        const c = deploymentCondition(d, "LivenessShallow");
+        expect(c, c?.message).toMatchObject({ status: "True", reason: "Shallow" });
         for (const pod of await livePods(hg.namespace, "decoupled")) expect(restarts(pod)).toBe(0);
       },
       { forMs: 8_000, intervalMs: 1_000, what: "decoupled to stay Shallow without restarts" },
