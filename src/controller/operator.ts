@@ -147,6 +147,7 @@ export class Operator {
       prober: () => this.prober,
       enqueue: (namespace, name) => this.loop.enqueue(deploymentKey(namespace, name)),
       identity: this.identity,
+      enforcing: (policy) => policy.spec.mode === "Enforce" && this.enforceAvailable,
     });
     // The guard's readiness history is fed by the pod cache's events, leader or not.
     const guard = new GuardTracker({

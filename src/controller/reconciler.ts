@@ -76,7 +76,7 @@ import {
 } from "./world.ts";
 import type { Action, Reconciler } from "./reconcileLoop.ts";
 import type { RolloutGating } from "./rollout.ts";
-import { rolloutView, type RolloutOutcome } from "../policy/rollout/gating.ts";
+import { rollbackHolds, rolloutView, type RolloutOutcome } from "../policy/rollout/gating.ts";
 import { ReleaseIndex, indexNameOf } from "./releaseIndex.ts";
 import { ReleasePacer, type PacerVerdict } from "./pacing.ts";
 import { DEFAULT_PACING, type PacingSettings } from "../policy/pacing.ts";
@@ -135,7 +135,7 @@ export interface TermClient {
     ref: ResourceRef,
     target: Target,
     operations: Parameters<KubeClient["jsonPatch"]>[2],
-    options: { fieldManager?: string; signal: AbortSignal },
+    options: { fieldManager?: string; signal: AbortSignal; dryRun?: boolean },
   ): Promise<T>;
   list(
     ref: ResourceRef,
@@ -369,7 +369,7 @@ export class HealthgateReconciler implements Reconciler {
     const refused =
       (await this.applyOwnedObjects(deployment, decision.ownedObjects, signal)) ?? release.refused;
     const record = this.o.world.targets.get(`${namespace}/${name}`);
-    const gating = this.o.rollout?.decide(policy, snapshot, record);
+    const gating = await this.o.rollout?.decide(policy, snapshot, record, signal);
     const decided = withRollout(
       this.withRefusal(
         key,
@@ -455,17 +455,30 @@ export class HealthgateReconciler implements Reconciler {
     const record = this.o.world.targets.get(`${namespace}/${name}`);
     const enforce = this.enforcing(policy) && decision.ownedSpec !== undefined;
     const wanted = enforce && decision.ownedSpec ? decisionOf(decision.ownedSpec) : undefined;
+    // onFailure Rollback: while the rollback holds, admission applies the decision the stable
+    // revision carries (the record keeps it), not a newer one, until a human asks (docs/rollouts.md).
+    // It is neither held nor paced: it waits for no slot and holds none.
+    const rollout = this.o.rollout?.stateOf(namespace, name, record);
+    const pinned =
+      wanted && policy.spec.rollout?.onFailure === "Rollback" && rollbackHolds(rollout)
+        ? record?.status?.stable
+        : undefined;
+    // Until the restore is written, no release write: admission would put the stable decision into
+    // the failed template (one more ReplicaSet). The restore's own write runs admission.
+    const restoring = pinned !== undefined && rollout?.rollback?.phase === "Pending";
     // A correlated failure holds a new decision (releasing it rolls the Deployment): the one
     // released before stays, the record says what waits and why, and it takes no rollout slot.
-    const held = releaseHold(capacityHold, record?.status?.released, wanted);
+    const held = pinned ? undefined : releaseHold(capacityHold, record?.status?.released, wanted);
     // Pacing: a new decision that would roll the Deployment waits for a rollout slot; meanwhile
     // the record keeps releasing the previous one (or none), so no write of the Deployment,
     // healthgate's or anyone's, carries the new one before its turn.
     const paced =
-      wanted && !held ? this.paceRelease(`${namespace}/${name}`, wanted, deployment, record, now) : undefined;
-    // Out of Enforce (or nothing to decide): it neither waits nor rolls for healthgate.
-    if (!wanted) this.pacer.forget(`${namespace}/${name}`);
-    const released = held ? record?.status?.released : paced?.released;
+      wanted && !held && !pinned
+        ? this.paceRelease(`${namespace}/${name}`, wanted, deployment, record, now)
+        : undefined;
+    // Out of Enforce (or nothing to decide), or rolled back: it neither waits nor rolls for healthgate.
+    if (!wanted || pinned) this.pacer.forget(`${namespace}/${name}`);
+    const released = pinned ?? (held ? record?.status?.released : paced?.released);
     const refusal = refusalKey(deploymentKey(namespace, name), ConditionType.ProbesCompliant);
     // What is being written, for the condition that says so when the API server refuses it.
     let writing = `HealthTarget ${namespace}/${name}`;
@@ -524,7 +537,7 @@ export class HealthgateReconciler implements Reconciler {
       const retry =
         released && current ? this.retryRelease(namespace, name, deployment, released) : undefined;
       let wrote = false;
-      if (released && (!current || retry !== undefined)) {
+      if (released && !restoring && (!current || retry !== undefined)) {
         wrote = true;
         writing = `the label ${RELEASED_LABEL} of Deployment ${namespace}/${name}`;
         await this.o.client.applyObject(

@@ -16,10 +16,30 @@ import {
   podStanding,
   type PodAssessment,
 } from "../policy/rollout/deepCheck.ts";
-import { decideRollout, type RolloutOutcome } from "../policy/rollout/gating.ts";
+import {
+  decideRollout,
+  needsTemplateWriter,
+  type RollbackIntent,
+  type RolloutOutcome,
+} from "../policy/rollout/gating.ts";
+import {
+  differences,
+  disownTemplateOps,
+  healthgateTemplateOwners,
+  restoredTemplate,
+  templateWriter,
+  type ManagedFieldsEntry,
+} from "../policy/rollout/rollback.ts";
+import type { Deployment, ReplicaSet } from "../api/k8s.ts";
 import { applyCommand, ROLLOUT_COMMAND_ANNOTATION, type CommandOutcome } from "../policy/rollout/commands.ts";
 import { eventFor } from "../kube/events.ts";
-import { fullyAvailable, gatePod, newestRevision, servingFloor } from "../policy/rollout/revisions.ts";
+import {
+  fullyAvailable,
+  gatePod,
+  newestRevision,
+  POD_TEMPLATE_HASH,
+  servingFloor,
+} from "../policy/rollout/revisions.ts";
 import type { ProberHandle } from "../prober/handle.ts";
 import { deepCheckTarget } from "../prober/targets.ts";
 import type { DeepCheckResult, ProbeTarget } from "../prober/types.ts";
@@ -28,6 +48,10 @@ import { capacityShrinkHold } from "../policy/guard/hold.ts";
 
 /** The field manager of status.rollout on the record (that field only). */
 export const ROLLOUT_FIELD_MANAGER = "healthgate-rollout";
+/** The field manager of onFailure Rollback's restore of the template (disowned right after). */
+export const ROLLBACK_FIELD_MANAGER = "healthgate-rollback";
+/** Restores whose dry run admission changed, before healthgate says it cannot roll back (the index may lag). */
+const MAX_ROLLBACK_ATTEMPTS = 8;
 
 export interface RolloutGatingOptions {
   client: KubeClient;
@@ -38,6 +62,8 @@ export interface RolloutGatingOptions {
   enqueue: (namespace: string, name: string) => void;
   /** Who records the Events of rollout commands (reportingInstance). */
   identity?: string;
+  /** Whether the policy's Enforce can act (onFailure Rollback restores templates only then). */
+  enforcing?: (policy: HealthPolicy) => boolean;
 }
 
 interface Checked {
@@ -59,6 +85,8 @@ export class RolloutGating {
   private readonly gatesWritten = new Map<string, Map<string, "True" | "False">>();
   /** Deployment key → the rollout command decide() consumed, for act() to record and remove. */
   private readonly commands = new Map<string, { value: string; outcome: CommandOutcome }>();
+  /** Deployment key → restores tried for a rollback, and why the last one could not be made. */
+  private readonly restores = new Map<string, { failed: string; attempts: number; blocked?: string }>();
 
   constructor(options: RolloutGatingOptions) {
     this.o = options;
@@ -90,8 +118,13 @@ export class RolloutGating {
     return this.states.has(key) ? this.states.get(key) : record?.status?.rollout;
   }
 
-  /** The pure decision for one governed Deployment. */
-  decide(policy: HealthPolicy, snapshot: TargetSnapshot, record: CachedTarget | undefined): RolloutOutcome {
+  /** The pure decision for one governed Deployment (after the look-ups it needs). */
+  async decide(
+    policy: HealthPolicy,
+    snapshot: TargetSnapshot,
+    record: CachedTarget | undefined,
+    signal: AbortSignal,
+  ): Promise<RolloutOutcome> {
     const { deployment } = snapshot;
     const ns = deployment.metadata.namespace ?? "";
     const kept = this.stateOf(ns, deployment.metadata.name, record);
@@ -106,6 +139,13 @@ export class RolloutGating {
     const previous = command ? command.state : kept;
     const revision = newestRevision(deployment, snapshot.replicaSets);
     const hold = capacityShrinkHold(snapshot);
+    // After a rollback, the failed revision newest again: who wrote it (the cache keeps no managedFields).
+    const writer = needsTemplateWriter(previous, revision)
+      ? await this.templateWriterOf(deployment, signal)
+      : undefined;
+    const restore = this.restores.get(key);
+    const blocked =
+      restore && previous?.rollback?.failedRevision === restore.failed ? restore.blocked : undefined;
     return decideRollout({
       deployment: {
         name: deployment.metadata.name,
@@ -129,7 +169,156 @@ export class RolloutGating {
       now: snapshot.now.getTime(),
       ...(hold ? { hold } : {}),
       ...(command?.abort ? { abortRequested: command.abort } : {}),
+      enforcing: this.o.enforcing?.(policy) ?? false,
+      ...(writer ? { templateWriter: writer } : {}),
+      ...(blocked ? { rollbackBlocked: blocked } : {}),
     });
+  }
+
+  /** The live Deployment's managedFields (a list by name: the list grant covers it): its template's last writer. */
+  private async templateWriterOf(deployment: Deployment, signal: AbortSignal): Promise<string | undefined> {
+    const found = await this.o.client.list(
+      resources.deployments,
+      deployment.metadata.namespace ?? "",
+      { fieldSelector: `metadata.name=${deployment.metadata.name}` },
+      signal,
+    );
+    const live = found.items[0] as KubeObject | undefined;
+    return templateWriter((live?.metadata.managedFields ?? []) as ManagedFieldsEntry[]);
+  }
+
+  /**
+   * onFailure Rollback: the stable ReplicaSet's template, minus its pod-template-hash label, written
+   * into the Deployment by a JSON patch (as `kubectl rollout undo` does), conditional on the
+   * generation healthgate saw. A dry run first: if admission would change the restored template
+   * (a decision other than the stable revision's), the Deployment controller would make a new
+   * ReplicaSet — healthgate retries while the index catches up, then says it cannot. Afterwards no
+   * healthgate field manager owns a template field: its managedFields entries are rewritten.
+   */
+  private async restore(
+    deployment: Deployment,
+    replicaSets: readonly ReplicaSet[],
+    intent: RollbackIntent,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const ns = deployment.metadata.namespace ?? "";
+    const name = deployment.metadata.name;
+    const key = `${ns}/${name}`;
+    const tries = this.restores.get(key);
+    const restore =
+      tries?.failed === intent.failedRevision ? tries : { failed: intent.failedRevision, attempts: 0 };
+    this.restores.set(key, restore);
+    if (restore.blocked) return;
+    const block = (why: string) => {
+      restore.blocked = why;
+      this.o.logger.warn({ namespace: ns, name, kind: "Deployment", reason: "RollbackBlocked" }, why);
+      this.o.enqueue(ns, name);
+    };
+    const rs = replicaSets.find((r) => r.metadata.labels?.[POD_TEMPLATE_HASH] === intent.toRevision);
+    if (!rs)
+      return block(`the ReplicaSet of revision ${intent.toRevision} is gone (spec.revisionHistoryLimit)`);
+    // A list by name: the list grant the informer needs covers it (the cache keeps no templates).
+    const found = await this.o.client.list(
+      resources.replicaSets,
+      ns,
+      { fieldSelector: `metadata.name=${rs.metadata.name}` },
+      signal,
+    );
+    const live = found.items[0] as
+      (KubeObject & { spec?: { template?: Deployment["spec"]["template"] } }) | undefined;
+    if (!live?.spec?.template) return block(`ReplicaSet ${rs.metadata.name} is gone`);
+    const template = restoredTemplate(live.spec.template);
+    const target = { namespace: ns, name };
+    const operations = [
+      { op: "test" as const, path: "/metadata/generation", value: deployment.metadata.generation ?? 0 },
+      { op: "replace" as const, path: "/spec/template", value: template },
+    ];
+    const options = { fieldManager: ROLLBACK_FIELD_MANAGER, signal };
+    let dry: Deployment;
+    try {
+      dry = await this.o.client.jsonPatch<Deployment & KubeObject>(
+        resources.deployments,
+        target,
+        operations,
+        {
+          ...options,
+          dryRun: true,
+        },
+      );
+    } catch (err) {
+      // 422: the Deployment moved on since the cache saw it; the next reconcile decides again.
+      if (statusCodeOf(err) === 422 || statusCodeOf(err) === 409) return this.o.enqueue(ns, name);
+      throw err;
+    }
+    const changed = differences(template, dry.spec.template);
+    if (changed.length > 0) {
+      restore.attempts++;
+      if (restore.attempts >= MAX_ROLLBACK_ATTEMPTS)
+        return block(
+          `admission would change the restored template (${changed.slice(0, 4).join(", ")}), so the Deployment ` +
+            `controller would create a new ReplicaSet (does the record keep the stable revision's decision?)`,
+        );
+      this.o.logger.info(
+        { namespace: ns, name, kind: "Deployment", changed: changed.slice(0, 4), attempt: restore.attempts },
+        "rollback: admission still changes the restored template; retrying",
+      );
+      return;
+    }
+    let written: KubeObject;
+    try {
+      written = await this.o.client.jsonPatch(resources.deployments, target, operations, options);
+    } catch (err) {
+      if (statusCodeOf(err) === 422 || statusCodeOf(err) === 409) return this.o.enqueue(ns, name);
+      throw err;
+    }
+    this.o.logger.info(
+      { namespace: ns, name, kind: "Deployment", from: intent.failedRevision, to: intent.toRevision },
+      "rolled back: restored the stable revision's template",
+    );
+    await this.disownTemplate(
+      ns,
+      name,
+      (written.metadata.managedFields ?? []) as ManagedFieldsEntry[],
+      signal,
+    );
+    this.restores.delete(key);
+  }
+
+  /** Leaves no healthgate field manager owning a template field (a co-owned container breaks a GitOps rename). */
+  private async disownTemplate(
+    namespace: string,
+    name: string,
+    entries: readonly ManagedFieldsEntry[],
+    signal: AbortSignal,
+  ): Promise<void> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const ops = disownTemplateOps(entries);
+      if (ops.length === 0) return;
+      try {
+        const after = await this.o.client.jsonPatch(resources.deployments, { namespace, name }, ops, {
+          fieldManager: ROLLBACK_FIELD_MANAGER,
+          signal,
+        });
+        const owners = healthgateTemplateOwners((after.metadata.managedFields ?? []) as ManagedFieldsEntry[]);
+        if (owners.length === 0) return;
+        entries = (after.metadata.managedFields ?? []) as ManagedFieldsEntry[];
+      } catch (err) {
+        // 422: the entries moved on (a test failed): read them again.
+        if (statusCodeOf(err) !== 422) throw err;
+        const found = await this.o.client.list(
+          resources.deployments,
+          namespace,
+          { fieldSelector: `metadata.name=${name}` },
+          signal,
+        );
+        entries = ((found.items[0] as KubeObject | undefined)?.metadata.managedFields ??
+          []) as ManagedFieldsEntry[];
+      }
+    }
+    this.o.logger.warn(
+      { namespace, name, kind: "Deployment" },
+      "rollback: a healthgate field manager still owns template fields",
+    );
   }
 
   /** The outcome's writes: gates (transitions only), the record's status.rollout, the prober's targets. */
@@ -173,6 +362,7 @@ export class RolloutGating {
       );
     }
     this.states.set(key, outcome.state);
+    if (outcome.rollback) await this.restore(deployment, snapshot.replicaSets, outcome.rollback, signal);
     const live = record?.status?.rollout;
     if (record && !sameJson(live ?? null, outcome.state ?? null)) {
       await this.o.client.applyObject(
@@ -238,6 +428,7 @@ export class RolloutGating {
     const key = `${namespace}/${name}`;
     this.states.delete(key);
     this.gatesWritten.delete(key);
+    this.restores.delete(key);
     this.probe(undefined, key, [], { new: [], stable: [] });
   }
 

@@ -344,13 +344,13 @@ export class KubeClient {
     ref: ResourceRef,
     target: PathOptions & { name: string },
     operations: readonly { op: "test" | "remove" | "add" | "replace"; path: string; value?: unknown }[],
-    options: { fieldManager?: string; signal?: AbortSignal } = {},
+    options: { fieldManager?: string; signal?: AbortSignal; dryRun?: boolean } = {},
   ): Promise<T> {
     return this.json<T>({
       verb: "patch",
       ref,
       path: target,
-      query: { fieldManager: options.fieldManager },
+      query: { fieldManager: options.fieldManager, dryRun: options.dryRun ? "All" : undefined },
       method: HttpMethod.PATCH,
       body: operations,
       contentType: PatchStrategy.JsonPatch,

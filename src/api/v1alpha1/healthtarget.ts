@@ -92,6 +92,32 @@ const rolloutControl = {
 };
 
 /**
+ * status.rollout.rollback: onFailure Rollback in Enforce (docs/rollouts.md, "Rollback"). Kept while
+ * the Deployment runs the stable revision again: until a human asks (a retry command, or a new
+ * revision of their own), healthgate neither releases the failed template nor a newer decision.
+ */
+export const rollbackState = z.object({
+  phase: z
+    .enum(["Pending", "RolledBack", "Overridden", "Blocked"])
+    .describe(
+      "Pending: the stable revision's template is to be restored. RolledBack: it was (the Deployment runs the " +
+        "stable revision). Overridden: another field manager wrote the failed template back; healthgate does not " +
+        "fight it. Blocked: the restore could not be made without a new ReplicaSet (message says why).",
+    ),
+  failedRevision: revisionHash("pod-template-hash of the aborted revision."),
+  toRevision: revisionHash("pod-template-hash of the stable revision whose template is restored."),
+  abortReason: z.string().max(64).optional().describe("The reason the revision was aborted with."),
+  at: z.string().meta({ format: "date-time" }).optional().describe("When the restore was seen done."),
+  manager: z
+    .string()
+    .max(256)
+    .optional()
+    .describe("Overridden: the field manager that wrote the failed template back (from managedFields)."),
+  message: z.string().max(1024).optional().describe("Blocked: why."),
+});
+export type RollbackState = z.infer<typeof rollbackState>;
+
+/**
  * status.rollout: the rollout gating state (DESIGN.md, "Rollout gating"), written under its own
  * field manager (healthgate-rollout) in Audit and Enforce alike, so a restarted or newly elected
  * operator resumes where the last one stopped.
@@ -149,6 +175,11 @@ export const rolloutState = z.object({
     .optional()
     .describe("CamelCase reason of the healthgate.io/RolloutHealthy condition."),
   message: z.string().max(2048).optional().describe("Message of the healthgate.io/RolloutHealthy condition."),
+  rollback: rollbackState
+    .optional()
+    .describe(
+      "onFailure Rollback (Enforce only): the restore of the stable revision's template after an abort.",
+    ),
   ...rolloutControl,
 });
 export type RolloutState = z.infer<typeof rolloutState>;

@@ -130,8 +130,41 @@ export function applyCommand(
         failures: _failures,
         bakeStartedAt: _bake,
         promotedStep: _promoted,
+        rollback,
         ...rest
       } = state;
+      if (rollback?.phase === "RolledBack") {
+        // The Deployment runs the stable revision again: retry ends the rollback's hold on releases.
+        const message =
+          `the rollback of revision ${current} to stable revision ${rollback.toRevision} is over: healthgate ` +
+          `releases again (a newer Enforce decision makes a new revision, gated afresh); to roll revision ` +
+          `${current}'s template out again, apply it again`;
+        const {
+          step: _step,
+          weight: _weight,
+          budget: _budget,
+          admitted: _admitted,
+          startedAt: _started,
+          retriedAt: _retried,
+          ...kept
+        } = rest;
+        return {
+          state: {
+            ...kept,
+            phase: "Completed",
+            revision: rollback.toRevision,
+            stableRevision: rollback.toRevision,
+            reason: CommandReason.Retried,
+            message: `revision ${current}: ${message}`,
+            lastCommand: { value: value.slice(0, 128), result: "Applied", at, message },
+          },
+          event: {
+            type: "Normal",
+            reason: CommandReason.Retried,
+            message: `revision ${current}: ${message}`,
+          },
+        };
+      }
       const message =
         `the rollout of revision ${current} starts again at step 1: its new pods are deep-checked afresh ` +
         `(newPodDeadline counts from now); the pods the abort kept Ready stay admitted`;

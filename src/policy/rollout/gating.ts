@@ -16,7 +16,7 @@
 //   7. the step budget: admit passing pods while admitted < ceil(weight × replicas); bake from the
 //      moment the budget is filled; then the next step; after the last, the revision is stable.
 // An abort closes admitted gates only while Ready pods stay at or above F.
-import type { RolloutState } from "../../api/v1alpha1/healthtarget.ts";
+import type { RollbackState, RolloutState } from "../../api/v1alpha1/healthtarget.ts";
 import {
   ConditionType,
   durationSeconds,
@@ -55,6 +55,21 @@ export interface RolloutInput {
   hold?: CapacityHold;
   /** A human's abort (healthgate.io/rollout-command): the message it aborts with. */
   abortRequested?: string;
+  /** The policy's Enforce can act (mode Enforce, served): only then does onFailure Rollback restore a template. */
+  enforcing?: boolean;
+  /**
+   * The field manager that last wrote the Deployment's template (from managedFields), when another
+   * one wrote the failed template back after a rollback (see needsTemplateWriter).
+   */
+  templateWriter?: string;
+  /** Why the controller could not restore the stable template without a new ReplicaSet (it stops trying). */
+  rollbackBlocked?: string;
+}
+
+/** The controller's restore of a stable template (onFailure Rollback). */
+export interface RollbackIntent {
+  failedRevision: string;
+  toRevision: string;
 }
 
 export interface GateDecision {
@@ -76,6 +91,8 @@ export interface RolloutOutcome {
   requeueAfterSeconds?: number;
   /** Pods to deep-check now: new pods, and the sample of stable ones. */
   probe: { new: string[]; stable: string[] };
+  /** onFailure Rollback: restore `toRevision`'s template (as kubectl rollout undo does). */
+  rollback?: RollbackIntent;
 }
 
 export const RolloutReason = {
@@ -94,6 +111,9 @@ export const RolloutReason = {
   NewPodDeadlineExceeded: "NewPodDeadlineExceeded",
   CorrelatedFailure: "CorrelatedFailure",
   AbortRequested: "AbortRequested",
+  RolledBack: "RolledBack",
+  RollbackOverridden: "RollbackOverridden",
+  RollbackBlocked: "RollbackBlocked",
   /** Gate reasons. */
   Admitted: "Admitted",
   NotGated: "NotGated",
@@ -159,7 +179,7 @@ export function rolloutView(state: RolloutState | undefined) {
 function finish(
   state: RolloutState,
   gates: GateDecision[],
-  extra: Partial<Pick<RolloutOutcome, "events" | "requeueAfterSeconds" | "probe">> = {},
+  extra: Partial<Pick<RolloutOutcome, "events" | "requeueAfterSeconds" | "probe" | "rollback">> = {},
 ): RolloutOutcome {
   const condition = conditionOf(state);
   return {
@@ -170,7 +190,129 @@ function finish(
     events: extra.events ?? [],
     probe: extra.probe ?? { new: [], stable: [] },
     ...(extra.requeueAfterSeconds !== undefined ? { requeueAfterSeconds: extra.requeueAfterSeconds } : {}),
+    ...(extra.rollback ? { rollback: extra.rollback } : {}),
   };
+}
+
+/**
+ * Whether the controller should look up who wrote the template (RolloutInput.templateWriter):
+ * after a rollback, the Deployment's newest revision is the failed one again.
+ */
+export function needsTemplateWriter(previous: RolloutState | undefined, newestRevision: string | undefined) {
+  const rb = previous?.rollback;
+  return (
+    rb !== undefined &&
+    (rb.phase === "RolledBack" || rb.phase === "Overridden") &&
+    newestRevision === rb.failedRevision
+  );
+}
+
+/** A rollback is kept while the Deployment runs its failed or its stable revision, until a human asks. */
+export function rollbackHolds(state: RolloutState | undefined): boolean {
+  return state?.rollback !== undefined && state.rollback.phase !== "Blocked";
+}
+
+/**
+ * onFailure Rollback after the abort: restore the stable template (Pending), see it restored
+ * (RolledBack: the Deployment runs the stable revision again), or see another field manager write
+ * the failed template back (Overridden: reported, never fought). Undefined: the Deployment moved
+ * to a revision of its own (a human's new revision): the rollback is over.
+ */
+function rolledBack(
+  input: RolloutInput,
+  previous: RolloutState,
+  rb: RollbackState,
+  revision: string,
+  live: readonly GatePod[],
+  base: Pick<RolloutState, "observedGeneration" | "floor">,
+): RolloutOutcome | undefined {
+  const { now, deployment: d } = input;
+  const n = d.replicas;
+  if (revision !== rb.failedRevision && revision !== rb.toRevision) return undefined;
+  const stablePods = live.filter((p) => p.revision === rb.toRevision);
+  const gates = openAll(
+    stablePods,
+    RolloutReason.StableRevision,
+    `pod of the stable revision ${rb.toRevision}`,
+  );
+  const abortReason = rb.abortReason ?? "Aborted";
+  const state = (next: RollbackState, reason: string, message: string): RolloutState => ({
+    ...previous,
+    ...base,
+    phase: "Aborted",
+    rollback: next,
+    reason,
+    message: message.slice(0, 2048),
+  });
+  const retry = `healthgate rollout retry ${d.name}`;
+  const intent = { failedRevision: rb.failedRevision, toRevision: rb.toRevision };
+
+  if (rb.phase === "Blocked") {
+    return finish(previous, gates);
+  }
+  if (revision === rb.failedRevision) {
+    if (rb.phase === "Pending") {
+      if (input.rollbackBlocked) {
+        const message =
+          `revision ${rb.failedRevision} aborted (${abortReason}); onFailure is Rollback but the stable revision ` +
+          `${rb.toRevision} cannot be restored without a new ReplicaSet: ${input.rollbackBlocked}. Acting as Hold: ` +
+          `roll back by hand (kubectl rollout undo deployment/${d.name}), fix the revision, or ${retry}`;
+        const next = state(
+          { ...rb, phase: "Blocked", message: input.rollbackBlocked.slice(0, 1024) },
+          RolloutReason.RollbackBlocked,
+          message,
+        );
+        return finish(next, gates, {
+          events: [
+            { regarding: "Deployment", type: "Warning", reason: RolloutReason.RollbackBlocked, message },
+          ],
+        });
+      }
+      // Still to restore (the controller writes it; the next look sees the stable revision newest).
+      return finish({ ...previous, ...base }, gates, { rollback: intent, requeueAfterSeconds: 1 });
+    }
+    // Rolled back, and now the failed template is back: someone else wrote it. Report, never fight.
+    const who = input.templateWriter ?? rb.manager;
+    const named = who ? `field manager ${who}` : "another field manager";
+    const message =
+      `${named} wrote the template of aborted revision ${rb.failedRevision} back after healthgate rolled Deployment ` +
+      `${d.name} back to stable revision ${rb.toRevision}: healthgate does not fight it and restores nothing more. ` +
+      `The revision stays aborted (its new pods are not admitted). Fix the revision at its source (a GitOps tool ` +
+      `self-heals to what Git says), or ${retry} to re-run its checks`;
+    const next = state(
+      { ...rb, phase: "Overridden", ...(who ? { manager: who.slice(0, 256) } : {}) },
+      RolloutReason.RollbackOverridden,
+      message,
+    );
+    const events: EventIntent[] =
+      rb.phase === "Overridden"
+        ? []
+        : [{ regarding: "Deployment", type: "Warning", reason: RolloutReason.RollbackOverridden, message }];
+    return finish(next, gates, { events });
+  }
+
+  // The Deployment runs the stable revision again.
+  const ready = stablePods.filter((p) => p.ready).length;
+  const at = rb.at ?? iso(now);
+  const message =
+    `revision ${rb.failedRevision} aborted (${abortReason}); rolled back to stable revision ${rb.toRevision} at ${at} ` +
+    `(its template restored as kubectl rollout undo does: no new ReplicaSet): ${ready} of ${n} pods Ready` +
+    (input.complete ? "" : ", the Deployment controller is scaling it back up") +
+    `. healthgate releases neither the failed template nor a newer decision again until a human asks: apply a new ` +
+    `revision, or ${retry}`;
+  const next = state({ ...rb, phase: "RolledBack", at }, RolloutReason.RolledBack, message);
+  const events: EventIntent[] =
+    rb.phase === "RolledBack"
+      ? []
+      : [
+          {
+            regarding: "Deployment",
+            type: "Warning",
+            reason: RolloutReason.RolledBack,
+            message: `revision ${rb.failedRevision} aborted (${abortReason}): rolled back to stable revision ${rb.toRevision}`,
+          },
+        ];
+  return finish(next, gates, { events, ...(input.complete ? {} : { requeueAfterSeconds: 2 }) });
 }
 
 /**
@@ -214,6 +356,11 @@ export function decideRollout(input: RolloutInput): RolloutOutcome {
     if (previous?.observedGeneration !== undefined) kept.observedGeneration = previous.observedGeneration;
     else delete kept.observedGeneration;
     return finish(kept, [], { requeueAfterSeconds: 1 });
+  }
+
+  if (previous?.rollback && previous.stableRevision) {
+    const outcome = rolledBack(input, previous, previous.rollback, revision, live, base);
+    if (outcome) return outcome;
   }
 
   // First sight of a revision: say so before anything else.
@@ -588,8 +735,23 @@ function abortRollout(
       : "") +
     `; serving pods now ${serving} of ${input.deployment.replicas} (the Deployment controller does not bring old pods back). ` +
     (input.rollout?.onFailure === "Rollback"
-      ? "onFailure is Rollback: the previous template is to be restored"
-      : `Roll back (kubectl rollout undo deployment/${input.deployment.name}, or onFailure: Rollback) or fix the revision`);
+      ? input.enforcing
+        ? `onFailure is Rollback: restoring stable revision ${state.stableRevision}'s template as kubectl rollout undo does`
+        : `onFailure is Rollback, which in Audit acts as Hold (Audit never changes a Deployment's spec): a human ` +
+          `decides: roll back (kubectl rollout undo deployment/${input.deployment.name}), fix the revision, or re-run ` +
+          `its checks (healthgate rollout retry ${input.deployment.name})`
+      : `onFailure is Hold: the revision stays aborted and a human decides: roll back (kubectl rollout undo ` +
+        `deployment/${input.deployment.name}, or onFailure: Rollback in Enforce), fix the revision, or re-run its ` +
+        `checks (healthgate rollout retry ${input.deployment.name})`);
+  const rollback: RollbackState | undefined =
+    input.rollout?.onFailure === "Rollback" && input.enforcing && state.revision && state.stableRevision
+      ? {
+          phase: "Pending",
+          failedRevision: state.revision,
+          toRevision: state.stableRevision,
+          abortReason: what.reason,
+        }
+      : undefined;
   const next: RolloutState = {
     ...state,
     phase: "Aborted",
@@ -597,6 +759,7 @@ function abortRollout(
     message: message.slice(0, 2048),
     dropped: dropped.map((p) => p.name),
     kept: kept.map((p) => p.name),
+    ...(rollback ? { rollback } : {}),
   };
   const close = dropped
     .filter((p) => p.gate === "True" || p.gated)
@@ -612,5 +775,7 @@ function abortRollout(
       { regarding: "Deployment", type: "Warning", reason: what.reason, message: next.message as string },
     ],
     probe: { new: [], stable: [] },
+    // The restore is the next reconcile's: its release first pins the stable revision's decision.
+    ...(rollback ? { requeueAfterSeconds: 0.2 } : {}),
   });
 }
