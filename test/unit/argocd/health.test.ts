@@ -171,6 +171,80 @@ describe("docs/argocd/healthpolicy.lua (healthgate.io/HealthPolicy)", () => {
   });
 });
 
+describe("docs/argocd/healthtarget.lua (healthgate.io/HealthTarget, the per-Deployment record)", () => {
+  const record = (status: Record<string, unknown> | undefined) => ({
+    apiVersion: "healthgate.io/v1alpha1",
+    kind: "HealthTarget",
+    metadata: { name: "web", namespace: "shop", generation: 1 },
+    spec: { deployment: "web", policy: "web" },
+    ...(status ? { status } : {}),
+  });
+  const enforced = cond("Enforced", "True", "Enforced", "the template carries decision d1");
+  const rollout = (phase: string, reason: string, message: string, extra: Record<string, unknown> = {}) => ({
+    rollout: { phase, reason, message, revision: "b", stableRevision: "a", ...extra },
+  });
+
+  it("returns Healthy, Progressing, Degraded and Suspended for the matching states", () => {
+    const results = health("healthtarget.lua", [
+      record({ conditions: [enforced], ...rollout("Completed", "RolloutComplete", "revision a is stable") }),
+      record({ conditions: [enforced] }),
+      record(undefined),
+      record(rollout("Progressing", "NewRevision", "new revision b seen")),
+      record(rollout("Baking", "Baking", "step 1/2 baking")),
+      record({ conditions: [cond("Enforced", "False", "Releasing", "released d2")] }),
+      record(rollout("Aborted", "DeepCheckFailed", "deep check failed 3 times")),
+      record(
+        rollout("Aborted", "RolledBack", "rolled back to stable revision a", {
+          rollback: { phase: "RolledBack", failedRevision: "b", toRevision: "a" },
+        }),
+      ),
+      record(
+        rollout("Aborted", "RollbackOverridden", "field manager argocd-controller wrote the template back", {
+          rollback: {
+            phase: "Overridden",
+            failedRevision: "b",
+            toRevision: "a",
+            manager: "argocd-controller",
+          },
+        }),
+      ),
+      record({ conditions: [cond("Enforced", "False", "GuardFailed", "container web lacks port http")] }),
+      record({
+        panic: {
+          phase: "Panicking",
+          reason: "BelowFloor",
+          message: "20% Ready",
+          since: "x",
+          readyPercent: 20,
+        },
+      }),
+      record(rollout("Holding", "DependencyDegraded", "stable pods fail too")),
+      record(rollout("Inconclusive", "DependencyDegraded", "stable pods fail too")),
+    ]);
+    expect(results.map((r) => r.status)).toEqual([
+      "Healthy",
+      "Healthy",
+      "Progressing",
+      "Progressing",
+      "Progressing",
+      "Progressing",
+      "Degraded",
+      "Degraded",
+      "Degraded",
+      "Degraded",
+      "Degraded",
+      "Suspended",
+      "Suspended",
+    ]);
+    expect(results[0]?.message).toBe("revision a is stable");
+    expect(results[1]?.message).toBe("Enforced: the template carries decision d1");
+    expect(results[2]?.message).toBe("Waiting for healthgate to record Deployment web");
+    expect(results[7]?.message).toBe("RolledBack: rolled back to stable revision a");
+    expect(results[8]?.message).toContain("argocd-controller");
+    expect(results[11]?.message).toBe("DependencyDegraded: stable pods fail too");
+  });
+});
+
 describe("hack/luahealth (the interpreter)", () => {
   it("has no string library, as in Argo CD: a script that needs it fails here too", () => {
     const [result] = healthOf('local hs = {}; hs.status = string.upper("healthy"); return hs');
