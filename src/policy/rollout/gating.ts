@@ -196,15 +196,12 @@ function finish(
 
 /**
  * Whether the controller should look up who wrote the template (RolloutInput.templateWriter):
- * after a rollback, the Deployment's newest revision is the failed one again.
+ * after a rollback, the Deployment's newest revision is the failed one again (once: Overridden
+ * keeps the name).
  */
 export function needsTemplateWriter(previous: RolloutState | undefined, newestRevision: string | undefined) {
   const rb = previous?.rollback;
-  return (
-    rb !== undefined &&
-    (rb.phase === "RolledBack" || rb.phase === "Overridden") &&
-    newestRevision === rb.failedRevision
-  );
+  return rb !== undefined && rb.phase === "RolledBack" && newestRevision === rb.failedRevision;
 }
 
 /** A rollback is kept while the Deployment runs its failed or its stable revision, until a human asks. */

@@ -92,6 +92,7 @@ describe("onFailure on the real kubelet", () => {
         const pods = await livePods(hg.namespace, "web");
         expect(pods.map(hash).sort()).toEqual([stableRevision, stableRevision, stableRevision]);
         expect(pods.every(isReady)).toBe(true);
+        return true;
       },
       {
         what: "the stable ReplicaSet back at 3 available, no failed pod left",

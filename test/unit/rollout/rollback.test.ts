@@ -237,6 +237,7 @@ describe("after the abort", () => {
     expect(needsTemplateWriter(rolledBack({ phase: "RolledBack" }), "new")).toBe(true);
     expect(needsTemplateWriter(rolledBack({ phase: "RolledBack" }), "old")).toBe(false);
     expect(needsTemplateWriter(rolledBack({ phase: "Pending" }), "new")).toBe(false);
+    expect(needsTemplateWriter(rolledBack({ phase: "Overridden", manager: "x" }), "new")).toBe(false);
     expect(needsTemplateWriter(progressing, "new")).toBe(false);
   });
 
