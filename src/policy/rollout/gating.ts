@@ -261,7 +261,13 @@ function rolledBack(
         );
         return finish(next, gates, {
           events: [
-            { regarding: "Deployment", type: "Warning", reason: RolloutReason.RollbackBlocked, message },
+            {
+              regarding: "Deployment",
+              type: "Warning",
+              reason: RolloutReason.RollbackBlocked,
+              message,
+              immediate: true,
+            },
           ],
         });
       }
@@ -284,7 +290,15 @@ function rolledBack(
     const events: EventIntent[] =
       rb.phase === "Overridden"
         ? []
-        : [{ regarding: "Deployment", type: "Warning", reason: RolloutReason.RollbackOverridden, message }];
+        : [
+            {
+              regarding: "Deployment",
+              type: "Warning",
+              reason: RolloutReason.RollbackOverridden,
+              message,
+              immediate: true,
+            },
+          ];
     return finish(next, gates, { events });
   }
 
@@ -306,6 +320,8 @@ function rolledBack(
             regarding: "Deployment",
             type: "Warning",
             reason: RolloutReason.RolledBack,
+            // Once, when it happens (the condition stays False: no flip sends it).
+            immediate: true,
             message: `revision ${rb.failedRevision} aborted (${abortReason}): rolled back to stable revision ${rb.toRevision}`,
           },
         ];

@@ -13,6 +13,7 @@ import { holdsFor, waitFor } from "../../support/waitFor.ts";
 import {
   applyAs,
   installCrd,
+  patchPolicySpec,
   readDeployment,
   useControllerHarness,
   waitForDeploymentCondition,
@@ -44,11 +45,15 @@ describe("onFailure on the real kubelet", () => {
   const revisionOf = (rs: V1ReplicaSet) => rs.metadata?.labels?.["pod-template-hash"] ?? "";
 
   /** Enforce policy with onFailure, operator, web at tag 1 applied by the GitOps manager; its stable revision. */
-  async function stable(onFailure: "Hold" | "Rollback"): Promise<string> {
+  async function stable(onFailure: "Hold" | "Rollback", newPodDeadline?: string): Promise<string> {
     await hg.createPolicy(
-      fastEnforcePolicy("web", withRollout({ steps: STEPS }), (p) => {
-        p.spec.rollout = { ...p.spec.rollout!, onFailure };
-      }),
+      fastEnforcePolicy(
+        "web",
+        withRollout({ steps: STEPS, ...(newPodDeadline ? { newPodDeadline } : {}) }),
+        (p) => {
+          p.spec.rollout = { ...p.spec.rollout!, onFailure };
+        },
+      ),
     );
     await hg.startOperator();
     await hg.apply(web("1"), GITOPS);
@@ -103,6 +108,10 @@ describe("onFailure on the real kubelet", () => {
     await waitForDeploymentCondition(hg.namespace, "web", "RolloutHealthy", {
       status: "False",
       reason: "RolledBack",
+    });
+    await waitForEvent(hg.namespace, {
+      reason: "RolledBack",
+      noteContains: `rolled back to stable revision ${stableRevision}`,
     });
   }
 
@@ -167,6 +176,36 @@ describe("onFailure on the real kubelet", () => {
         expect(pods.filter((p) => hash(p) === failed && isReady(p))).toEqual([]);
       },
       { forMs: 8_000, intervalMs: 500, what: "healthgate leaves the written-back template alone" },
+    );
+  });
+
+  it("Rollback of a revision healthgate's own decision made: the stable decision stays released, nothing loops", async () => {
+    const stableRevision = await stable("Rollback", "20s");
+    // A policy edit makes a new Enforce decision: a readiness path the application does not serve.
+    await patchPolicySpec(hg.namespace, "web", {
+      endpoints: { port: "http", liveness: { path: "/healthz" }, readiness: { path: "/ready-not-served" } },
+    });
+    const aborted = await waitForRecord(
+      hg.namespace,
+      (s) => s.phase === "Aborted" && s.revision !== stableRevision,
+      "the decision's revision to be aborted (its pods never Ready)",
+      150_000,
+    );
+    expect(aborted.reason).toBe("NewPodDeadlineExceeded");
+    await expectRolledBack(stableRevision, aborted.revision!);
+    const sets = (await replicaSets()).map((rs) => rs.metadata!.name!).sort();
+    // The newer decision is not released again by itself: the template keeps the stable probes, no
+    // revision follows, the rollback holds.
+    await holdsFor(
+      async () => {
+        const live = await readDeployment(hg.namespace, "web");
+        const container = live.spec?.template.spec?.containers[0];
+        expect(container?.readinessProbe?.httpGet?.path).toBe("/readyz");
+        expect((await replicaSets()).map((rs) => rs.metadata!.name!).sort()).toEqual(sets);
+        const s = await waitForRecord(hg.namespace, () => true, "the record");
+        expect(s.rollback?.phase).toBe("RolledBack");
+      },
+      { forMs: 15_000, intervalMs: 1_000, what: "the rollback holds, nothing re-released" },
     );
   });
 

@@ -219,6 +219,8 @@ describe("after the abort", () => {
     if (phase !== "gone") expect(o.state?.phase).toBe("Aborted");
     expect(o.rollback !== undefined).toBe(intent ?? false);
     expect(o.events.map((e) => e.reason)).toEqual(event ? [event] : []);
+    // Sent when it happens: the condition stays False, so no flip would send it.
+    for (const e of o.events) expect(e.immediate).toBe(true);
     if (message) expect(o.state?.message).toContain(message);
   });
 
