@@ -102,6 +102,14 @@ export function formatStatus(view: StatusView): string {
         (state.budget !== undefined ? ` (this step admits ${state.budget})` : ""),
     );
   if (state.message) lines.push(`  why:       ${state.message}`);
+  const rb = state.rollback;
+  if (rb)
+    lines.push(
+      `  rollback:  ${rb.phase}: revision ${rb.failedRevision} → stable ${rb.toRevision}` +
+        (rb.at ? ` at ${rb.at}` : "") +
+        (rb.manager ? `; written back by field manager ${rb.manager}` : "") +
+        (rb.message ? `; ${rb.message}` : ""),
+    );
   if (state.lastCommand)
     lines.push(
       `  command:   ${state.lastCommand.value} ${state.lastCommand.result} at ${state.lastCommand.at}: ${state.lastCommand.message}`,

@@ -180,7 +180,7 @@ describe("onFailure on the real kubelet", () => {
   });
 
   it("Rollback of a revision healthgate's own decision made: the stable decision stays released, nothing loops", async () => {
-    const stableRevision = await stable("Rollback", "20s");
+    const stableRevision = await stable("Rollback", "30s");
     // A policy edit makes a new Enforce decision: a readiness path the application does not serve.
     await patchPolicySpec(hg.namespace, "web", {
       endpoints: { port: "http", liveness: { path: "/healthz" }, readiness: { path: "/ready-not-served" } },

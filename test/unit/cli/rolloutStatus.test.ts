@@ -50,6 +50,28 @@ describe("rollout status", () => {
     expect(text).toContain("web-old1-a  revision old1 (stable)  Ready  gate True StableRevision");
   });
 
+  it("shows a rollback: where it stands, and who wrote the failed template back", () => {
+    const state = { ...view().state!, phase: "Aborted" as const, reason: "RollbackOverridden" };
+    const text = formatStatus(
+      view({
+        state: {
+          ...state,
+          rollback: {
+            phase: "Overridden",
+            failedRevision: "new1",
+            toRevision: "old1",
+            at: "2026-12-04T10:00:10Z",
+            manager: "argocd-controller",
+          },
+        },
+      }),
+    );
+    expect(text).toContain(
+      "rollback:  Overridden: revision new1 → stable old1 at 2026-12-04T10:00:10Z; written back by field manager argocd-controller",
+    );
+    expect(formatStatus(view())).not.toContain("rollback:");
+  });
+
   it("says when there is no rollout state", () => {
     expect(formatStatus(view({ state: undefined }))).toContain("no rollout state recorded");
   });
