@@ -24,6 +24,7 @@ import { app, hash, waitForRecord, web, withRollout } from "./rolloutSupport.ts"
 
 beforeAll(() => installCrd());
 
+// Each case waits for a stable revision, an abort and a rollback on real nodes: more than the default.
 const STEPS = [{ weight: 33, bake: "2m" }, { weight: 100 }];
 const GITOPS = "test-user";
 
@@ -140,7 +141,7 @@ describe("onFailure on the real kubelet", () => {
     await hg.apply(renamed, GITOPS);
     const after = await readDeployment(hg.namespace, "web");
     expect(after.spec?.template.spec?.containers.map((c) => c.name)).toEqual(["web2"]);
-  });
+  }, 240_000);
 
   it("Rollback: a GitOps self-heal that writes the failed template back is reported by its manager, never fought", async () => {
     const stableRevision = await stable("Rollback");
@@ -177,7 +178,7 @@ describe("onFailure on the real kubelet", () => {
       },
       { forMs: 8_000, intervalMs: 500, what: "healthgate leaves the written-back template alone" },
     );
-  });
+  }, 240_000);
 
   it("Rollback of a revision healthgate's own decision made: the stable decision stays released, nothing loops", async () => {
     const stableRevision = await stable("Rollback", "30s");
@@ -207,7 +208,7 @@ describe("onFailure on the real kubelet", () => {
       },
       { forMs: 15_000, intervalMs: 1_000, what: "the rollback holds, nothing re-released" },
     );
-  });
+  }, 240_000);
 
   it("Hold: the revision stays aborted, nothing is rolled back, and the status says what a human should do", async () => {
     const stableRevision = await stable("Hold");
@@ -225,5 +226,5 @@ describe("onFailure on the real kubelet", () => {
       },
       { forMs: 6_000, intervalMs: 1_000, what: "stays aborted" },
     );
-  });
+  }, 240_000);
 });
