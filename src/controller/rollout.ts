@@ -42,6 +42,7 @@ import {
 } from "../policy/rollout/revisions.ts";
 import type { ProberHandle } from "../prober/handle.ts";
 import { deepCheckTarget } from "../prober/targets.ts";
+import type { TargetVerdict } from "../prober/targets.ts";
 import type { DeepCheckResult, ProbeTarget } from "../prober/types.ts";
 import type { CachedTarget } from "./world.ts";
 import { capacityShrinkHold } from "../policy/guard/hold.ts";
@@ -436,7 +437,11 @@ export class RolloutGating {
     return pod.status?.conditions?.some((c) => c.type === "ContainersReady" && c.status === "True") ?? false;
   }
 
-  /** Makes the prober check exactly these pods of the Deployment. A pod not ready any more starts afresh. */
+  /**
+   * Makes the prober check exactly these pods of the Deployment. A pod not ready any more starts
+   * afresh. A pod it cannot check (hostNetwork, no pod IP, …) is handed over too, with the reason:
+   * the prober keeps it in `unchecked()` and the healthgate_deep_check_unchecked_pods metric.
+   */
   private probe(
     policy: HealthPolicy | undefined,
     key: string,
@@ -445,6 +450,7 @@ export class RolloutGating {
   ): void {
     const [namespace, deployment] = key.split("/") as [string, string];
     const targets: ProbeTarget[] = [];
+    const uncheckable: { who: Parameters<ProberHandle["track"]>[0]; verdict: TargetVerdict }[] = [];
     if (policy?.spec.rollout) {
       const { successThreshold, failureLimit } = policy.spec.rollout.deepCheck;
       for (const [cohort, names] of [
@@ -455,7 +461,12 @@ export class RolloutGating {
           const pod = pods.find((p) => p.metadata.name === podName);
           if (!pod) continue;
           const verdict = deepCheckTarget(policy.spec, pod, cohort);
-          if (!("target" in verdict)) continue;
+          if (!("target" in verdict)) {
+            const uid = pod.metadata.uid ?? `${namespace}/${podName}`;
+            this.checked.delete(uid);
+            uncheckable.push({ who: { key: uid, namespace, pod: podName, cohort }, verdict });
+            continue;
+          }
           targets.push(verdict.target);
           if (!this.checked.has(verdict.target.key)) {
             this.checked.set(verdict.target.key, {
@@ -468,7 +479,7 @@ export class RolloutGating {
         }
       }
     }
-    const keys = new Set(targets.map((t) => t.key));
+    const keys = new Set([...targets.map((t) => t.key), ...uncheckable.map((u) => u.who.key)]);
     const before = this.targetsOf.get(key) ?? new Set<string>();
     const gone = [...before].filter((k) => !keys.has(k));
     for (const k of gone) this.checked.delete(k);
@@ -477,5 +488,6 @@ export class RolloutGating {
     const prober = this.o.prober();
     if (gone.length > 0) prober?.remove(gone);
     if (targets.length > 0) prober?.upsert(targets);
+    for (const { who, verdict } of uncheckable) prober?.track(who, verdict);
   }
 }
