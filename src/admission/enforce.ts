@@ -90,6 +90,44 @@ const ENFORCE_VARIABLES = [
   },
 ];
 
+// The decision's strategy fields (with spec.rollout; src/policy/rollout/strategy.ts holds the same
+// rules, pure, for the record's guard messages). Each is written only where the live object needs
+// it and only while the object stays valid: maxUnavailable lowered on a RollingUpdate Deployment
+// when its value (defaulted by then: 25%) resolves higher at spec.replicas — a percentage rounds
+// down, as the controller does — and never to 0 while maxSurge's value is 0 (the API server
+// refuses both at 0); progressDeadlineSeconds raised when it is not above the longest bake, and
+// only above minReadySeconds. Otherwise nothing changes, and the record's status.guard says why.
+const STRATEGY = "variables.released.strategy";
+/** An int-or-string's number: a percentage's, resolved at spec.replicas (rounded down), or the integer. */
+const resolved = (value: string) =>
+  `(type(${value}) == string ? int(string(${value}).replace("%", "")) * object.spec.?replicas.orValue(1) / 100 : int(${value}))`;
+const rawNumber = (value: string) =>
+  `(type(${value}) == string ? int(string(${value}).replace("%", "")) : int(${value}))`;
+const STRATEGY_VARIABLES = [
+  {
+    name: "lowerMaxUnavailable",
+    expression:
+      `variables.active && has(${STRATEGY}) && has(${STRATEGY}.maxUnavailable) && ` +
+      `object.spec.?strategy.?type.orValue("RollingUpdate") == "RollingUpdate" && ` +
+      `${resolved('object.spec.?strategy.?rollingUpdate.?maxUnavailable.orValue("25%")')} > ${STRATEGY}.maxUnavailable && ` +
+      `(${STRATEGY}.maxUnavailable > 0 || ${rawNumber('object.spec.?strategy.?rollingUpdate.?maxSurge.orValue("25%")')} > 0)`,
+  },
+  {
+    name: "raiseDeadline",
+    expression:
+      `variables.active && has(${STRATEGY}) && has(${STRATEGY}.progressDeadlineSeconds) && ` +
+      `object.spec.?progressDeadlineSeconds.orValue(600) <= ${STRATEGY}.?longestBakeSeconds.orValue(0) && ` +
+      `${STRATEGY}.progressDeadlineSeconds > object.spec.?minReadySeconds.orValue(0)`,
+  },
+];
+
+const SET_STRATEGY =
+  `(variables.lowerMaxUnavailable ? [object.spec.?strategy.?rollingUpdate.hasValue() ` +
+  `? JSONPatch{op: "add", path: "/spec/strategy/rollingUpdate/maxUnavailable", value: ${STRATEGY}.maxUnavailable} ` +
+  `: JSONPatch{op: "add", path: "/spec/strategy/rollingUpdate", value: {"maxUnavailable": ${STRATEGY}.maxUnavailable}}] : []) + ` +
+  `(variables.raiseDeadline ? [JSONPatch{op: "add", path: "/spec/progressDeadlineSeconds", ` +
+  `value: ${STRATEGY}.progressDeadlineSeconds}] : [])`;
+
 const replaceProbe = (probe: string) =>
   `variables.fits.filter(d, has(d.${probe})).map(d, JSONPatch{op: "add", ` +
   `path: ${containerPath("variables.names.indexOf(d.name)")} + "/${probe}", value: d.${probe}})`;
@@ -125,9 +163,15 @@ const DISOWN = (() => {
   const grace =
     `(variables.grace && ${MANAGED}[i].?fieldsV1[?"f:spec"][?"f:template"][?"f:spec"][?"f:terminationGracePeriodSeconds"].hasValue() ? ` +
     `[JSONPatch{op: "remove", path: "/metadata/managedFields/" + string(i) + "/fieldsV1/f:spec/f:template/f:spec/f:terminationGracePeriodSeconds"}] : [])`;
+  const spec = (i: string) => `${MANAGED}[${i}].?fieldsV1[?"f:spec"]`;
+  const strategy =
+    `(variables.lowerMaxUnavailable && ${spec("i")}[?"f:strategy"][?"f:rollingUpdate"][?"f:maxUnavailable"].hasValue() ? ` +
+    `[JSONPatch{op: "remove", path: "/metadata/managedFields/" + string(i) + "/fieldsV1/f:spec/f:strategy/f:rollingUpdate/f:maxUnavailable"}] : []) + ` +
+    `(variables.raiseDeadline && ${spec("i")}[?"f:progressDeadlineSeconds"].hasValue() ? ` +
+    `[JSONPatch{op: "remove", path: "/metadata/managedFields/" + string(i) + "/fieldsV1/f:spec/f:progressDeadlineSeconds"}] : [])`;
   return (
     `has(${MANAGED}) ? lists.range(size(${MANAGED})).map(i, ` +
-    `variables.fits.map(d, ${perContainer}).flatten() + ${grace}).flatten() : []`
+    `variables.fits.map(d, ${perContainer}).flatten() + ${grace} + ${strategy}).flatten() : []`
   );
 })();
 
@@ -152,11 +196,11 @@ export function enforceManifests(name: string, labels: Labels = {}) {
         },
         // The handler-merge policy may run after this one and change nothing of ours; run again if it did.
         reinvocationPolicy: "IfNeeded",
-        variables: ENFORCE_VARIABLES,
+        variables: [...ENFORCE_VARIABLES, ...STRATEGY_VARIABLES],
         // One mutation: each costs a patch of the whole object.
         mutations: [
           jsonPatch(
-            `variables.active ? ${[...PROBES.map(replaceProbe), REPLACE_PRESTOP, REPLACE_GRACE, DISOWN].map((e) => `(${e})`).join(" + ")} : []`,
+            `variables.active ? ${[...PROBES.map(replaceProbe), REPLACE_PRESTOP, REPLACE_GRACE, SET_STRATEGY, DISOWN].map((e) => `(${e})`).join(" + ")} : []`,
           ),
         ],
       },

@@ -18,6 +18,7 @@ import {
   type HealthPolicy,
   type HealthPolicyStatus,
   type HealthTargetStatus,
+  type StrategyDecision,
 } from "../api/v1alpha1/index.ts";
 import { parseHealthPolicy, type ParseResult } from "../api/v1alpha1/parse.ts";
 import { conditionEventType, setPolicyCondition } from "../policy/conditions.ts";
@@ -42,6 +43,8 @@ import {
 import { governingPolicy, policySelects } from "../policy/governance.ts";
 import { isManagedPdb, pdbName } from "../policy/headroom/pdb.ts";
 import { selectorMatches } from "../policy/selector.ts";
+import { servingFloor } from "../policy/rollout/revisions.ts";
+import { strategyDecision } from "../policy/rollout/strategy.ts";
 import type { Concern, ConditionIntent, EventIntent, OwnedObject, TargetSnapshot } from "../policy/seam.ts";
 import {
   apiErrorMessage,
@@ -356,6 +359,11 @@ export class HealthgateReconciler implements Reconciler {
     const witnessRequeueMs = await this.observeLiveness(policy, deployment, signal);
     const snapshot = this.snapshot(policy, deployment, true);
     const decision = decideTarget(snapshot, this.o.concerns);
+    const strategy = strategyDecision(
+      policy.spec.rollout,
+      servingFloor(snapshot, policy.spec.headroom),
+      deployment.spec.replicas ?? 1,
+    );
     const release = await this.release(
       policy,
       deployment,
@@ -363,6 +371,7 @@ export class HealthgateReconciler implements Reconciler {
       now,
       signal,
       capacityShrinkHold(snapshot),
+      strategy,
     );
     const panicRequeueMs = await this.panic.reconcile(policy, deployment, snapshot.pods, signal);
     const key = deploymentKey(namespace, name);
@@ -443,6 +452,7 @@ export class HealthgateReconciler implements Reconciler {
     now: Date,
     signal: AbortSignal,
     capacityHold?: CapacityHold,
+    strategy?: StrategyDecision,
   ): Promise<{
     released?: Decision;
     wrote: boolean;
@@ -454,7 +464,7 @@ export class HealthgateReconciler implements Reconciler {
     const name = deployment.metadata.name;
     const record = this.o.world.targets.get(`${namespace}/${name}`);
     const enforce = this.enforcing(policy) && decision.ownedSpec !== undefined;
-    const wanted = enforce && decision.ownedSpec ? decisionOf(decision.ownedSpec) : undefined;
+    const wanted = enforce && decision.ownedSpec ? decisionOf(decision.ownedSpec, strategy) : undefined;
     // onFailure Rollback: while the rollback holds, admission applies the decision the stable
     // revision carries (the record keeps it), not a newer one, until a human asks (docs/rollouts.md).
     // It is neither held nor paced: it waits for no slot and holds none.
@@ -635,8 +645,8 @@ export class HealthgateReconciler implements Reconciler {
   private retryRelease(namespace: string, name: string, deployment: Deployment, released: Decision) {
     const key = `${namespace}/${name}`;
     if (
-      carriesDecision(deployment.spec.template, released) ||
-      guardProblems(deployment.spec.template, released).length > 0
+      carriesDecision(deployment.spec.template, released, deployment.spec) ||
+      guardProblems(deployment.spec.template, released, deployment.spec).length > 0
     ) {
       this.releaseRetries.delete(key);
       return undefined;
@@ -1155,11 +1165,12 @@ function recordStatus(
     (deployment.status?.updatedReplicas ?? 0) === (deployment.spec.replicas ?? 1) &&
     (deployment.status?.replicas ?? 0) === (deployment.spec.replicas ?? 1);
   const stable = rolledOut ? released : previous?.stable;
-  const guard = guardProblems(template, released);
+  const guard = guardProblems(template, released, deployment.spec);
   const enforced = enforcedCondition({
     decision: released,
     template,
     releasedLabel: deployment.metadata.labels?.[RELEASED_LABEL],
+    spec: deployment.spec,
   });
   const conditions = setPolicyCondition(
     heldCondition(previous?.conditions),

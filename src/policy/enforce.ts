@@ -3,11 +3,12 @@
 // MutatingAdmissionPolicy (src/admission/enforce.ts) writes it into every write of the
 // Deployment. What is judged here, always from the live template: does it carry the released
 // decision, and if not, which of the admission policy's guards keeps it out.
-import type { Container, PodTemplateSpec } from "../api/k8s.ts";
-import type { ContainerDecision, Decision } from "../api/v1alpha1/index.ts";
+import type { Container, Deployment, PodTemplateSpec } from "../api/k8s.ts";
+import type { ContainerDecision, Decision, StrategyDecision } from "../api/v1alpha1/index.ts";
 import { ConditionType } from "../api/v1alpha1/index.ts";
 import type { ConditionIntent, OwnedSpec } from "./seam.ts";
 import { ownedFieldsDiffer } from "./probes/concern.ts";
+import { strategyCarried, strategyProblems } from "./rollout/strategy.ts";
 
 /**
  * Label of healthgate's release write: the revision of the decision it released. A label, not an
@@ -45,8 +46,11 @@ function namedPorts(probe: { httpGet?: { port: unknown }; tcpSocket?: { port: un
   return typeof port === "string" && !/^[0-9]+$/.test(port) ? [port] : [];
 }
 
-/** The decision healthgate releases for an owned spec, with the revision that names it. */
-export function decisionOf(owned: OwnedSpec): Decision {
+/**
+ * The decision healthgate releases for an owned spec (and, with spec.rollout, the strategy fields
+ * the rollout needs), with the revision that names it.
+ */
+export function decisionOf(owned: OwnedSpec, strategy?: StrategyDecision): Decision {
   const containers: ContainerDecision[] = owned.containers.map((c) => {
     const requiredPorts = [
       ...new Set(
@@ -69,6 +73,7 @@ export function decisionOf(owned: OwnedSpec): Decision {
       ? { terminationGracePeriodSeconds: owned.terminationGracePeriodSeconds }
       : {}),
     containers,
+    ...(strategy ? { strategy } : {}),
   };
   return { revision: revisionOf(canonical(body)), ...body };
 }
@@ -96,8 +101,12 @@ export function ownedSpecOf(decision: Decision): OwnedSpec {
  * MutatingAdmissionPolicy's CEL (a container the decision names is gone; a named port its
  * probes use is no longer declared; another container's preStop sleep exceeds the grace).
  */
-export function guardProblems(template: PodTemplateSpec, decision: Decision): string[] {
-  const problems: string[] = [];
+export function guardProblems(
+  template: PodTemplateSpec,
+  decision: Decision,
+  spec?: Deployment["spec"],
+): string[] {
+  const problems: string[] = spec ? strategyProblems(spec, decision.strategy) : [];
   const containers = template.spec.containers;
   const fits: ContainerDecision[] = [];
   for (const d of decision.containers) {
@@ -135,31 +144,40 @@ export function guardProblems(template: PodTemplateSpec, decision: Decision): st
   return problems;
 }
 
-/** Whether the live template carries `decision` (Kubernetes' defaults aside). */
-export const carriesDecision = (template: PodTemplateSpec, decision: Decision): boolean =>
-  !ownedFieldsDiffer(template, ownedSpecOf(decision));
+/**
+ * Whether the live template carries `decision` (Kubernetes' defaults aside), and, given the
+ * Deployment's spec, whether its strategy fields are as the decision wants them.
+ */
+export const carriesDecision = (
+  template: PodTemplateSpec,
+  decision: Decision,
+  spec?: Deployment["spec"],
+): boolean =>
+  !ownedFieldsDiffer(template, ownedSpecOf(decision)) && (!spec || strategyCarried(spec, decision.strategy));
 
 export interface EnforceObservation {
   decision: Decision;
   template: PodTemplateSpec;
   /** The Deployment's healthgate.io/released label: the last release write admission saw. */
   releasedLabel: string | undefined;
+  /** The Deployment's spec, for the decision's strategy fields. */
+  spec?: Deployment["spec"];
 }
 
 /** The record's Enforced condition, judged from the live template. */
-export function enforcedCondition({ decision, template, releasedLabel }: EnforceObservation): {
+export function enforcedCondition({ decision, template, releasedLabel, spec }: EnforceObservation): {
   status: "True" | "False";
   reason: string;
   message: string;
 } {
-  if (carriesDecision(template, decision)) {
+  if (carriesDecision(template, decision, spec)) {
     return {
       status: "True",
       reason: "Enforced",
       message: `the Deployment's template carries the released decision ${decision.revision}`,
     };
   }
-  const guards = guardProblems(template, decision);
+  const guards = guardProblems(template, decision, spec);
   if (guards.length > 0) {
     return { status: "False", reason: "GuardFailed", message: guards.join("; ") };
   }

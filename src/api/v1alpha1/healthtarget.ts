@@ -50,6 +50,29 @@ export const containerDecision = z.object({
 });
 export type ContainerDecision = z.infer<typeof containerDecision>;
 
+/**
+ * The rollout's part of a decision (with spec.rollout only): Deployment strategy fields that
+ * admission sets only where the live object would otherwise break the serving floor or report a
+ * bake as ProgressDeadlineExceeded, and only while the object stays valid (docs/rollouts.md).
+ */
+export const strategyDecision = z.object({
+  maxUnavailable: int32(0, 1000000)
+    .optional()
+    .describe(
+      "N − F: the most pods the rolling update may take out of service. Admission lowers " +
+        "spec.strategy.rollingUpdate.maxUnavailable to it when the value there resolves higher; never on a " +
+        "Recreate Deployment, and not to 0 while maxSurge is 0 (the API server refuses both at 0).",
+    ),
+  progressDeadlineSeconds: int32(1, 2147483647)
+    .optional()
+    .describe(
+      "The longest bake plus 600 s. Admission raises spec.progressDeadlineSeconds to it when the value there is " +
+        "not above longestBakeSeconds (and only above minReadySeconds, as the API server requires).",
+    ),
+  longestBakeSeconds: int32(0, 2147483647).optional().describe("The longest bake of spec.rollout.steps."),
+});
+export type StrategyDecision = z.infer<typeof strategyDecision>;
+
 export const decision = z.object({
   revision: z
     .string()
@@ -63,6 +86,9 @@ export const decision = z.object({
     .max(64)
     .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"] })
     .describe("Per governed container: probes and preStop."),
+  strategy: strategyDecision
+    .optional()
+    .describe("With spec.rollout: maxUnavailable and progressDeadlineSeconds as the rollout needs them."),
 });
 export type Decision = z.infer<typeof decision>;
 
