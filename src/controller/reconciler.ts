@@ -1005,7 +1005,7 @@ export class HealthgateReconciler implements Reconciler {
               ? withEnforceCompliance(decision, deployment, released)
               : decision,
           ),
-          rolloutView(rollout),
+          rolloutView(rollout, this.o.rollout?.deepCheckCounts(namespace, deployment.metadata.name)),
         ),
       );
     }

@@ -12,6 +12,7 @@ import type { TargetSnapshot } from "../policy/seam.ts";
 import { sameJson } from "../policy/decide.ts";
 import {
   assessDeepCheck,
+  countStandings,
   NO_ASSESSMENT,
   podStanding,
   type PodAssessment,
@@ -43,7 +44,7 @@ import {
 import type { ProberHandle } from "../prober/handle.ts";
 import { deepCheckTarget } from "../prober/targets.ts";
 import type { TargetVerdict } from "../prober/targets.ts";
-import type { DeepCheckResult, ProbeTarget } from "../prober/types.ts";
+import type { Cohort, DeepCheckResult, ProbeTarget } from "../prober/types.ts";
 import type { CachedTarget } from "./world.ts";
 import { capacityShrinkHold } from "../policy/guard/hold.ts";
 
@@ -70,6 +71,7 @@ export interface RolloutGatingOptions {
 interface Checked {
   namespace: string;
   deployment: string;
+  cohort: Cohort;
   assessment: PodAssessment;
   thresholds: { successThreshold: number; failureLimit: number };
 }
@@ -78,6 +80,8 @@ export class RolloutGating {
   private readonly o: RolloutGatingOptions;
   /** Pod uid → its deep checks since it became a target. */
   private readonly checked = new Map<string, Checked>();
+  /** Deployment key → the pods handed to the prober that it cannot check, by cohort. */
+  private readonly uncheckedOf = new Map<string, { cohort: Cohort }[]>();
   /** Deployment key → the pod uids it has the prober check. */
   private readonly targetsOf = new Map<string, Set<string>>();
   /** Deployment key → the state last decided (the record in the cache may lag behind it). */
@@ -117,6 +121,18 @@ export class RolloutGating {
   stateOf(namespace: string, name: string, record: CachedTarget | undefined): RolloutState | undefined {
     const key = `${namespace}/${name}`;
     return this.states.has(key) ? this.states.get(key) : record?.status?.rollout;
+  }
+
+  /** Pods deep-checked now per cohort, by standing (the policy status's rollout.deepChecks). */
+  deepCheckCounts(namespace: string, name: string): ReturnType<typeof countStandings> {
+    const key = `${namespace}/${name}`;
+    const checked = [...(this.targetsOf.get(key) ?? [])].flatMap((uid) => {
+      const entry = this.checked.get(uid);
+      return entry
+        ? [{ cohort: entry.cohort, standing: podStanding(entry.assessment, entry.thresholds) }]
+        : [];
+    });
+    return countStandings(checked, this.uncheckedOf.get(key) ?? []);
   }
 
   /** The pure decision for one governed Deployment (after the look-ups it needs). */
@@ -472,6 +488,7 @@ export class RolloutGating {
             this.checked.set(verdict.target.key, {
               namespace,
               deployment,
+              cohort,
               assessment: NO_ASSESSMENT,
               thresholds: { successThreshold, failureLimit },
             });
@@ -485,6 +502,12 @@ export class RolloutGating {
     for (const k of gone) this.checked.delete(k);
     if (keys.size > 0) this.targetsOf.set(key, keys);
     else this.targetsOf.delete(key);
+    if (uncheckable.length > 0)
+      this.uncheckedOf.set(
+        key,
+        uncheckable.map((u) => ({ cohort: u.who.cohort })),
+      );
+    else this.uncheckedOf.delete(key);
     const prober = this.o.prober();
     if (gone.length > 0) prober?.remove(gone);
     if (targets.length > 0) prober?.upsert(targets);

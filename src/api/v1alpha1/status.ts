@@ -132,13 +132,25 @@ export const rolloutPhase = z.enum([
 ]);
 export type RolloutPhase = z.infer<typeof rolloutPhase>;
 
-const checkCounts = (which: string) =>
+const podCounts = (which: string) =>
   z
     .object({
-      pass: int32(0, 2147483647).describe(`Deep checks of ${which} pods that passed.`),
-      fail: int32(0, 2147483647).describe(`Deep checks of ${which} pods that failed.`),
+      passing: int32(0, 1000000).describe(
+        `${which} pods whose deep checks passed successThreshold times in a row.`,
+      ),
+      failing: int32(0, 1000000).describe(
+        `${which} pods whose deep checks failed failureLimit times in a row.`,
+      ),
+      unreachable: int32(0, 1000000).describe(
+        `${which} pods healthgate could not reach failureLimit times in a row (transport errors).`,
+      ),
+      pending: int32(0, 1000000).describe(`${which} pods deep-checked that stand at neither threshold yet.`),
+      unchecked: int32(0, 1000000).describe(
+        `${which} pods healthgate cannot deep-check (hostNetwork, no pod IP, port not declared; the ` +
+          "healthgate_deep_check_unchecked_pods metric by reason).",
+      ),
     })
-    .describe(`Deep-check counts for ${which} pods.`);
+    .describe(`${which} pods by deep-check standing, from the operator's memory.`);
 
 export const rolloutFigures = z.object({
   phase: rolloutPhase.describe(
@@ -162,9 +174,12 @@ export const rolloutFigures = z.object({
     .describe("New pods whose healthgate.io/deep-check gate is True."),
   stepStartedAt: dateTime().optional().describe("When the current step started baking."),
   deepChecks: z
-    .object({ canary: checkCounts("new (canary)"), stable: checkCounts("stable") })
+    .object({ canary: podCounts("New (canary)"), stable: podCounts("Sampled stable") })
     .optional()
-    .describe("Deep-check counts of the current rollout, new revision against stable."),
+    .describe(
+      "Pods deep-checked now, by standing: new revision against the stable sample (`healthgate rollout status` " +
+        "lists them one by one). Absent while no pod is deep-checked.",
+    ),
 });
 export type RolloutFigures = z.infer<typeof rolloutFigures>;
 

@@ -104,3 +104,41 @@ export function tallyByCohort(results: Iterable<{ cohort: Cohort; outcome: Outco
   for (const r of results) tally[r.cohort][r.outcome]++;
   return tally;
 }
+
+/** Pods by standing per cohort: the aggregate a policy's status keeps (rollout.deepChecks). */
+export interface StandingCounts {
+  passing: number;
+  failing: number;
+  unreachable: number;
+  pending: number;
+  unchecked: number;
+}
+
+const STANDING_KEY: Record<PodStanding, keyof StandingCounts> = {
+  Passing: "passing",
+  Failing: "failing",
+  Unreachable: "unreachable",
+  Pending: "pending",
+};
+
+/**
+ * Counts the pods deep-checked now (with their assessments) and those handed over but not
+ * checkable, per cohort; undefined when there are none (the status then carries no deepChecks).
+ */
+export function countStandings(
+  checked: Iterable<{ cohort: Cohort; standing: PodStanding }>,
+  unchecked: Iterable<{ cohort: Cohort }>,
+): { canary: StandingCounts; stable: StandingCounts } | undefined {
+  const zero = (): StandingCounts => ({ passing: 0, failing: 0, unreachable: 0, pending: 0, unchecked: 0 });
+  const counts = { new: zero(), stable: zero() };
+  let any = false;
+  for (const c of checked) {
+    counts[c.cohort][STANDING_KEY[c.standing]]++;
+    any = true;
+  }
+  for (const u of unchecked) {
+    counts[u.cohort].unchecked++;
+    any = true;
+  }
+  return any ? { canary: counts.new, stable: counts.stable } : undefined;
+}

@@ -169,11 +169,17 @@ export function rolloutFigures(state: RolloutState): RolloutFigures {
   };
 }
 
-/** The condition and figures a record's state stands for (the policy's status reads them from there). */
-export function rolloutView(state: RolloutState | undefined) {
+/**
+ * The condition and figures a record's state stands for (the policy's status reads them from
+ * there), with the deep-check counts of the pods checked now, if any.
+ */
+export function rolloutView(state: RolloutState | undefined, deepChecks?: RolloutFigures["deepChecks"]) {
   if (!state) return undefined;
   const condition = conditionOf(state);
-  return { figures: rolloutFigures(state), ...(condition ? { condition } : {}) };
+  return {
+    figures: { ...rolloutFigures(state), ...(deepChecks ? { deepChecks } : {}) },
+    ...(condition ? { condition } : {}),
+  };
 }
 
 function finish(

@@ -12,7 +12,7 @@ import { imageTag } from "../../../src/devcluster/podApps.ts";
 import { withRollingUpdate, type Modifier } from "../../support/builders.ts";
 import { isReady, livePods } from "../../support/realNodes.ts";
 import { waitFor } from "../../support/waitFor.ts";
-import { installCrd, readDeployment, useControllerHarness } from "../controller/support.ts";
+import { installCrd, readDeployment, readPolicy, useControllerHarness } from "../controller/support.ts";
 import { readRecord as readTarget } from "../controller/admission.ts";
 import {
   DEEP,
@@ -133,6 +133,19 @@ describe("the rollout's Deployment fields (real kubelet)", () => {
         (s) => s.phase === "Baking" && s.step === 0,
         "step 1 to bake",
         90_000,
+      );
+      // and while it bakes the policy's status counts the pods deep-checked, new against stable
+      await waitFor(
+        async () => {
+          const policy = await readPolicy(hg.namespace, "web");
+          const checks = policy.status?.targets?.find((t) => t.name === "web")?.rollout?.deepChecks;
+          expect(checks?.canary.passing, JSON.stringify(checks)).toBeGreaterThanOrEqual(1);
+          expect(checks?.stable.passing, JSON.stringify(checks)).toBe(2);
+          expect(checks?.canary.failing).toBe(0);
+          expect(checks?.canary.unchecked).toBe(0);
+          return checks;
+        },
+        { what: "the policy status's deepChecks counts during the bake", timeoutMs: 15_000, intervalMs: 250 },
       );
       const done = await waitForRecord(
         hg.namespace,

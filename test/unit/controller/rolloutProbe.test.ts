@@ -84,10 +84,16 @@ describe("RolloutGating → ProberHandle: unchecked pods are handed over", () =>
     expect(sumSamples(text, "healthgate_deep_check_unchecked_pods", { reason: "HostNetwork" })).toBe(1);
     expect(sumSamples(text, "healthgate_deep_check_unchecked_pods", { reason: "NoPodIP" })).toBe(1);
     expect(handle.threadStarted).toBe(false);
+    // and the policy status's aggregate counts them, per cohort
+    expect(gating.deepCheckCounts("shop", "web")).toEqual({
+      canary: { passing: 0, failing: 0, unreachable: 0, pending: 0, unchecked: 2 },
+      stable: { passing: 0, failing: 0, unreachable: 0, pending: 0, unchecked: 0 },
+    });
 
     gating.forget("shop", "web");
     expect(handle.unchecked("shop")).toEqual([]);
     const after = await metrics.registry.metrics();
     expect(sumSamples(after, "healthgate_deep_check_unchecked_pods")).toBe(0);
+    expect(gating.deepCheckCounts("shop", "web")).toBeUndefined();
   });
 });

@@ -3,6 +3,7 @@
 import { describe, expect, it } from "vitest";
 import {
   assessDeepCheck,
+  countStandings,
   deepCheckOutcome,
   NO_ASSESSMENT,
   podStanding,
@@ -149,5 +150,28 @@ describe("tallyByCohort", () => {
         { cohort: "new", outcome: "fail" },
       ]),
     ).toEqual({ new: { pass: 0, fail: 1, error: 2 }, stable: { pass: 1, fail: 0, error: 1 } });
+  });
+});
+
+describe("countStandings: the policy status's aggregate", () => {
+  it("counts pods per cohort by standing, and unchecked pods beside them", () => {
+    expect(
+      countStandings(
+        [
+          { cohort: "new", standing: "Passing" },
+          { cohort: "new", standing: "Pending" },
+          { cohort: "new", standing: "Failing" },
+          { cohort: "stable", standing: "Passing" },
+          { cohort: "stable", standing: "Unreachable" },
+        ],
+        [{ cohort: "new" }, { cohort: "stable" }, { cohort: "stable" }],
+      ),
+    ).toEqual({
+      canary: { passing: 1, failing: 1, unreachable: 0, pending: 1, unchecked: 1 },
+      stable: { passing: 1, failing: 0, unreachable: 1, pending: 0, unchecked: 2 },
+    });
+  });
+  it("is absent when no pod is handed over", () => {
+    expect(countStandings([], [])).toBeUndefined();
   });
 });
