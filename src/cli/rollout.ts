@@ -2,7 +2,9 @@
 // read a gated rollout. The commands write one annotation on the Deployment's HealthTarget record
 // (healthgate.io/rollout-command), exactly what `kubectl annotate` would write, so whoever may
 // patch healthtargets may promote, abort or retry; healthgate consumes it and records the effect
-// in the record's status.rollout.lastCommand. `status` reads the record, the policy and the pods.
+// in the record's status.rollout.lastCommand. `status` reads the record, the policy and the pods,
+// and each pod's latest deep check from the operator's memory, through the API server's service
+// proxy to the operator's metrics Service (GET /rollout/deep-checks; src/controller/deepCheckReport.ts).
 import { parseArgs } from "node:util";
 import type { Pod } from "../api/k8s.ts";
 import type { HealthPolicy, RolloutState } from "../api/v1alpha1/index.ts";
@@ -16,6 +18,10 @@ import {
   type RolloutVerb,
 } from "../policy/rollout/commands.ts";
 import { DEEP_CHECK_GATE } from "../api/v1alpha1/healthpolicy.ts";
+import { DEEP_CHECKS_PATH, type DeepCheckReport } from "../controller/deepCheckReport.ts";
+
+/** Where the operator's metrics Service is: <namespace>/<service>:<port> (a port name or number). */
+export const DEFAULT_OPERATOR = "healthgate/healthgate-metrics:http-metrics";
 
 export const ROLLOUT_USAGE = `Usage: healthgate rollout <status|promote|abort|retry> <deployment> [options]
 
@@ -33,6 +39,11 @@ Options:
   -w, --watch            status: print again on every change, until the rollout completes or aborts
       --kubeconfig <f>   kubeconfig file (default: $KUBECONFIG, ~/.kube/config)
       --no-wait          promote/abort/retry: do not wait for healthgate to apply the command
+      --operator <ns>/<service>:<port>
+                         status: the operator's metrics Service, whose /rollout/deep-checks gives
+                         each pod's latest deep check from the leader's memory, read through the
+                         API server's service proxy (needs get on services/proxy there; default
+                         ${DEFAULT_OPERATOR})
 
 Exit codes: 0 done (status: Completed, or not watching); 1 rejected by healthgate, or the
 watched rollout aborted; 2 usage; 3 healthgate did not answer within 60 s.
@@ -64,7 +75,25 @@ export interface StatusView {
     gateReason?: string;
     gateMessage?: string;
   }[];
+  /** The operator's deep-check report (latest result per pod), or why it could not be read. */
+  deepChecks?: Pick<DeepCheckReport, "pods" | "unchecked"> | { unavailable: string };
   now: number;
+}
+
+/** One pod's deep check as `status` prints it: "deep-check pass 200 in 12 ms 3s ago (Passing)". */
+function deepCheckText(view: StatusView, pod: string): string {
+  const report = view.deepChecks;
+  if (!report || "unavailable" in report) return "";
+  const unchecked = report.unchecked?.find((u) => u.pod === pod);
+  if (unchecked) return `  deep-check unchecked (${unchecked.reason})`;
+  const checked = report.pods?.find((p) => p.pod === pod);
+  if (!checked) return "";
+  const l = checked.latest;
+  if (!l) return `  deep-check no result yet (${checked.standing})`;
+  const ago = Math.max(0, Math.round((view.now - Date.parse(l.at)) / 1000));
+  const answer = l.statusCode !== undefined ? ` ${l.statusCode}` : "";
+  const error = l.errorClass ? ` ${l.errorClass}` : "";
+  return `  deep-check ${l.outcome}${answer}${error} in ${l.durationMs} ms ${ago}s ago (${checked.standing})`;
 }
 
 /** Seconds left of the current step's bake, when it bakes. */
@@ -122,8 +151,12 @@ export function formatStatus(view: StatusView): string {
         `    ${p.name}  revision ${p.revision}${p.revision === state.stableRevision ? " (stable)" : ""}  ` +
           `${p.ready ? "Ready" : "not Ready"}  gate ${p.gate ?? "-"}` +
           (p.gateReason ? ` ${p.gateReason}` : "") +
-          (p.gate === "False" && p.gateMessage ? `: ${p.gateMessage}` : ""),
+          (p.gate === "False" && p.gateMessage ? `: ${p.gateMessage}` : "") +
+          deepCheckText(view, p.name),
       );
+  }
+  if (view.deepChecks && "unavailable" in view.deepChecks) {
+    lines.push(`  deep checks: not shown: ${view.deepChecks.unavailable}`);
   }
   return lines.join("\n") + "\n";
 }
@@ -133,14 +166,57 @@ function contextNamespace(kubeconfig: string | undefined): string {
   return kc.getContextObject(kc.getCurrentContext())?.namespace ?? "default";
 }
 
+/** Parses --operator: <namespace>/<service>:<port>. */
+export function parseOperator(
+  value: string,
+): { namespace: string; service: string; port: string } | undefined {
+  const m = /^([a-z0-9][-a-z0-9]{0,62})\/([a-z0-9][-a-z0-9]{0,62}):([a-z0-9][-a-z0-9]{0,14})$/.exec(value);
+  return m ? { namespace: m[1]!, service: m[2]!, port: m[3]! } : undefined;
+}
+
 class RolloutCli {
   private readonly client: KubeClient;
   private readonly namespace: string;
   private readonly deployment: string;
-  constructor(client: KubeClient, namespace: string, deployment: string) {
+  private readonly operator: { namespace: string; service: string; port: string };
+  constructor(
+    client: KubeClient,
+    namespace: string,
+    deployment: string,
+    operator: { namespace: string; service: string; port: string },
+  ) {
     this.client = client;
     this.namespace = namespace;
     this.deployment = deployment;
+    this.operator = operator;
+  }
+
+  /**
+   * The leader's deep-check report, through the service proxy. The Service picks a replica per
+   * request and only the leader has results (the others answer 503): a few tries find it.
+   */
+  async deepChecks(): Promise<NonNullable<StatusView["deepChecks"]>> {
+    const { namespace, service, port } = this.operator;
+    let last = "";
+    for (let attempt = 0; attempt < 6; attempt++) {
+      try {
+        const report = await this.client.serviceProxyGet<DeepCheckReport>(this.operator, DEEP_CHECKS_PATH, {
+          namespace: this.namespace,
+          deployment: this.deployment,
+        });
+        return { pods: report.pods ?? [], unchecked: report.unchecked ?? [] };
+      } catch (err) {
+        const code = statusCodeOf(err);
+        last =
+          code === 403
+            ? `forbidden to get services/proxy in ${namespace} (grant get on services/proxy for ${service}, or use --operator)`
+            : code === 404
+              ? `no Service ${namespace}/${service} with port ${port} (set --operator <namespace>/<service>:<port>)`
+              : (err as Error).message;
+        if (code !== 503) break;
+      }
+    }
+    return { unavailable: last };
   }
 
   record(): Promise<Record> {
@@ -177,10 +253,12 @@ class RolloutCli {
         hash !== undefined && p.metadata.ownerReferences?.some((o) => o.name === `${this.deployment}-${hash}`)
       );
     });
+    const deepChecks = record.status?.rollout ? await this.deepChecks() : undefined;
     return {
       namespace: this.namespace,
       deployment: this.deployment,
       replicas: deployment.spec?.replicas ?? 1,
+      ...(deepChecks ? { deepChecks } : {}),
       state: record.status?.rollout,
       steps: policy?.spec.rollout?.steps,
       pending: record.metadata.annotations?.[ROLLOUT_COMMAND_ANNOTATION],
@@ -230,6 +308,7 @@ export async function runRollout(args: string[], io: Io): Promise<number> {
         watch: { type: "boolean", short: "w" },
         kubeconfig: { type: "string" },
         "no-wait": { type: "boolean" },
+        operator: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
     });
@@ -247,9 +326,14 @@ export async function runRollout(args: string[], io: Io): Promise<number> {
     io.stderr(`expected a command and one Deployment\n\n${ROLLOUT_USAGE}`);
     return 2;
   }
+  const operator = parseOperator(values.operator ?? DEFAULT_OPERATOR);
+  if (!operator) {
+    io.stderr(`--operator ${values.operator}: expected <namespace>/<service>:<port>\n\n${ROLLOUT_USAGE}`);
+    return 2;
+  }
   const namespace = values.namespace ?? contextNamespace(values.kubeconfig);
   const client = new KubeClient(loadKubeConfig(values.kubeconfig), { metrics: createMetrics() });
-  const cli = new RolloutCli(client, namespace, deployment);
+  const cli = new RolloutCli(client, namespace, deployment, operator);
   try {
     if (verb === "status") return await status(cli, values.watch ?? false, io);
     return await command(cli, verb as RolloutVerb, !values["no-wait"], io);

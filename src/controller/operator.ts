@@ -19,6 +19,7 @@ import { metricsWindowSeconds, PodMetricsHistory } from "../kube/podMetrics.ts";
 import type { Logger } from "../observability/logger.ts";
 import { createMetrics, type HealthgateMetrics } from "../observability/metrics.ts";
 import { HealthServer } from "../observability/server.ts";
+import { DEEP_CHECKS_PATH, deepChecksRoute } from "./deepCheckReport.ts";
 import { ProberHandle } from "../prober/handle.ts";
 import { LivenessWitness } from "./livenessWitness.ts";
 import { registerDeepCheckMetrics, type DeepCheckMetrics } from "../prober/metrics.ts";
@@ -193,6 +194,14 @@ export class Operator {
     if (options.port !== undefined) {
       this.server = new HealthServer({ port: options.port, metrics: this.metrics, logger });
       this.server.addReadinessCheck("caches", () => this.world.hasSynced() || "informer caches not synced");
+      this.server.addJsonRoute(
+        DEEP_CHECKS_PATH,
+        deepChecksRoute({
+          identity: this.identity,
+          isLeader: () => this.isLeader(),
+          report: (namespace, deployment) => this.rollout.deepCheckReport(namespace, deployment),
+        }),
+      );
     }
     if (options.gateWebhook) {
       const clock = options.clock ?? systemClock;

@@ -43,7 +43,8 @@ import {
 } from "../policy/rollout/revisions.ts";
 import type { ProberHandle } from "../prober/handle.ts";
 import { deepCheckTarget } from "../prober/targets.ts";
-import type { TargetVerdict } from "../prober/targets.ts";
+import type { TargetVerdict, UncheckedReason } from "../prober/targets.ts";
+import type { DeepCheckReport, PodDeepCheck } from "./deepCheckReport.ts";
 import type { Cohort, DeepCheckResult, ProbeTarget } from "../prober/types.ts";
 import type { CachedTarget } from "./world.ts";
 import { capacityShrinkHold } from "../policy/guard/hold.ts";
@@ -71,6 +72,7 @@ export interface RolloutGatingOptions {
 interface Checked {
   namespace: string;
   deployment: string;
+  pod: string;
   cohort: Cohort;
   assessment: PodAssessment;
   thresholds: { successThreshold: number; failureLimit: number };
@@ -81,7 +83,10 @@ export class RolloutGating {
   /** Pod uid → its deep checks since it became a target. */
   private readonly checked = new Map<string, Checked>();
   /** Deployment key → the pods handed to the prober that it cannot check, by cohort. */
-  private readonly uncheckedOf = new Map<string, { cohort: Cohort }[]>();
+  private readonly uncheckedOf = new Map<
+    string,
+    { pod: string; cohort: Cohort; reason: UncheckedReason }[]
+  >();
   /** Deployment key → the pod uids it has the prober check. */
   private readonly targetsOf = new Map<string, Set<string>>();
   /** Deployment key → the state last decided (the record in the cache may lag behind it). */
@@ -133,6 +138,47 @@ export class RolloutGating {
         : [];
     });
     return countStandings(checked, this.uncheckedOf.get(key) ?? []);
+  }
+
+  /**
+   * Each pod checked for the Deployment now, with its standing and latest result, and the pods it
+   * cannot check (served to `healthgate rollout status`: deepCheckReport.ts says what may show).
+   */
+  deepCheckReport(namespace: string, name: string): Pick<DeepCheckReport, "pods" | "unchecked"> {
+    const key = `${namespace}/${name}`;
+    const prober = this.o.prober();
+    const pods = [...(this.targetsOf.get(key) ?? [])].flatMap((uid): PodDeepCheck[] => {
+      const entry = this.checked.get(uid);
+      if (!entry) return [];
+      const r = prober?.latest(uid);
+      const a = entry.assessment;
+      return [
+        {
+          pod: entry.pod,
+          cohort: entry.cohort,
+          standing: podStanding(a, entry.thresholds),
+          consecutivePasses: a.consecutivePasses,
+          consecutiveFailures: a.consecutiveFailures,
+          consecutiveErrors: a.consecutiveErrors,
+          ...(r
+            ? {
+                latest: {
+                  revision: r.revision,
+                  outcome: r.outcome,
+                  ...(r.statusCode !== undefined ? { statusCode: r.statusCode } : {}),
+                  durationMs: Math.round(r.durationMs),
+                  bytesRead: r.bytesRead,
+                  truncated: r.truncated,
+                  ...(r.errorClass ? { errorClass: r.errorClass } : {}),
+                  at: new Date(r.startedAt).toISOString(),
+                },
+              }
+            : {}),
+        },
+      ];
+    });
+    pods.sort((a, b) => (a.pod < b.pod ? -1 : 1));
+    return { pods, unchecked: [...(this.uncheckedOf.get(key) ?? [])] };
   }
 
   /** The pure decision for one governed Deployment (after the look-ups it needs). */
@@ -488,6 +534,7 @@ export class RolloutGating {
             this.checked.set(verdict.target.key, {
               namespace,
               deployment,
+              pod: podName,
               cohort,
               assessment: NO_ASSESSMENT,
               thresholds: { successThreshold, failureLimit },
@@ -505,7 +552,11 @@ export class RolloutGating {
     if (uncheckable.length > 0)
       this.uncheckedOf.set(
         key,
-        uncheckable.map((u) => ({ cohort: u.who.cohort })),
+        uncheckable.map(({ who, verdict }) => ({
+          pod: who.pod,
+          cohort: who.cohort,
+          reason: "unchecked" in verdict ? verdict.unchecked.reason : "NoDeepCheck",
+        })),
       );
     else this.uncheckedOf.delete(key);
     const prober = this.o.prober();

@@ -339,6 +339,29 @@ export class KubeClient {
     }
   }
 
+  /**
+   * GET through the API server's service proxy (/api/v1/namespaces/<ns>/services/<svc>:<port>/proxy/<path>):
+   * the JSON a Service's port answers. Needs `get` on services/proxy in that namespace.
+   */
+  async serviceProxyGet<T>(
+    target: { namespace: string; service: string; port: string },
+    path: string,
+    query: Record<string, string>,
+    signal?: AbortSignal,
+  ): Promise<T> {
+    return this.json<T>({
+      verb: "get",
+      ref: { ...resources.services, plural: "services/proxy" },
+      path: {},
+      rawPath:
+        `/api/v1/namespaces/${encodeURIComponent(target.namespace)}/services/` +
+        `${encodeURIComponent(target.service)}:${encodeURIComponent(target.port)}/proxy${path}`,
+      query,
+      method: HttpMethod.GET,
+      signal,
+    });
+  }
+
   /** RFC 6902 JSON patch; "test" operations make it conditional on what the caller saw. */
   async jsonPatch<T extends KubeObject>(
     ref: ResourceRef,

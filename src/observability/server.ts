@@ -1,4 +1,5 @@
-// /healthz, /readyz and /metrics on one port.
+// /healthz, /readyz and /metrics on one port, and read-only JSON routes the operator adds
+// (/rollout/deep-checks: src/controller/deepCheckReport.ts).
 //   /healthz is shallow on purpose (healthgate practises what it preaches): it proves only that
 //   the event loop answers. A kubelet restarting healthgate because the API server is down
 //   would fix nothing.
@@ -11,6 +12,9 @@ import type { HealthgateMetrics } from "./metrics.ts";
 /** True when ready; false or a reason when not. */
 export type ReadinessCheck = () => boolean | string;
 
+/** A JSON route: answers GET with a status and a body serialised as JSON. */
+export type JsonRoute = (query: URLSearchParams) => { status: number; body: unknown };
+
 export interface HealthServerOptions {
   port: number;
   /** Defaults to every interface: the kubelet and Prometheus dial the pod IP. */
@@ -22,6 +26,7 @@ export interface HealthServerOptions {
 export class HealthServer {
   private readonly options: HealthServerOptions;
   private readonly checks = new Map<string, ReadinessCheck>();
+  private readonly routes = new Map<string, JsonRoute>();
   private readonly server: http.Server;
   private shuttingDown = false;
 
@@ -38,6 +43,11 @@ export class HealthServer {
 
   addReadinessCheck(name: string, check: ReadinessCheck): void {
     this.checks.set(name, check);
+  }
+
+  /** Serves `path` with `route` (read-only: GET and HEAD). */
+  addJsonRoute(path: string, route: JsonRoute): void {
+    this.routes.set(path, route);
   }
 
   /** /readyz fails from now on, so the endpoint is removed before the process stops. */
@@ -80,8 +90,17 @@ export class HealthServer {
         res.writeHead(200, { "Content-Type": registry.contentType }).end(body);
         return;
       }
-      default:
-        text(res, 404, "not found\n");
+      default: {
+        const route = this.routes.get(url.pathname);
+        if (!route) {
+          text(res, 404, "not found\n");
+          return;
+        }
+        const { status, body } = route(url.searchParams);
+        res
+          .writeHead(status, { "Content-Type": "application/json", "Cache-Control": "no-store" })
+          .end(JSON.stringify(body));
+      }
     }
   }
 

@@ -1,6 +1,11 @@
 // `healthgate rollout status`: what it prints from the record, the policy's steps and the pods.
 import { describe, expect, it } from "vitest";
-import { bakeRemainingSeconds, formatStatus, type StatusView } from "../../../src/cli/rollout.ts";
+import {
+  bakeRemainingSeconds,
+  formatStatus,
+  parseOperator,
+  type StatusView,
+} from "../../../src/cli/rollout.ts";
 
 const NOW = Date.parse("2026-12-04T10:00:30Z");
 const view = (over: Partial<StatusView> = {}): StatusView => ({
@@ -70,6 +75,71 @@ describe("rollout status", () => {
       "rollback:  Overridden: revision new1 → stable old1 at 2026-12-04T10:00:10Z; written back by field manager argocd-controller",
     );
     expect(formatStatus(view())).not.toContain("rollback:");
+  });
+
+  it("shows each pod's latest deep check from the operator's report, or why it is not shown", () => {
+    const text = formatStatus(
+      view({
+        deepChecks: {
+          pods: [
+            {
+              pod: "web-new1-a",
+              cohort: "new",
+              standing: "Passing",
+              consecutivePasses: 4,
+              consecutiveFailures: 0,
+              consecutiveErrors: 0,
+              latest: {
+                revision: "new1",
+                outcome: "pass",
+                statusCode: 200,
+                durationMs: 12,
+                bytesRead: 2,
+                truncated: false,
+                at: "2026-12-04T10:00:27Z",
+              },
+            },
+            {
+              pod: "web-old1-a",
+              cohort: "stable",
+              standing: "Pending",
+              consecutivePasses: 0,
+              consecutiveFailures: 0,
+              consecutiveErrors: 1,
+              latest: {
+                revision: "old1",
+                outcome: "error",
+                durationMs: 1000,
+                bytesRead: 0,
+                truncated: false,
+                errorClass: "timeout-before-answer",
+                at: "2026-12-04T10:00:29Z",
+              },
+            },
+          ],
+          unchecked: [{ pod: "web-new1-b", cohort: "new", reason: "HostNetwork" }],
+        },
+      }),
+    );
+    expect(text).toContain("gate True Admitted  deep-check pass 200 in 12 ms 3s ago (Passing)");
+    expect(text).toContain("gate -  deep-check unchecked (HostNetwork)");
+    expect(text).toContain(
+      "StableRevision  deep-check error timeout-before-answer in 1000 ms 1s ago (Pending)",
+    );
+    expect(formatStatus(view({ deepChecks: { unavailable: "forbidden to get services/proxy" } }))).toContain(
+      "deep checks: not shown: forbidden to get services/proxy",
+    );
+  });
+
+  it("parses --operator", () => {
+    expect(parseOperator("healthgate/healthgate-metrics:http-metrics")).toEqual({
+      namespace: "healthgate",
+      service: "healthgate-metrics",
+      port: "http-metrics",
+    });
+    expect(parseOperator("ops/hg:8080")?.port).toBe("8080");
+    expect(parseOperator("hg-metrics:8080")).toBeUndefined();
+    expect(parseOperator("ops/hg/x:1")).toBeUndefined();
   });
 
   it("says when there is no rollout state", () => {
