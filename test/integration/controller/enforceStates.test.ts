@@ -6,6 +6,10 @@
 // without --force-conflicts, a container rename, a container removal, an image-only change.
 // While Enforce is active the template keeps the decision; once it stopped, re-applies bring
 // the user's handler back. The 16 handler pairs are in probes-apply.test.ts.
+// The same holds for the strategy fields a gated rollout's decision carries (docs/rollouts.md):
+// the user's maxUnavailable 3 is lowered to N − F = 1 on every write while Enforce is active and
+// is theirs again once it stopped; progressDeadlineSeconds, which the user never set, is raised
+// to the longest bake + 600 s and stays there, unowned, after Enforce stopped (no restore).
 import type { V1Deployment } from "@kubernetes/client-node";
 import { beforeAll, describe, expect, it } from "vitest";
 import { makeContainer, makeDeployment, withLabels } from "../../support/builders.ts";
@@ -35,6 +39,8 @@ import {
 beforeAll(() => installCrd());
 
 const SUITE = { suite: "states" };
+/** The longest bake (15 m) + 600 s. */
+const STRATEGY = { deadline: 900 + 600 };
 const EXEC = { exec: { command: ["pg_isready", "-h", "127.0.0.1"] }, periodSeconds: 10 };
 
 /** The user's manifest: container <name> with an exec liveness probe, and a sidecar "side". */
@@ -44,6 +50,7 @@ function manifest(name: string, namespace: string, change: (d: V1Deployment) => 
   const spec = d.spec!.template.spec!;
   spec.containers[0]!.livenessProbe = structuredClone(EXEC);
   spec.containers.push(makeContainer("side", (c) => (c.ports = [{ name: "http", containerPort: 8081 }])));
+  d.spec!.strategy = { type: "RollingUpdate", rollingUpdate: { maxSurge: 1, maxUnavailable: 3 } };
   change(d);
   return d;
 }
@@ -205,6 +212,10 @@ describe("no user write is refused because of Enforce", () => {
       await variant.create(hg.namespace, manifest(names[i]!, hg.namespace));
     const policy = makePolicy("web", withMode("Enforce"));
     policy.spec.selector = { matchLabels: SUITE };
+    policy.spec.rollout = {
+      steps: [{ weight: 50, bake: "15m" }, { weight: 100 }],
+      deepCheck: { path: "/health/deep" },
+    };
     await hg.createPolicy(policy);
     await hg.startOperator();
     for (const n of names) {
@@ -212,9 +223,11 @@ describe("no user write is refused because of Enforce", () => {
         async () => {
           const d = await readDeployment(hg.namespace, n);
           expect(handlerKinds(containerNamed(d, n)?.livenessProbe)).toEqual(["httpGet"]);
+          expect(d.spec?.strategy?.rollingUpdate?.maxUnavailable).toBe(1);
+          expect(d.spec?.progressDeadlineSeconds).toBe(STRATEGY.deadline);
           return d;
         },
-        { what: `Enforce to swap ${n}'s exec liveness for httpGet` },
+        { what: `Enforce to swap ${n}'s exec liveness for httpGet and lower maxUnavailable` },
       );
     }
 
@@ -243,6 +256,10 @@ describe("no user write is refused because of Enforce", () => {
             const renamed = variant.container(n) !== n;
             const expected = !active ? ["exec"] : renamed ? ["exec", "httpGet"] : ["httpGet"];
             expect(expected, `${variant.name}`).toContain(handlerKinds(main?.livenessProbe).join());
+            // the user's maxUnavailable while Enforce is active is lowered, and theirs once it stopped;
+            // the deadline healthgate added where the user had none stays
+            expect(d.spec?.strategy?.rollingUpdate?.maxUnavailable, variant.name).toBe(active ? 1 : 3);
+            expect(d.spec?.progressDeadlineSeconds, variant.name).toBe(STRATEGY.deadline);
           } catch (err) {
             await write(variant, n);
             throw err;

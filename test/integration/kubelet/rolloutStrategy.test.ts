@@ -140,7 +140,8 @@ describe("the rollout's Deployment fields (real kubelet)", () => {
           const policy = await readPolicy(hg.namespace, "web");
           const checks = policy.status?.targets?.find((t) => t.name === "web")?.rollout?.deepChecks;
           expect(checks?.canary.passing, JSON.stringify(checks)).toBeGreaterThanOrEqual(1);
-          expect(checks?.stable.passing, JSON.stringify(checks)).toBe(2);
+          // (the stable sample is the old pods still Ready: maxUnavailable 1 leaves one or two)
+          expect(checks?.stable.passing, JSON.stringify(checks)).toBeGreaterThanOrEqual(1);
           expect(checks?.canary.failing).toBe(0);
           expect(checks?.canary.unchecked).toBe(0);
           return checks;
