@@ -212,7 +212,7 @@ class RolloutCli {
             ? `forbidden to get services/proxy in ${namespace} (grant get on services/proxy for ${service}, or use --operator)`
             : code === 404
               ? `no Service ${namespace}/${service} with port ${port} (set --operator <namespace>/<service>:<port>)`
-              : (err as Error).message;
+              : ((err as { body?: { message?: string } }).body?.message ?? (err as Error).message);
         if (code !== 503) break;
       }
     }
