@@ -1,7 +1,8 @@
 // `healthgate rollout status` shows each pod's latest deep check, served from the operator's
 // memory: the CLI asks the operator's metrics Service for /rollout/deep-checks through the API
 // server's service proxy. Real kubelet pods, a real operator (in-process, its health server
-// published as a selector-less Service's endpoint on an address of the run's network), and a
+// published as a selector-less Service's endpoint: a stand-in Pod object with the address the
+// operator listens on, since the proxy dials only Pod addresses), and a
 // user whose RBAC decides: without get on services/proxy the status still prints, and says why
 // the deep checks are not shown; with it, they are.
 import { mkdtempSync, writeFileSync } from "node:fs";
@@ -13,7 +14,7 @@ import { runRollout } from "../../../src/cli/rollout.ts";
 import { testClients } from "../../support/kube.ts";
 import { livePods } from "../../support/realNodes.ts";
 import { waitFor } from "../../support/waitFor.ts";
-import { installCrd, useControllerHarness } from "../controller/support.ts";
+import { installCrd, mergePatch, useControllerHarness } from "../controller/support.ts";
 import { app, hash, setImage, stableAtTag1, waitForRecord } from "./rolloutSupport.ts";
 
 beforeAll(() => installCrd());
@@ -130,29 +131,38 @@ describe("healthgate rollout status: deep checks from the operator's memory (rea
         spec: { ports: [{ name: "http-metrics", port: 8080, targetPort: port, protocol: "TCP" }] },
       },
     });
-    // Both the v1 Endpoints and an EndpointSlice: whichever the API server's proxy reads.
+    // The API server's service proxy dials only an endpoint address whose targetRef is a Pod with
+    // that IP: the operator's stand-in Pod (never scheduled) carries the address it listens on.
+    await core.createNamespacedPod({
+      namespace: hg.namespace,
+      body: {
+        metadata: { name: "healthgate-operator" },
+        spec: { schedulerName: "none", containers: [{ name: "operator", image: "healthgate:test" }] },
+      },
+    });
+    await core.patchNamespacedPodStatus(
+      {
+        name: "healthgate-operator",
+        namespace: hg.namespace,
+        body: { status: { podIP: OPERATOR_IP, podIPs: [{ ip: OPERATOR_IP }] } },
+      },
+      mergePatch,
+    );
     await core.createNamespacedEndpoints({
       namespace: hg.namespace,
       body: {
         metadata: { name: "hg-metrics" },
         subsets: [
-          { addresses: [{ ip: OPERATOR_IP }], ports: [{ name: "http-metrics", port, protocol: "TCP" }] },
-        ],
-      },
-    });
-    await testClients().discovery.createNamespacedEndpointSlice({
-      namespace: hg.namespace,
-      body: {
-        metadata: {
-          name: "hg-metrics",
-          labels: {
-            "kubernetes.io/service-name": "hg-metrics",
-            "endpointslice.kubernetes.io/managed-by": "test",
+          {
+            addresses: [
+              {
+                ip: OPERATOR_IP,
+                targetRef: { kind: "Pod", name: "healthgate-operator", namespace: hg.namespace },
+              },
+            ],
+            ports: [{ name: "http-metrics", port, protocol: "TCP" }],
           },
-        },
-        addressType: "IPv4",
-        endpoints: [{ addresses: [OPERATOR_IP], conditions: { ready: true } }],
-        ports: [{ name: "http-metrics", port, protocol: "TCP" }],
+        ],
       },
     });
     // and a user who may read the rollout's objects, but not services/proxy
