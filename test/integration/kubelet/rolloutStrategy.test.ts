@@ -218,7 +218,9 @@ describe("the rollout's Deployment fields (real kubelet)", () => {
     expect(aborted.reason).toBe("DeepCheckFailed");
     expect(aborted.floor).toBe(2);
     const admitted = aborted.admitted ?? [];
-    expect(admitted.length, JSON.stringify(aborted)).toBeGreaterThanOrEqual(2);
+    // (one or two new pods were admitted when the checks began failing: it depends on how far the
+    // last step had come; either way old pods still served, so the abort had a floor to keep)
+    expect(admitted.length, JSON.stringify(aborted)).toBeGreaterThanOrEqual(1);
     expect([...(aborted.dropped ?? []), ...(aborted.kept ?? [])].sort()).toEqual([...admitted].sort());
     expect(samples.serving.length).toBeGreaterThan(50);
     expect(
