@@ -42,7 +42,8 @@ describe("hack/generate.ts", () => {
     });
     expect(run.status).toBe(0);
     for (const f of await generatedFiles()) expect(readFileSync(join(out, f.path), "utf8")).toBe(f.content);
-  });
+    // A child Node process that loads the whole generator: seconds on a loaded 2-core machine.
+  }, 60_000);
 
   it("marks every file generated — do not edit", async () => {
     for (const f of await generatedFiles()) {
