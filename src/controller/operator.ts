@@ -182,6 +182,7 @@ export class Operator {
       liveness: this.liveness,
       panicChanges: registerPanicMetrics(this.metrics),
       ...(options.pacing ? { pacing: options.pacing } : {}),
+      ...(options.gateWebhook ? { gateNamespace: options.gateWebhook.namespace } : {}),
     }));
     registerPacingGauges(this.metrics, reconciler.pacer);
     this.loop = new ReconcileLoop(reconciler, {

@@ -46,6 +46,7 @@ import { selectorMatches } from "../policy/selector.ts";
 import { servingFloor } from "../policy/rollout/revisions.ts";
 import { strategyDecision } from "../policy/rollout/strategy.ts";
 import type { Concern, ConditionIntent, EventIntent, OwnedObject, TargetSnapshot } from "../policy/seam.ts";
+import { failOpenCondition } from "../policy/gate.ts";
 import {
   apiErrorMessage,
   isConflict,
@@ -186,6 +187,12 @@ export interface ReconcilerOptions {
   panicChanges?: Counter<"change">;
   /** Release pacing (maxConcurrentRollouts, slot timeout); omitted: DEFAULT_PACING. */
   pacing?: PacingSettings;
+  /**
+   * healthgate's own namespace, when the gate webhook runs: then a Deployment whose live pods
+   * include some of a gated revision without the gate reports RolloutGated=False (FailedOpen).
+   * Without the webhook no pod is gated at admission, so nothing is reported.
+   */
+  gateNamespace?: string;
 }
 
 export class HealthgateReconciler implements Reconciler {
@@ -379,12 +386,17 @@ export class HealthgateReconciler implements Reconciler {
       (await this.applyOwnedObjects(deployment, decision.ownedObjects, signal)) ?? release.refused;
     const record = this.o.world.targets.get(`${namespace}/${name}`);
     const gating = await this.o.rollout?.decide(policy, snapshot, record, signal);
-    const decided = withRollout(
-      this.withRefusal(
-        key,
-        release.released ? withEnforceCompliance(decision, deployment, release.released) : decision,
+    const decided = this.withFailOpen(
+      withRollout(
+        this.withRefusal(
+          key,
+          release.released ? withEnforceCompliance(decision, deployment, release.released) : decision,
+        ),
+        gating,
       ),
-      gating,
+      policy,
+      snapshot,
+      gating?.state?.stableRevision,
     );
     // Events about the Deployment: one that explains a condition goes out when that condition
     // flips (below); the others (LivenessDeepReplaced) go out with the release they announce.
@@ -791,6 +803,42 @@ export class HealthgateReconciler implements Reconciler {
   remembersWrite(key: Key): boolean {
     return this.lastWritten.has(key);
   }
+  /**
+   * RolloutGated=False (FailedOpen) while live pods of a gated revision carry no gate (issue 20):
+   * judged from the Deployment's pods in the cache, against the stable revision the rollout
+   * logic holds now — the same judgement the webhook makes at admission.
+   */
+  private withFailOpen(
+    decision: TargetDecision,
+    policy: HealthPolicy,
+    snapshot: TargetSnapshot,
+    stableRevision: string | undefined,
+  ): TargetDecision {
+    const ownNamespace = this.o.gateNamespace;
+    if (ownNamespace === undefined) return decision;
+    const { deployment } = snapshot;
+    const intent = failOpenCondition(
+      deployment.metadata.name,
+      snapshot.pods.map((pod) => ({
+        name: pod.metadata.name,
+        namespace: pod.metadata.namespace ?? "",
+        labels: pod.metadata.labels,
+        ownerReferences: pod.metadata.ownerReferences,
+        hostNetwork: pod.spec.hostNetwork,
+        readinessGates: pod.spec.readinessGates,
+        deleting: pod.metadata.deletionTimestamp !== undefined,
+      })),
+      {
+        excludedNamespaces: new Set(["kube-system", ownNamespace]),
+        deployment: (name) => (name === deployment.metadata.name ? deployment : undefined),
+        governingPolicy: () => policy,
+        stableRevision: () => stableRevision,
+      },
+    );
+    if (!intent) return decision;
+    return { ...decision, conditions: [...decision.conditions, intent] };
+  }
+
   /** A refused write overrides the condition it affects (see `refusals`). */
   private withRefusal(key: string, decision: TargetDecision): TargetDecision {
     const refusals = REFUSABLE.flatMap((type) => this.refusals.get(refusalKey(key, type)) ?? []);
@@ -989,7 +1037,8 @@ export class HealthgateReconciler implements Reconciler {
         overlaps.push({ deployment: deployment.metadata.name, governedBy: governing.metadata.name });
         continue;
       }
-      const decided = decideTarget(this.snapshot(policy, deployment), this.o.concerns);
+      const snapshot = this.snapshot(policy, deployment);
+      const decided = decideTarget(snapshot, this.o.concerns);
       const record = this.o.world.targets.get(`${namespace}/${deployment.metadata.name}`);
       const released = record?.status?.released;
       const pacing = this.enforcing(policy) ? record?.status?.pacing : undefined;
@@ -998,14 +1047,19 @@ export class HealthgateReconciler implements Reconciler {
         ? this.o.rollout?.stateOf(namespace, deployment.metadata.name, record)
         : undefined;
       decisions.push(
-        withRollout(
-          this.withRefusal(
-            deploymentKey(namespace, deployment.metadata.name),
-            this.enforcing(policy) && released
-              ? withEnforceCompliance(decision, deployment, released)
-              : decision,
+        this.withFailOpen(
+          withRollout(
+            this.withRefusal(
+              deploymentKey(namespace, deployment.metadata.name),
+              this.enforcing(policy) && released
+                ? withEnforceCompliance(decision, deployment, released)
+                : decision,
+            ),
+            rolloutView(rollout, this.o.rollout?.deepCheckCounts(namespace, deployment.metadata.name)),
           ),
-          rolloutView(rollout, this.o.rollout?.deepCheckCounts(namespace, deployment.metadata.name)),
+          policy,
+          snapshot,
+          rollout?.stableRevision,
         ),
       );
     }

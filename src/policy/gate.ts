@@ -6,7 +6,8 @@
 // its first pods within milliseconds) is decided all the same.
 import { DEEP_CHECK_GATE } from "../api/v1alpha1/healthpolicy.ts";
 import type { Deployment, OwnerReference } from "../api/k8s.ts";
-import type { HealthPolicy } from "../api/v1alpha1/index.ts";
+import { ConditionType, type HealthPolicy } from "../api/v1alpha1/index.ts";
+import type { ConditionIntent } from "./seam.ts";
 
 /** The label the Deployment controller puts on each ReplicaSet and pod of a revision. */
 export const POD_TEMPLATE_HASH = "pod-template-hash";
@@ -103,4 +104,49 @@ export function gatePatch(pod: Pick<GatePod, "readinessGates">): JsonPatchOp[] {
   return pod.readinessGates
     ? [{ op: "add", path: "/spec/readinessGates/-", value: gate }]
     : [{ op: "add", path: "/spec/readinessGates", value: [gate] }];
+}
+
+/** At most this many pod names in the RolloutGated message (the record lists up to 100). */
+const NAMED_IN_CONDITION = 10;
+
+/** A pod as the fail-open judgement reads it: what decideGate reads, its name, and whether it is going. */
+export interface LivePod extends GatePod {
+  name: string;
+  deleting?: boolean;
+}
+
+/**
+ * Fail-open made visible on the Deployment (issue 20): the pods of `deployment` that run without
+ * the gate although the webhook would have gated them (created while no replica answered
+ * admission), judged from the live pods against what the caches say now. The condition is
+ * `RolloutGated=False` (FailedOpen) naming them, and absent while there are none.
+ */
+export function failOpenCondition(
+  deployment: string,
+  pods: readonly LivePod[],
+  world: GateWorld,
+): ConditionIntent | undefined {
+  const ungated: string[] = [];
+  let revision: string | undefined;
+  for (const pod of pods) {
+    if (pod.deleting) continue;
+    const decision = decideGate(pod, world);
+    if (!decision.gate || decision.deployment !== deployment) continue;
+    ungated.push(pod.name);
+    revision ??= decision.revision;
+  }
+  if (ungated.length === 0) return undefined;
+  ungated.sort();
+  const listed = ungated.slice(0, NAMED_IN_CONDITION).join(", ");
+  const more = ungated.length > NAMED_IN_CONDITION ? ` and ${ungated.length - NAMED_IN_CONDITION} more` : "";
+  return {
+    type: ConditionType.RolloutGated,
+    status: "False",
+    reason: "FailedOpen",
+    message:
+      `${ungated.length} pod(s) of revision ${revision} run without the ${DEEP_CHECK_GATE} readiness gate: ` +
+      `they were created while no healthgate replica answered admission (fail-open), so the rollout ran ` +
+      `partly ungated: ${listed}${more}. The HealthTarget's status.gating lists them; this condition clears once ` +
+      `no such pod is left`,
+  };
 }

@@ -20,6 +20,11 @@ export const ConditionType = {
   RolloutHealthy: "RolloutHealthy",
   /** True while a correlated failure is active: True is the abnormal state (see ABNORMAL_WHEN_TRUE). */
   CorrelatedFailure: "CorrelatedFailure",
+  /**
+   * False (FailedOpen) while pods of a gated revision run without the healthgate.io/deep-check gate
+   * (created while no replica answered admission); absent otherwise.
+   */
+  RolloutGated: "RolloutGated",
 } as const;
 export type ConditionType = (typeof ConditionType)[keyof typeof ConditionType];
 export const DEPLOYMENT_CONDITION_PREFIX = `${GROUP}/`;

@@ -277,7 +277,7 @@ export const healthPolicyStatus = z
       .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"] })
       .optional()
       .describe(
-        "Ready, ProbesCompliant, LivenessShallow, HeadroomSufficient, RolloutHealthy, CorrelatedFailure.",
+        "Ready, ProbesCompliant, LivenessShallow, HeadroomSufficient, RolloutHealthy, CorrelatedFailure, RolloutGated.",
       ),
     targetCount: int32(0, 100000).optional().describe("Deployments this policy selects."),
     compliantCount: int32(0, 100000)

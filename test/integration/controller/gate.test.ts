@@ -340,6 +340,65 @@ describe("the gate webhook", () => {
     const event = (await listEvents(ns)).find((e) => e.reason === "UngatedPods");
     expect(event).toMatchObject({ type: "Warning", regardingKind: "Deployment", regardingName: "web" });
     for (const name of names) expect(event!.note).toContain(name);
+
+    // ... and so does the Deployment's condition, judged from its live pods
+    const rolloutGated = async () =>
+      (await apps.readNamespacedDeployment({ name: "web", namespace: ns })).status?.conditions?.find(
+        (c) => c.type === "healthgate.io/RolloutGated",
+      );
+    const condition = await waitFor(
+      async () => {
+        const c = await rolloutGated();
+        expect(c).toMatchObject({ status: "False", reason: "FailedOpen" });
+        for (const name of names) expect(c!.message).toContain(name);
+        return c!;
+      },
+      {
+        what: "the Deployment's RolloutGated condition to name the ungated pods",
+        timeoutMs: 30_000,
+        intervalMs: 300,
+      },
+    );
+    expect(condition.message).toMatch(
+      new RegExp(`^2 pod\\(s\\) of revision ${hashOf(ungated[0]!)} run without`),
+    );
+    // The policy carries the worst of its Deployments' RolloutGated conditions
+    await waitFor(
+      async () => {
+        const policy = (await testClients().custom.getNamespacedCustomObject({
+          group: "healthgate.io",
+          version: "v1alpha1",
+          plural: "healthpolicies",
+          namespace: ns,
+          name: "web",
+        })) as { status?: { conditions?: { type: string; status: string; reason: string }[] } };
+        expect(policy.status?.conditions?.find((c) => c.type === "RolloutGated")).toMatchObject({
+          status: "False",
+          reason: "FailedOpen",
+        });
+        return true;
+      },
+      { what: "the policy's RolloutGated condition", timeoutMs: 30_000, intervalMs: 300 },
+    );
+
+    // Replacing the ungated pods while healthgate answers: their successors are gated, the condition goes
+    await testClients().core.deleteCollectionNamespacedPod({
+      namespace: ns,
+      labelSelector: `app=web,${HASH}=${hashOf(ungated[0]!)}`,
+      gracePeriodSeconds: 0,
+    });
+    await waitFor(
+      async () => {
+        const fresh = (await podsOf("web")).filter(
+          (p) => hashOf(p) === hashOf(ungated[0]!) && !names.includes(p.metadata!.name!),
+        );
+        expect(fresh.length).toBeGreaterThanOrEqual(2);
+        expect(fresh.map(gated)).toEqual(fresh.map(() => true));
+        expect(await rolloutGated()).toBeUndefined();
+        return true;
+      },
+      { what: "the replacements to be gated and RolloutGated to clear", timeoutMs: 60_000, intervalMs: 300 },
+    );
   });
 
   it("rotates its CA and serving certificate while pods are admitted, without a failed or ungated admission", async () => {

@@ -6,6 +6,7 @@ import type { HealthPolicy } from "../../../src/api/v1alpha1/index.ts";
 import {
   decideGate,
   deploymentOfReplicaSet,
+  failOpenCondition,
   gatePatch,
   type GatePod,
   type GateReason,
@@ -179,5 +180,59 @@ describe("gatePatch", () => {
   });
   it("appends to an empty readinessGates list", () => {
     expect(gatePatch({ readinessGates: [] })[0]?.path).toBe("/spec/readinessGates/-");
+  });
+});
+
+describe("failOpenCondition", () => {
+  const live = (name: string, patch: Partial<GatePod> & { deleting?: boolean } = {}) => ({
+    name,
+    ...newPod(),
+    ...patch,
+  });
+  const gatedSpec = { readinessGates: [{ conditionType: GATE }] };
+  const stablePod = (name: string) =>
+    live(name, {
+      labels: { app: "web", "pod-template-hash": "old111" },
+      ownerReferences: [
+        { apiVersion: "apps/v1", kind: "ReplicaSet", name: "web-old111", uid: "u", controller: true },
+      ],
+    });
+
+  it("names the pods of a gated revision that carry no gate, and only those", () => {
+    const intent = failOpenCondition(
+      "web",
+      [
+        live("web-new222-b"),
+        live("web-new222-a"),
+        live("web-new222-c", gatedSpec),
+        stablePod("web-old111-x"),
+      ],
+      world(),
+    );
+    expect(intent).toMatchObject({ type: "RolloutGated", status: "False", reason: "FailedOpen" });
+    expect(intent!.message).toMatch(
+      /^2 pod\(s\) of revision new222 run without the healthgate.io\/deep-check/,
+    );
+    expect(intent!.message).toContain("partly ungated: web-new222-a, web-new222-b.");
+  });
+
+  it("reports nothing when every such pod is gated, going, or not gated by the webhook's rules", () => {
+    expect(
+      failOpenCondition(
+        "web",
+        [live("a", gatedSpec), live("b", { deleting: true }), stablePod("c")],
+        world(),
+      ),
+    ).toBeUndefined();
+    expect(failOpenCondition("web", [live("a")], world({ rollout: false }))).toBeUndefined();
+    expect(failOpenCondition("web", [live("a")], world({ stable: undefined }))).toBeUndefined();
+    expect(failOpenCondition("web", [live("a", { hostNetwork: true })], world())).toBeUndefined();
+  });
+
+  it("names ten pods and counts the rest", () => {
+    const pods = Array.from({ length: 12 }, (_, i) => live(`web-new222-${String(i).padStart(2, "0")}`));
+    const intent = failOpenCondition("web", pods, world());
+    expect(intent!.message).toContain("web-new222-09 and 2 more.");
+    expect(intent!.message).not.toContain("web-new222-10");
   });
 });
