@@ -3,19 +3,21 @@
 // it adds the `healthgate.io/deep-check` readiness gate or leaves the pod alone. The API
 // server calls it with `failurePolicy: Ignore` and a short timeout, so when no replica
 // answers, pods are created ungated (fail-open) — visible, never blocking.
-import { createServer, type Server } from "node:https";
-import type { IncomingMessage, ServerResponse } from "node:http";
-import type { AddressInfo } from "node:net";
+import { extname } from "node:path";
+import { fileURLToPath } from "node:url";
 import { setTimeout as delay } from "node:timers/promises";
 import { X509Certificate } from "node:crypto";
+import { Worker } from "node:worker_threads";
 import { Counter } from "prom-client";
-import type { Deployment, Pod } from "../api/k8s.ts";
+import type { Deployment } from "../api/k8s.ts";
 import { type KubeClient, isConflict, isNotFound, resources, type KubeObject } from "../kube/client.ts";
 import type { Clock } from "../kube/clock.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { HealthgateMetrics } from "../observability/metrics.ts";
 import { governingPolicy } from "../policy/governance.ts";
-import { decideGate, gatePatch, type GateWorld } from "../policy/gate.ts";
+import type { GateWorld } from "../policy/gate.ts";
+import type { HealthPolicy } from "../api/v1alpha1/index.ts";
+import type { FromGateWorker, GateWorkerConfig, ToGateWorker } from "./gateProtocol.ts";
 import { parseCachedPolicy } from "../controller/reconciler.ts";
 import type { World } from "../controller/world.ts";
 import {
@@ -33,7 +35,8 @@ import { splitPem } from "./x509.ts";
 export const GATE_WEBHOOK_PATH = "/gate";
 /** The webhook's name inside the configuration. */
 export const GATE_WEBHOOK_NAME = "gate.healthgate.io";
-const MAX_REVIEW_BYTES = 8 << 20;
+/** Keeps the worker's file type: gateWorker.ts under Node's type stripping and vitest, .js when built. */
+const workerUrl = new URL(`./gateWorker${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
 /** At most this many CAs in the caBundle (a Secret reset many times must not grow it forever). */
 const MAX_BUNDLE_CAS = 8;
 
@@ -90,15 +93,11 @@ export function gateWorldOf(world: World, ownNamespace: string, namespace: strin
   };
 }
 
-interface AdmissionRequest {
-  uid: string;
-  operation?: string;
-  namespace?: string;
-  object?: Pod;
-}
-
 export class GateWebhook {
-  private server: Server | undefined;
+  /** The thread that serves the webhook (gateWorker.ts), apart from the main thread's relists and reconciles. */
+  private worker: Worker | undefined;
+  private exited: Promise<void> = Promise.resolve();
+  private unsubscribe: (() => void)[] = [];
   private state: CertState | undefined;
   private readonly admissions: Counter<"result">;
   private readonly stopping = new AbortController();
@@ -148,32 +147,113 @@ export class GateWebhook {
       await delay(Math.min(500 * 2 ** attempt, 10_000), undefined, { signal }).catch(() => {});
     }
     if (signal.aborted || !this.state) return;
-    const server = createServer(
-      { cert: this.state.cert, key: this.state.key, minVersion: "TLSv1.2" },
-      (req, res) => this.handle(req, res),
-    );
-    server.requestTimeout = 10_000;
-    server.headersTimeout = 10_000;
-    this.server = server;
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(this.options.port, this.options.host ?? "0.0.0.0", () => resolve());
+    const worker = this.startWorker(this.state);
+    this.boundPort = await new Promise<number>((resolve, reject) => {
+      worker.on("message", (message: FromGateWorker) => {
+        if (message.type === "listening") resolve(message.port);
+        else if (message.type === "failed") reject(new Error(`gate webhook: cannot serve: ${message.error}`));
+        else this.counted(message);
+      });
+      worker.once("exit", () => reject(new Error("gate webhook: its thread exited before serving")));
     });
-    this.boundPort = (server.address() as AddressInfo).port;
     this.deps.logger.info({ port: this.boundPort }, "gate webhook serving");
     void this.refreshLoop();
+  }
+
+  /**
+   * Starts the serving thread with a snapshot of what the decision reads, and forwards every
+   * later change of those caches to it (in the same tick: nothing falls between).
+   */
+  private startWorker(state: CertState): Worker {
+    const { world } = this.deps;
+    const own = this.options.namespace;
+    const stableOf = (t: KubeObject & { status?: { rollout?: unknown } }) => {
+      const rollout = t.status?.rollout as { stableRevision?: unknown } | undefined;
+      return typeof rollout?.stableRevision === "string" ? rollout.stableRevision : undefined;
+    };
+    const policyOf = (raw: KubeObject) => {
+      const parsed = parseCachedPolicy(raw);
+      return parsed.ok ? parsed.policy : undefined;
+    };
+    const keyOf = (o: KubeObject) => `${o.metadata.namespace ?? ""}/${o.metadata.name}`;
+    const config: GateWorkerConfig = {
+      port: this.options.port,
+      host: this.options.host ?? "0.0.0.0",
+      path: GATE_WEBHOOK_PATH,
+      ownNamespace: own,
+      cert: state.cert,
+      key: state.key,
+      deployments: world.deployments.list().map((d) => [keyOf(d), d]),
+      policies: world.policies.list().flatMap((p): [string, HealthPolicy][] => {
+        const policy = policyOf(p);
+        return policy ? [[keyOf(p), policy]] : [];
+      }),
+      stable: world.targets.list().flatMap((t): [string, string][] => {
+        const revision = stableOf(t);
+        return revision ? [[keyOf(t), revision]] : [];
+      }),
+    };
+    const worker = new Worker(workerUrl, { workerData: config, name: "healthgate-gate-webhook" });
+    this.worker = worker;
+    this.exited = new Promise((resolve) => worker.once("exit", () => resolve()));
+    worker.on("error", (err) => {
+      this.deps.logger.error(
+        { err },
+        "gate webhook: its thread failed; pods are admitted ungated (fail-open)",
+      );
+    });
+    const send = (message: ToGateWorker) => worker.postMessage(message);
+    this.unsubscribe = [
+      world.deployments.addHandlers({
+        add: (d) => send({ type: "deployment", key: keyOf(d), value: d }),
+        update: (_, d) => send({ type: "deployment", key: keyOf(d), value: d }),
+        delete: (d) => send({ type: "deployment", key: keyOf(d), value: undefined }),
+      }),
+      world.policies.addHandlers({
+        add: (p) => send({ type: "policy", key: keyOf(p), value: policyOf(p) }),
+        update: (_, p) => send({ type: "policy", key: keyOf(p), value: policyOf(p) }),
+        delete: (p) => send({ type: "policy", key: keyOf(p), value: undefined }),
+      }),
+      world.targets.addHandlers({
+        add: (t) => send({ type: "stable", key: keyOf(t), value: stableOf(t) }),
+        update: (before, t) => {
+          const revision = stableOf(t);
+          if (revision !== stableOf(before)) send({ type: "stable", key: keyOf(t), value: revision });
+        },
+        delete: (t) => send({ type: "stable", key: keyOf(t), value: undefined }),
+      }),
+    ];
+    return worker;
+  }
+
+  /** healthgate_gate_admissions_total and the decision's debug line, from the thread's report. */
+  private counted(message: Extract<FromGateWorker, { type: "admission" }>): void {
+    this.admissions.inc({ result: message.result });
+    if (message.result === "error") {
+      this.deps.logger.error(
+        { err: message.error, namespace: message.namespace },
+        "gate webhook: decision failed; pod admitted ungated",
+      );
+    } else {
+      this.deps.logger.debug(
+        { namespace: message.namespace, name: message.deployment, reason: message.reason },
+        "gate decision",
+      );
+    }
   }
 
   async stop(): Promise<void> {
     this.stopping.abort();
     await this.refreshing;
-    const server = this.server;
-    this.server = undefined;
-    if (!server) return;
-    await new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
+    for (const unsubscribe of this.unsubscribe) unsubscribe();
+    this.unsubscribe = [];
+    const worker = this.worker;
+    this.worker = undefined;
+    if (!worker) return;
+    worker.postMessage({ type: "stop" } satisfies ToGateWorker);
+    const timer = setTimeout(() => void worker.terminate(), 5_000);
+    await this.exited;
+    clearTimeout(timer);
   }
 
   /** The CA bundle the API server should trust (PEM), once loaded. */
@@ -249,7 +329,9 @@ export class GateWebhook {
     if (!state) throw new Error(`Secret ${this.secretRef()} holds no tls.crt and tls.key yet`);
     const changed = state.cert !== this.state?.cert || state.key !== this.state?.key;
     this.state = state;
-    if (changed && this.server) this.server.setSecureContext({ cert: state.cert, key: state.key });
+    if (changed && this.worker) {
+      this.worker.postMessage({ type: "cert", cert: state.cert, key: state.key } satisfies ToGateWorker);
+    }
     if (this.options.certificates === "self" && this.options.configurationName)
       await this.syncCaBundle(state);
   }
@@ -285,77 +367,6 @@ export class GateWebhook {
       signal,
     });
     this.deps.logger.info({ name, kind: "MutatingWebhookConfiguration" }, "gate webhook: caBundle updated");
-  }
-
-  private handle(req: IncomingMessage, res: ServerResponse): void {
-    if (req.method !== "POST" || req.url?.split("?")[0] !== GATE_WEBHOOK_PATH) {
-      res.writeHead(404).end();
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on("data", (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > MAX_REVIEW_BYTES) req.destroy();
-      else chunks.push(chunk);
-    });
-    req.on("end", () => {
-      let review: { request?: AdmissionRequest };
-      try {
-        review = JSON.parse(Buffer.concat(chunks).toString("utf8")) as { request?: AdmissionRequest };
-      } catch {
-        res.writeHead(400).end();
-        return;
-      }
-      const request = review.request;
-      if (!request?.uid) {
-        res.writeHead(400).end();
-        return;
-      }
-      res.writeHead(200, { "content-type": "application/json" });
-      res.end(
-        JSON.stringify({
-          apiVersion: "admission.k8s.io/v1",
-          kind: "AdmissionReview",
-          response: this.answer(request),
-        }),
-      );
-    });
-  }
-
-  /** The admission response: always allowed; with the gate's patch when the pod is gated. */
-  answer(request: AdmissionRequest): Record<string, unknown> {
-    const allowed = { uid: request.uid, allowed: true };
-    const pod = request.object;
-    if (request.operation !== "CREATE" || !pod?.spec) return allowed;
-    const namespace = request.namespace ?? pod.metadata?.namespace ?? "";
-    try {
-      const decision = decideGate(
-        {
-          namespace,
-          labels: pod.metadata?.labels,
-          ownerReferences: pod.metadata?.ownerReferences,
-          hostNetwork: pod.spec.hostNetwork,
-          readinessGates: pod.spec.readinessGates,
-        },
-        gateWorldOf(this.deps.world, this.options.namespace, namespace),
-      );
-      this.deps.logger.debug(
-        { namespace, name: decision.deployment, reason: decision.reason },
-        "gate decision",
-      );
-      this.admissions.inc({ result: decision.gate ? "gated" : "ungated" });
-      if (!decision.gate) return allowed;
-      return {
-        ...allowed,
-        patchType: "JSONPatch",
-        patch: Buffer.from(JSON.stringify(gatePatch(pod.spec))).toString("base64"),
-      };
-    } catch (err) {
-      this.admissions.inc({ result: "error" });
-      this.deps.logger.error({ err, namespace }, "gate webhook: decision failed; pod admitted ungated");
-      return allowed;
-    }
   }
 }
 

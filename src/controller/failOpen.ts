@@ -88,9 +88,11 @@ export async function reportFailOpen(pods: readonly Pod[], o: FailOpenReportOpti
           apiVersion: "healthgate.io/v1alpha1",
           kind: "HealthTarget",
           metadata: { name, namespace },
-          status: {
-            gating: entry ? { ...wanted, observedAt: o.now.toISOString().replace(/\.\d{3}Z$/, "Z") } : {},
-          },
+          // Clearing: the manager sends no gating at all, so server-side apply removes the field it
+          // owned (an empty object is refused: the API server sees null).
+          status: entry
+            ? { gating: { ...wanted, observedAt: o.now.toISOString().replace(/\.\d{3}Z$/, "Z") } }
+            : {},
         },
         {
           fieldManager: GATE_FIELD_MANAGER,

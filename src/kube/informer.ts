@@ -283,6 +283,7 @@ export class Informer<T extends KubeObject = KubeObject> {
   private async relist(reason: RelistReason, signal: AbortSignal): Promise<void> {
     const { client, resource, namespace, labelSelector, fieldSelector, metrics } = this.options;
     metrics.watchRelists.inc({ resource: resource.plural, reason });
+    this.log.debug({ reason }, "relisting");
     const listed = new Map<string, T>();
     let continueToken: string | undefined;
     let resourceVersion: string;

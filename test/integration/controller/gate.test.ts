@@ -299,7 +299,14 @@ describe("the gate webhook", () => {
     const { apps } = testClients();
     const ns = hg.namespace;
     await startHealthgate();
-    await hg.createPolicy(makePolicy("web", withRollout));
+    // A bake keeps the ungated revision from completing (the ungated pods fill its step's budget)
+    // while the test looks: a completed revision is stable, and its pods are no longer reported.
+    await hg.createPolicy(
+      makePolicy("web", (p) => {
+        withRollout(p);
+        p.spec.rollout!.steps = [{ weight: 100, bake: "5m" }];
+      }),
+    );
     await hg.apply(makeDeployment("web", withReplicas(2)));
     await waitForRolloutComplete(ns, "web");
     const stable = hashOf((await podsOf("web"))[0]!);
@@ -395,9 +402,21 @@ describe("the gate webhook", () => {
         expect(fresh.length).toBeGreaterThanOrEqual(2);
         expect(fresh.map(gated)).toEqual(fresh.map(() => true));
         expect(await rolloutGated()).toBeUndefined();
+        const record = (await testClients().custom.getNamespacedCustomObject({
+          group: "healthgate.io",
+          version: "v1alpha1",
+          plural: "healthtargets",
+          namespace: ns,
+          name: "web",
+        })) as { status?: { gating?: unknown } };
+        expect(record.status?.gating).toBeUndefined();
         return true;
       },
-      { what: "the replacements to be gated and RolloutGated to clear", timeoutMs: 60_000, intervalMs: 300 },
+      {
+        what: "the replacements to be gated, and RolloutGated and the record's status.gating to clear",
+        timeoutMs: 60_000,
+        intervalMs: 300,
+      },
     );
   });
 
