@@ -16,6 +16,7 @@ import {
 const NAME = "FULLNAME__PLACEHOLDER";
 const LABELS = "LABELS__PLACEHOLDER";
 const WRITER = "WRITER__PLACEHOLDER";
+const SCOPE = "SCOPE__PLACEHOLDER";
 
 export const ADMISSION_TEMPLATE_PATH = "charts/healthgate/templates/admission-enforce.yaml";
 
@@ -27,6 +28,20 @@ const toHelm = (docs: readonly unknown[]) =>
     .replaceAll(
       WRITER,
       'system:serviceaccount:{{ .Release.Namespace }}:{{ include "healthgate.serviceAccountName" . }}',
+    )
+    // A release watching one namespace guards the records there only: cluster-wide, its
+    // binding would refuse every other healthgate install's own record writes.
+    .replace(new RegExp(`^( *)${SCOPE}: ""$`, "gm"), (_line, indent: string) =>
+      [
+        `${indent}{{- with .Values.watchNamespaces }}`,
+        `${indent}matchResources:`,
+        `${indent}  namespaceSelector:`,
+        `${indent}    matchExpressions:`,
+        `${indent}      - key: kubernetes.io/metadata.name`,
+        `${indent}        operator: In`,
+        `${indent}        values: {{ toJson . }}`,
+        `${indent}{{- end }}`,
+      ].join("\n"),
     )
     .replace(
       new RegExp(`^( *)${LABELS}: ""$`, "gm"),
@@ -45,7 +60,7 @@ export function renderAdmissionTemplate(): string {
     "{{- if .Values.enforce.enabled }}",
     toHelm([
       ...enforceManifests(`${NAME}-${ENFORCE_SUFFIX}`, labels),
-      ...recordStatusManifests(`${NAME}-${RECORD_STATUS_SUFFIX}`, WRITER, labels),
+      ...recordStatusManifests(`${NAME}-${RECORD_STATUS_SUFFIX}`, WRITER, labels, false, { [SCOPE]: "" }),
     ]),
     "{{- end }}",
     "{{- if .Values.handlerMerge.enabled }}",

@@ -296,6 +296,8 @@ export function recordStatusManifests(
   writer: string,
   labels: Labels = {},
   anyServiceAccount = false,
+  /** Extra fields of the binding's spec (the chart scopes it to its watched namespace). */
+  bindingSpec: Record<string, unknown> = {},
 ) {
   return [
     {
@@ -332,7 +334,7 @@ export function recordStatusManifests(
       apiVersion: "admissionregistration.k8s.io/v1",
       kind: "ValidatingAdmissionPolicyBinding",
       metadata: meta(name, labels),
-      spec: { policyName: name, validationActions: ["Deny"] },
+      spec: { policyName: name, validationActions: ["Deny"], ...bindingSpec },
     },
   ];
 }

@@ -447,6 +447,25 @@ describe("RBAC", () => {
       expect(b).toMatchObject({ roleRef: { kind: "ClusterRole", name: "hg-healthgate" } });
   });
 
+  it("guards record status in the watched namespace only when watchNamespaces is set, everywhere otherwise", async () => {
+    // Cluster-wide, one install's guard would refuse every other install's own record writes.
+    const binding = (objects: K8sObject[]) =>
+      objects.find(
+        (o) => o.kind === "ValidatingAdmissionPolicyBinding" && o.metadata.name.endsWith("-record-status"),
+      );
+    const scoped = binding(await render({ watchNamespaces: ["shop"] }));
+    expect(scoped?.spec).toMatchObject({
+      matchResources: {
+        namespaceSelector: {
+          matchExpressions: [{ key: "kubernetes.io/metadata.name", operator: "In", values: ["shop"] }],
+        },
+      },
+    });
+    const everywhere = binding(await render());
+    expect(everywhere).toBeDefined();
+    expect(everywhere?.spec).not.toHaveProperty("matchResources");
+  });
+
   it("extends the built-in view and edit roles with HealthPolicy access", async () => {
     const objects = await render();
     const view = one(objects, "ClusterRole", "hg-healthgate-view");
