@@ -211,7 +211,7 @@ it(
         readyOld: 3,
       });
       expect(lines[bad + aborting.length + 1], stdout).toMatch(
-        /^healthgate\.io\/RolloutHealthy=False \(DeepCheckFailed\): deep check \/health\/deep failed 3 times in a row \(failureLimit 3\) on new pod\(s\) checkout-\S+ while stable pods .* passed\. Rollout of revision [a-z0-9]+ aborted/,
+        /^healthgate\.io\/RolloutHealthy=False \(DeepCheckFailed\): deep check \/health\/deep failed (?:[3-9]|[1-9]\d+) times in a row \(failureLimit 3\) on new pod\(s\) checkout-\S+ while stable pods .* passed\. Rollout of revision [a-z0-9]+ aborted/,
       );
     } finally {
       await rm(home, { recursive: true, force: true });
