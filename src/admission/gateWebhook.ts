@@ -100,6 +100,7 @@ export class GateWebhook {
   private unsubscribe: (() => void)[] = [];
   private state: CertState | undefined;
   private readonly admissions: Counter<"result">;
+  private readonly threadRestarts: Counter;
   private readonly stopping = new AbortController();
   private refreshing: Promise<void> | undefined;
   readonly options: GateWebhookOptions;
@@ -116,6 +117,13 @@ export class GateWebhook {
         name: "healthgate_gate_admissions_total",
         help: "Pod CREATE admissions answered by the gate webhook, by result (gated, ungated, error).",
         labelNames: ["result"],
+        registers,
+      });
+    this.threadRestarts =
+      (deps.metrics.registry.getSingleMetric("healthgate_gate_webhook_thread_restarts_total") as Counter) ??
+      new Counter({
+        name: "healthgate_gate_webhook_thread_restarts_total",
+        help: "Times the gate webhook's serving thread exited unasked and was started again.",
         registers,
       });
   }
@@ -147,7 +155,13 @@ export class GateWebhook {
       await delay(Math.min(500 * 2 ** attempt, 10_000), undefined, { signal }).catch(() => {});
     }
     if (signal.aborted || !this.state) return;
-    const worker = this.startWorker(this.state);
+    await this.serve();
+    void this.refreshLoop();
+  }
+
+  /** Starts the serving thread and waits until it listens. */
+  private async serve(): Promise<void> {
+    const worker = this.startWorker(this.state!);
     this.boundPort = await new Promise<number>((resolve, reject) => {
       worker.on("message", (message: FromGateWorker) => {
         if (message.type === "listening") resolve(message.port);
@@ -157,7 +171,38 @@ export class GateWebhook {
       worker.once("exit", () => reject(new Error("gate webhook: its thread exited before serving")));
     });
     this.deps.logger.info({ port: this.boundPort }, "gate webhook serving");
-    void this.refreshLoop();
+  }
+
+  /**
+   * The serving thread ended without stop(): /readyz fails at once (boundPort unset, so the
+   * Service stops sending this replica admissions), and a new thread starts, with backoff.
+   */
+  private async restartAfterExit(code: number): Promise<void> {
+    const signal = this.stopping.signal;
+    for (const unsubscribe of this.unsubscribe) unsubscribe();
+    this.unsubscribe = [];
+    this.worker = undefined;
+    this.boundPort = undefined;
+    this.threadRestarts.inc();
+    this.deps.logger.error(
+      { code },
+      "gate webhook: its thread exited; not ready until a new one serves (pods created meanwhile are admitted ungated by the other replicas or fail open)",
+    );
+    for (let attempt = 0; !signal.aborted; attempt++) {
+      await delay(Math.min(1_000 * 2 ** attempt, 30_000), undefined, { signal }).catch(() => {});
+      if (signal.aborted) return;
+      try {
+        await this.serve();
+        return;
+      } catch (err) {
+        this.deps.logger.error({ err, attempt }, "gate webhook: restarting its thread failed");
+      }
+    }
+  }
+
+  /** Stops the serving thread as a crash would (tests: the restart path). */
+  async crashThreadForTest(): Promise<void> {
+    await this.worker?.terminate();
   }
 
   /**
@@ -196,6 +241,11 @@ export class GateWebhook {
     const worker = new Worker(workerUrl, { workerData: config, name: "healthgate-gate-webhook" });
     this.worker = worker;
     this.exited = new Promise((resolve) => worker.once("exit", () => resolve()));
+    worker.once("exit", (code) => {
+      // Only a thread that was serving is restarted here; one that never listened fails serve().
+      if (this.stopping.signal.aborted || this.worker !== worker || this.boundPort === undefined) return;
+      void this.restartAfterExit(code);
+    });
     worker.on("error", (err) => {
       this.deps.logger.error(
         { err },

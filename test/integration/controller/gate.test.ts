@@ -646,6 +646,34 @@ describe("the gate webhook", () => {
     expect(events.map((e) => e.regardingName).sort()).toEqual(["bad", "web"]);
   });
 
+  it("when its serving thread dies, /readyz fails until a new thread serves, and new pods are gated again", async () => {
+    const ns = hg.namespace;
+    await startHealthgate();
+    await hg.createPolicy(makePolicy("web", withRollout));
+    await hg.apply(makeDeployment("web", withReplicas(1)));
+    await waitForRolloutComplete(ns, "web");
+    await recordStable("web", hashOf((await podsOf("web"))[0]!));
+    await webhookAnswers("web");
+    const readyz = async () => (await fetch(`http://127.0.0.1:${operator!.boundPort}/readyz?verbose`)).text();
+    expect(await readyz()).toContain("[+]gate-webhook ok");
+
+    // When the thread ends as a crash would
+    await operator!.gateWebhook!.crashThreadForTest();
+
+    // Then the replica says it cannot serve admissions (the Service stops sending it any)…
+    expect(operator!.gateWebhook!.boundPort).toBeUndefined();
+    expect(await readyz()).toContain("[-]gate-webhook failed");
+    // …until a new thread serves: ready again, and a new revision's pod is gated again
+    await waitFor(async () => (await readyz()).includes("[+]gate-webhook ok") || undefined, {
+      what: "/readyz to pass again once a new thread serves",
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    });
+    await webhookAnswers("web");
+    const restarts = await (await fetch(`http://127.0.0.1:${operator!.boundPort}/metrics`)).text();
+    expect(restarts).toMatch(/^healthgate_gate_webhook_thread_restarts_total 1$/m);
+  });
+
   it("is answered by a replica that does not lead, before and after the leader goes", async () => {
     // Two replicas with leader election, as the chart runs them; the registration calls the second.
     const replicas: Operator[] = [];
