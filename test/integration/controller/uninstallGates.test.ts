@@ -208,6 +208,35 @@ describe("helm uninstall with the gate webhook", () => {
       () => operator!.world.targets.get(`${ns}/web`)?.status?.rollout?.stableRevision === stable || undefined,
       { what: "healthgate to record the stable revision", timeoutMs: 60_000 },
     );
+    // The API server calls the webhook (the caBundle is in the registration, the thread serves,
+    // the stable revision is in its cache) before the new revision's pods are created: a pod
+    // created before then is admitted ungated (fail-open) and stays so.
+    await waitFor(
+      async () => {
+        const probe = await core.createNamespacedPod({
+          namespace: ns,
+          dryRun: "All",
+          body: {
+            metadata: {
+              generateName: "web-probe0000-",
+              labels: { app: "web", [HASH]: "probe0000" },
+              ownerReferences: [
+                {
+                  apiVersion: "apps/v1",
+                  kind: "ReplicaSet",
+                  name: "web-probe0000",
+                  uid: "0",
+                  controller: true,
+                },
+              ],
+            },
+            spec: { containers: [{ name: "web", image: "example/web:2" }] },
+          },
+        });
+        return gated(probe) || undefined;
+      },
+      { what: "the API server to call the gate webhook", timeoutMs: 60_000, intervalMs: 200 },
+    );
     await apps.patchNamespacedDeployment({
       name: "web",
       namespace: ns,
