@@ -1,6 +1,5 @@
 // Messages between GateWebhook (main thread) and the gate webhook's thread (gateWorker.ts).
-import type { Deployment } from "../api/k8s.ts";
-import type { HealthPolicy } from "../api/v1alpha1/index.ts";
+import type { GateDeployment, GatePolicy } from "../policy/gate.ts";
 
 export interface GateWorkerConfig {
   port: number;
@@ -11,15 +10,15 @@ export interface GateWorkerConfig {
   cert: string;
   key: string;
   /** The caches when the thread starts (`namespace/name` → value); changes follow as messages. */
-  deployments: [string, Deployment][];
-  policies: [string, HealthPolicy][];
+  deployments: [string, GateDeployment][];
+  policies: [string, GatePolicy][];
   stable: [string, string][];
 }
 
 /** Cache changes (`value` undefined: gone), the serving certificate, stop. Keys are `namespace/name`. */
 export type ToGateWorker =
-  | { type: "deployment"; key: string; value: Deployment | undefined }
-  | { type: "policy"; key: string; value: HealthPolicy | undefined }
+  | { type: "deployment"; key: string; value: GateDeployment | undefined }
+  | { type: "policy"; key: string; value: GatePolicy | undefined }
   | { type: "stable"; key: string; value: string | undefined }
   | { type: "cert"; cert: string; key: string }
   | { type: "stop" };

@@ -15,8 +15,13 @@ import type { Clock } from "../kube/clock.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { HealthgateMetrics } from "../observability/metrics.ts";
 import { governingPolicy } from "../policy/governance.ts";
-import type { GateWorld } from "../policy/gate.ts";
-import type { HealthPolicy } from "../api/v1alpha1/index.ts";
+import {
+  gateDeploymentOf,
+  gatePolicyOf,
+  sameGateDeployment,
+  type GatePolicy,
+  type GateWorld,
+} from "../policy/gate.ts";
 import type { FromGateWorker, GateWorkerConfig, ToGateWorker } from "./gateProtocol.ts";
 import { parseCachedPolicy } from "../controller/reconciler.ts";
 import type { World } from "../controller/world.ts";
@@ -218,7 +223,7 @@ export class GateWebhook {
     };
     const policyOf = (raw: KubeObject) => {
       const parsed = parseCachedPolicy(raw);
-      return parsed.ok ? parsed.policy : undefined;
+      return parsed.ok ? gatePolicyOf(parsed.policy) : undefined;
     };
     const keyOf = (o: KubeObject) => `${o.metadata.namespace ?? ""}/${o.metadata.name}`;
     const config: GateWorkerConfig = {
@@ -228,8 +233,8 @@ export class GateWebhook {
       ownNamespace: own,
       cert: state.cert,
       key: state.key,
-      deployments: world.deployments.list().map((d) => [keyOf(d), d]),
-      policies: world.policies.list().flatMap((p): [string, HealthPolicy][] => {
+      deployments: world.deployments.list().map((d) => [keyOf(d), gateDeploymentOf(d)]),
+      policies: world.policies.list().flatMap((p): [string, GatePolicy][] => {
         const policy = policyOf(p);
         return policy ? [[keyOf(p), policy]] : [];
       }),
@@ -254,9 +259,15 @@ export class GateWebhook {
     });
     const send = (message: ToGateWorker) => worker.postMessage(message);
     this.unsubscribe = [
+      // Only what the decision reads crosses, and only when it changed: most Deployment updates
+      // are status writes (healthgate's own conditions among them), which the thread never needs.
       world.deployments.addHandlers({
-        add: (d) => send({ type: "deployment", key: keyOf(d), value: d }),
-        update: (_, d) => send({ type: "deployment", key: keyOf(d), value: d }),
+        add: (d) => send({ type: "deployment", key: keyOf(d), value: gateDeploymentOf(d) }),
+        update: (before, d) => {
+          const view = gateDeploymentOf(d);
+          if (!sameGateDeployment(gateDeploymentOf(before), view))
+            send({ type: "deployment", key: keyOf(d), value: view });
+        },
         delete: (d) => send({ type: "deployment", key: keyOf(d), value: undefined }),
       }),
       world.policies.addHandlers({

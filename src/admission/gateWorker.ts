@@ -9,10 +9,15 @@ import { createServer, type Server } from "node:https";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { parentPort, workerData } from "node:worker_threads";
-import type { Deployment, Pod } from "../api/k8s.ts";
-import type { HealthPolicy } from "../api/v1alpha1/index.ts";
+import type { Pod } from "../api/k8s.ts";
 import { governingPolicy } from "../policy/governance.ts";
-import { decideGate, gatePatch, type GateWorld } from "../policy/gate.ts";
+import {
+  decideGate,
+  gatePatch,
+  type GateDeployment,
+  type GatePolicy,
+  type GateWorld,
+} from "../policy/gate.ts";
 import type { FromGateWorker, GateWorkerConfig, ToGateWorker } from "./gateProtocol.ts";
 
 if (!parentPort)
@@ -23,8 +28,8 @@ const post = (message: FromGateWorker) => port.postMessage(message);
 
 const MAX_REVIEW_BYTES = 8 << 20;
 
-const deployments = new Map<string, Deployment>(config.deployments);
-const policies = new Map<string, HealthPolicy>(config.policies);
+const deployments = new Map<string, GateDeployment>(config.deployments);
+const policies = new Map<string, GatePolicy>(config.policies);
 const stable = new Map<string, string>(config.stable);
 
 function worldOf(namespace: string): GateWorld {

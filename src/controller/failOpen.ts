@@ -39,7 +39,7 @@ export function ungatedPods(
     if (!decision.gate || !decision.deployment || !decision.revision) continue;
     const key = `${namespace}/${decision.deployment}`;
     const entry = found.get(key) ?? {
-      deployment: gates.deployment(decision.deployment)!,
+      deployment: world.deployments.get(key)!,
       revision: decision.revision,
       pods: [],
     };

@@ -7,6 +7,7 @@
 import { DEEP_CHECK_GATE } from "../api/v1alpha1/healthpolicy.ts";
 import type { Deployment, OwnerReference } from "../api/k8s.ts";
 import { ConditionType, type HealthPolicy } from "../api/v1alpha1/index.ts";
+import type { SelectedDeployment, SelectingPolicy } from "./governance.ts";
 import type { ConditionIntent } from "./seam.ts";
 
 /** The label the Deployment controller puts on each ReplicaSet and pod of a revision. */
@@ -21,16 +22,68 @@ export interface GatePod {
   readinessGates?: readonly { conditionType: string }[] | undefined;
 }
 
+/** What the decision reads of a Deployment: governance's view and the strategy type. */
+export interface GateDeployment extends SelectedDeployment {
+  spec: { strategy?: { type?: string | undefined } | undefined };
+}
+
+/** What the decision reads of a policy: governance's view and whether it has `spec.rollout`. */
+export interface GatePolicy extends SelectingPolicy {
+  spec: SelectingPolicy["spec"] & { rollout?: unknown };
+}
+
+/**
+ * The part of a Deployment the decision reads. The gate webhook's thread keeps only this (not
+ * each whole Deployment, template and status included), and hears of a Deployment's change only
+ * when this part changed — not on every status write.
+ */
+export function gateDeploymentOf(d: Deployment): GateDeployment {
+  const { name, namespace, labels } = d.metadata;
+  const type = d.spec.strategy?.type;
+  return {
+    metadata: { name, ...(namespace !== undefined ? { namespace } : {}), ...(labels ? { labels } : {}) },
+    spec: type !== undefined ? { strategy: { type } } : {},
+  };
+}
+
+/** Whether two views of a Deployment decide alike (same name, labels and strategy type). */
+export function sameGateDeployment(a: GateDeployment, b: GateDeployment): boolean {
+  if (a.metadata.name !== b.metadata.name || a.metadata.namespace !== b.metadata.namespace) return false;
+  if (a.spec.strategy?.type !== b.spec.strategy?.type) return false;
+  const la = a.metadata.labels ?? {};
+  const lb = b.metadata.labels ?? {};
+  const keys = Object.keys(la);
+  return keys.length === Object.keys(lb).length && keys.every((k) => lb[k] === la[k]);
+}
+
+/** The part of a policy the decision reads (`spec.rollout` only as present or not). */
+export function gatePolicyOf(p: HealthPolicy): GatePolicy {
+  const { name, namespace, creationTimestamp } = p.metadata;
+  const { selector, targetRef, rollout } = p.spec;
+  return {
+    metadata: {
+      name,
+      ...(namespace !== undefined ? { namespace } : {}),
+      ...(creationTimestamp !== undefined ? { creationTimestamp } : {}),
+    },
+    spec: {
+      ...(selector ? { selector } : {}),
+      ...(targetRef ? { targetRef } : {}),
+      ...(rollout ? { rollout: true } : {}),
+    },
+  };
+}
+
 /** What the caches say about the pod's Deployment. */
 export interface GateWorld {
   /** Namespaces whose pods are never gated: kube-system and healthgate's own. */
   excludedNamespaces: ReadonlySet<string>;
   /** The Deployment named `name` in the pod's namespace, if cached. */
-  deployment(name: string): Deployment | undefined;
+  deployment(name: string): GateDeployment | undefined;
   /** The policy governing that Deployment (the oldest selecting it), if any. */
-  governingPolicy(deployment: Deployment): HealthPolicy | undefined;
+  governingPolicy(deployment: GateDeployment): GatePolicy | undefined;
   /** `status.rollout.stableRevision` of the Deployment's record, if recorded. */
-  stableRevision(deployment: Deployment): string | undefined;
+  stableRevision(deployment: GateDeployment): string | undefined;
 }
 
 export type GateReason =

@@ -2,8 +2,19 @@ import type { Deployment } from "../api/k8s.ts";
 import type { HealthPolicy } from "../api/v1alpha1/index.ts";
 import { selectorMatches } from "./selector.ts";
 
+/** What governance reads of a policy: its identity, age, selector and targetRef. */
+export interface SelectingPolicy {
+  metadata: Pick<HealthPolicy["metadata"], "name" | "namespace" | "creationTimestamp">;
+  spec: Pick<HealthPolicy["spec"], "selector" | "targetRef">;
+}
+
+/** What governance reads of a Deployment: its name, namespace and labels. */
+export interface SelectedDeployment {
+  metadata: Pick<Deployment["metadata"], "name" | "namespace" | "labels">;
+}
+
 /** Whether a policy selects a Deployment (same namespace; selector and targetRef must both match when set). */
-export function policySelects(policy: HealthPolicy, deployment: Deployment): boolean {
+export function policySelects(policy: SelectingPolicy, deployment: SelectedDeployment): boolean {
   if ((policy.metadata.namespace ?? "") !== (deployment.metadata.namespace ?? "")) return false;
   const { selector, targetRef } = policy.spec;
   if (!selector && !targetRef) return false;
@@ -13,7 +24,7 @@ export function policySelects(policy: HealthPolicy, deployment: Deployment): boo
 }
 
 /** Oldest first: creationTimestamp, then name (DESIGN.md: the oldest policy governs). */
-export function comparePolicyAge(a: HealthPolicy, b: HealthPolicy): number {
+export function comparePolicyAge(a: SelectingPolicy, b: SelectingPolicy): number {
   const ta = a.metadata.creationTimestamp ?? "";
   const tb = b.metadata.creationTimestamp ?? "";
   if (ta !== tb) return ta < tb ? -1 : 1;
@@ -21,9 +32,9 @@ export function comparePolicyAge(a: HealthPolicy, b: HealthPolicy): number {
 }
 
 /** The policy that governs a Deployment among those that select it, or undefined. */
-export function governingPolicy(
-  policies: readonly HealthPolicy[],
-  deployment: Deployment,
-): HealthPolicy | undefined {
+export function governingPolicy<P extends SelectingPolicy>(
+  policies: readonly P[],
+  deployment: SelectedDeployment,
+): P | undefined {
   return policies.filter((p) => policySelects(p, deployment)).sort(comparePolicyAge)[0];
 }

@@ -3,11 +3,15 @@
 import { describe, expect, it } from "vitest";
 import type { Deployment } from "../../../src/api/k8s.ts";
 import type { HealthPolicy } from "../../../src/api/v1alpha1/index.ts";
+import { governingPolicy } from "../../../src/policy/governance.ts";
 import {
   decideGate,
   deploymentOfReplicaSet,
   failOpenCondition,
+  gateDeploymentOf,
   gatePatch,
+  gatePolicyOf,
+  sameGateDeployment,
   type GatePod,
   type GateReason,
   type GateWorld,
@@ -151,6 +155,100 @@ describe("decideGate", () => {
       gate: true,
       deployment: "web-api-v2",
     });
+  });
+});
+
+// The webhook's thread keeps only these views (memory: not 1,000 whole Deployments twice).
+describe("the views the gate webhook's thread keeps", () => {
+  const full = (
+    over: Partial<Deployment["metadata"]> = {},
+    strategy?: "Recreate" | "RollingUpdate",
+  ): Deployment => ({
+    ...deployment("web", strategy),
+    metadata: {
+      name: "web",
+      namespace: "shop",
+      labels: { app: "web", tier: "front" },
+      uid: "u1",
+      generation: 7,
+      ...over,
+    },
+    status: { replicas: 3, conditions: [{ type: "Available", status: "True" }] },
+  });
+  const policies = [
+    {
+      metadata: { name: "older", namespace: "shop", creationTimestamp: "2026-01-01T00:00:00Z", uid: "p1" },
+      spec: {
+        mode: "Audit",
+        selector: { matchLabels: { tier: "front" } },
+        rollout: { steps: [{ weight: 50 }] },
+      },
+      status: { targets: [] },
+    },
+    {
+      metadata: { name: "newer", namespace: "shop", creationTimestamp: "2026-02-01T00:00:00Z" },
+      spec: { mode: "Enforce", targetRef: { kind: "Deployment", name: "web" } },
+    },
+    {
+      metadata: { name: "elsewhere", namespace: "other", creationTimestamp: "2025-01-01T00:00:00Z" },
+      spec: {
+        mode: "Audit",
+        selector: { matchLabels: { app: "web" } },
+        rollout: { steps: [{ weight: 100 }] },
+      },
+    },
+  ] as unknown as HealthPolicy[];
+  const decide = (d: Deployment, ps: HealthPolicy[], slim: boolean) =>
+    decideGate(newPod(), {
+      excludedNamespaces: new Set(),
+      deployment: () => (slim ? gateDeploymentOf(d) : d),
+      governingPolicy: (dep) =>
+        slim ? governingPolicy(ps.map(gatePolicyOf), dep) : governingPolicy(ps, dep),
+      stableRevision: () => "old111",
+    });
+
+  it.each([
+    { name: "governed by the older policy, with rollout", d: full(), ps: policies, reason: "NewRevision" },
+    {
+      name: "the older policy gone: the newer one has no rollout",
+      d: full(),
+      ps: policies.slice(1),
+      reason: "NoRollout",
+    },
+    {
+      name: "labels no policy selects",
+      d: full({ labels: { app: "api" } }),
+      ps: [policies[0]!],
+      reason: "Ungoverned",
+    },
+    { name: "Recreate", d: full({}, "Recreate"), ps: policies, reason: "Recreate" },
+  ])("decides as the whole objects do: $name", ({ d, ps, reason }) => {
+    expect(decide(d, ps, true)).toEqual(decide(d, ps, false));
+    expect(decide(d, ps, true).reason).toBe(reason);
+  });
+
+  it("keeps no template, status or other metadata", () => {
+    expect(gateDeploymentOf(full({}, "RollingUpdate"))).toEqual({
+      metadata: { name: "web", namespace: "shop", labels: { app: "web", tier: "front" } },
+      spec: { strategy: { type: "RollingUpdate" } },
+    });
+    expect(gatePolicyOf(policies[0]!)).toEqual({
+      metadata: { name: "older", namespace: "shop", creationTimestamp: "2026-01-01T00:00:00Z" },
+      spec: { selector: { matchLabels: { tier: "front" } }, rollout: true },
+    });
+  });
+
+  it("tells a status-only change (nothing to send) from a change the decision reads", () => {
+    const before = gateDeploymentOf(full());
+    expect(sameGateDeployment(before, gateDeploymentOf({ ...full(), status: { replicas: 1 } }))).toBe(true);
+    expect(sameGateDeployment(before, gateDeploymentOf(full({}, "Recreate")))).toBe(false);
+    expect(sameGateDeployment(before, gateDeploymentOf(full({ labels: { app: "web" } })))).toBe(false);
+    expect(sameGateDeployment(before, gateDeploymentOf(full({ labels: { app: "web", tier: "back" } })))).toBe(
+      false,
+    );
+    expect(
+      sameGateDeployment(before, gateDeploymentOf(full({ labels: { app: "web", tier: "front", x: "1" } }))),
+    ).toBe(false);
   });
 });
 
