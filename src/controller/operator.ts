@@ -336,6 +336,8 @@ export class Operator {
       } finally {
         await this.podMetrics.stop();
         await sweep;
+        // The term's Events still waiting are dropped (their signal aborted), in-flight ones end.
+        await this.reconciler.events.drained();
       }
     })();
     this.running = term;

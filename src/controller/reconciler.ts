@@ -63,6 +63,7 @@ import type { Logger } from "../observability/logger.ts";
 import type { HealthgateMetrics } from "../observability/metrics.ts";
 import type { Clock } from "../kube/clock.ts";
 import { eventFor } from "../kube/events.ts";
+import { EventSink } from "../kube/eventSink.ts";
 import { metricsWindowSeconds, type PodMetricsHistory } from "../kube/podMetrics.ts";
 import type { World } from "./world.ts";
 import type { GuardTracker } from "./guard.ts";
@@ -170,7 +171,10 @@ export interface ReconcilerOptions {
   /** Usage history for Metrics-source headroom; without it that source is always unavailable. */
   podMetrics?: Pick<PodMetricsHistory, "samples">;
   /** Where refused writes are counted (healthgate_writes_refused_total). */
-  metrics?: Pick<HealthgateMetrics, "writesRefused">;
+  metrics?: Pick<HealthgateMetrics, "writesRefused"> &
+    Partial<Pick<HealthgateMetrics, "eventsDropped" | "eventsPending">>;
+  /** Where Events go (sent in the background); omitted: a sink of this reconciler's own. */
+  events?: EventSink;
   /**
    * Whether the API server serves MutatingAdmissionPolicies (Kubernetes 1.36+, or the feature
    * gate on): without them Enforce cannot act, and policies in Enforce report EnforceUnavailable
@@ -226,9 +230,20 @@ export class HealthgateReconciler implements Reconciler {
   private readonly releaseIndex: ReleaseIndex;
   /** Rollout slots and the queue of releases waiting for one (maxConcurrentRollouts). */
   readonly pacer: ReleasePacer;
+  /** Where reconciles' Events go: created in the background, never in a reconcile's path. */
+  readonly events: EventSink;
 
   constructor(options: ReconcilerOptions) {
     this.o = options;
+    this.events =
+      options.events ??
+      new EventSink({
+        create: (event, signal) => options.client.create(event, signal),
+        logger: options.logger,
+        refused: () => options.metrics?.writesRefused.inc({ write: "event", resource: "events" }),
+        dropped: (reason) => options.metrics?.eventsDropped?.inc({ reason }),
+        pending: (count) => options.metrics?.eventsPending?.set(count),
+      });
     this.pacer = new ReleasePacer({
       settings: options.pacing ?? DEFAULT_PACING,
       clock: options.clock,
@@ -1132,30 +1147,20 @@ export class HealthgateReconciler implements Reconciler {
 
   // ---- events -------------------------------------------------------------------------------
 
-  /** Events are best effort: a failure is logged, never fails the reconcile. */
-  private async event(
+  /**
+   * Events are best effort and leave the reconcile: this queues one (stamped now) for the sink's
+   * background senders and returns; a failure is logged there, never fails the reconcile.
+   */
+  private event(
     regarding: KubeObject,
     type: "Normal" | "Warning",
     reason: string,
     note: string,
     signal: AbortSignal,
-  ) {
+  ): Promise<void> {
     const source = { identity: this.o.identity, now: new Date(this.o.clock.now()), random: Math.random() };
-    try {
-      await this.o.client.create(eventFor(regarding, type, reason, note, source), signal);
-    } catch (err) {
-      if (isRefused(err)) this.o.metrics?.writesRefused.inc({ write: "event", resource: "events" });
-      this.o.logger.warn(
-        {
-          namespace: regarding.metadata.namespace,
-          name: regarding.metadata.name,
-          kind: regarding.kind,
-          reason,
-          err: apiErrorMessage(err),
-        },
-        "could not record event",
-      );
-    }
+    this.events.record(eventFor(regarding, type, reason, note, source), signal);
+    return Promise.resolve();
   }
 }
 

@@ -20,6 +20,8 @@ export interface HealthgateMetrics {
   readonly leader: Gauge<"lease">;
   /** Writes the API server refused (400, 403, 422): the ones that cannot report themselves in status too. */
   readonly writesRefused: Counter<"write" | "resource">;
+  readonly eventsDropped: Counter<"reason">;
+  readonly eventsPending: Gauge;
   /**
    * Reports, at scrape time, the seconds since a watch last showed life (an event or a
    * bookmark). Several informers of one resource (one per namespace) report their oldest.
@@ -131,6 +133,19 @@ export function createMetrics({ processMetrics = false }: MetricsOptions = {}): 
         "admission policy), by write (status, event, owned-object, release) and resource. A refused status or Event write " +
         "cannot say so in status: this and a log line are its only trace.",
       labelNames: ["write", "resource"],
+      registers,
+    }),
+    eventsDropped: new Counter({
+      name: "healthgate_events_dropped_total",
+      help:
+        "Events healthgate never created, by reason: QueueFull (more than 5,000 waiting to be sent) or TermEnded " +
+        "(raised in a leadership term that ended before its turn).",
+      labelNames: ["reason"],
+      registers,
+    }),
+    eventsPending: new Gauge({
+      name: "healthgate_events_pending",
+      help: "Events raised by reconciles and not yet created (they are sent in the background, oldest first).",
       registers,
     }),
     trackWatchActivity(resource, secondsSinceActivity) {
