@@ -1,6 +1,10 @@
 #!/usr/bin/env node
 // healthgate's command line: a tiny dispatch, one module per subcommand.
+import { installLeanClientNode } from "../kube/leanClientNode.ts";
 import { runLint } from "./lint.ts";
+
+// Before any command loads client-node: without its generated API (src/kube/leanClientNode.ts).
+installLeanClientNode();
 
 // run and dev load the operator (client-node and all); lint stays light.
 

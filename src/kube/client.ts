@@ -7,15 +7,17 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import "./http1.ts";
+// client-node's modules by path, not its index: the index loads the whole generated API, which
+// healthgate never uses (leanClientNode.ts). The classes are the index's own.
+import { KubeConfig } from "@kubernetes/client-node/dist/config.js";
+import { ApiException } from "@kubernetes/client-node/dist/gen/apis/exception.js";
 import {
-  ApiException,
   HttpMethod,
-  IsomorphicFetchHttpLibrary,
-  KubeConfig,
-  PatchStrategy,
   RequestContext,
   type ResponseContext,
-} from "@kubernetes/client-node";
+} from "@kubernetes/client-node/dist/gen/http/http.js";
+import { IsomorphicFetchHttpLibrary } from "@kubernetes/client-node/dist/gen/http/isomorphic-fetch.js";
+import { PatchStrategy } from "@kubernetes/client-node/dist/patch.js";
 import type { ObjectMeta } from "../api/k8s.ts";
 import type { HealthgateMetrics } from "../observability/metrics.ts";
 

@@ -5,7 +5,7 @@
 // operator it would end the process. HTTP/1.1 closes idle connections quietly, so every Agent
 // client-node builds for a KubeConfig is made with allowH2: false. Importing this module is
 // enough; it changes nothing else of the dispatcher (TLS options, keep-alive) client-node chose.
-import { KubeConfig } from "@kubernetes/client-node";
+import { KubeConfig } from "@kubernetes/client-node/dist/config.js";
 import { Agent, type Dispatcher } from "undici";
 
 type DispatcherFactory = (cluster: unknown, agentOptions: unknown) => Dispatcher | undefined;
