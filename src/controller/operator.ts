@@ -4,6 +4,7 @@
 import os from "node:os";
 import { setTimeout as delay } from "node:timers/promises";
 import type { KubeConfig } from "@kubernetes/client-node";
+import { DEEP_CHECK_GATE } from "../api/v1alpha1/healthpolicy.ts";
 import type {
   Deployment,
   HorizontalPodAutoscaler,
@@ -451,6 +452,9 @@ export class Operator {
     if (!this.world.hasSynced()) return true;
     const ns = pod.metadata.namespace ?? "";
     if (!this.governs(ns)) return false;
+    // A pod healthgate's gate holds stays cached after its Deployment stops being governed: the
+    // gate sweep (gateSweep.ts) finds stranded gates here instead of listing every pod.
+    if (pod.spec.readinessGates?.some((g) => g.conditionType === DEEP_CHECK_GATE)) return true;
     const rsRef = pod.metadata.ownerReferences?.find((r) => r.controller && r.kind === "ReplicaSet");
     if (!rsRef) return false;
     const rs = this.world.replicaSets.get(`${ns}/${rsRef.name}`);
