@@ -26,6 +26,7 @@ import { parseArgs } from "node:util";
 import { setTimeout as delay } from "node:timers/promises";
 import { CoreV1Api } from "@kubernetes/client-node";
 import { loadKubeConfig, type KubeClient, type KubeObject } from "../src/kube/client.ts";
+import { freePort } from "../src/devcluster/net.ts";
 import {
   benchClient,
   buildHealthgate,
@@ -46,6 +47,8 @@ import {
 interface Variant {
   flags?: string[];
   env?: Record<string, string>;
+  /** Runs the gate webhook as the chart does by default (webhook.enabled: its own thread and certificates). */
+  webhook?: boolean;
 }
 
 /** glibc malloc: serve blocks of 64 KiB and more with mmap and trim freed memory sooner. */
@@ -59,6 +62,13 @@ const IMAGE_FLAGS = await imageNodeFlags();
 const VARIANTS: Record<string, Variant> = {
   /** What the image runs. */
   image: { flags: IMAGE_FLAGS },
+  /** What the chart runs by default: the image with the gate webhook on (healthgate issues its certificates). */
+  chart: { flags: IMAGE_FLAGS, webhook: true },
+  /** The chart under its own 512Mi limit (V8's sizing reproduced, as in `image-512Mi`). */
+  "chart-512Mi": {
+    flags: [...IMAGE_FLAGS, "--max-semi-space-size=2", "--max-old-space-size=256"],
+    webhook: true,
+  },
   /** The image under the chart's 512Mi memory limit: V8 sizes its heap from the cgroup limit. */
   "image-512Mi": { flags: [...IMAGE_FLAGS, "--max-semi-space-size=2", "--max-old-space-size=256"] },
   "image+malloc-trim": { flags: IMAGE_FLAGS, env: MALLOC_TRIM },
@@ -537,14 +547,38 @@ interface RunFigures {
 }
 
 const WRITE_VERBS = ["apply", "create", "update", "patch", "delete"];
+/** Where the `chart` variants' webhook keeps its certificate Secret, as the chart's release namespace. */
+const WEBHOOK_NAMESPACE = "healthgate-system";
+
+/** The release namespace and the empty Secret the chart creates for healthgate to fill. */
+async function ensureWebhookNamespace(kubeconfig: string, name: string): Promise<void> {
+  const core = loadKubeConfig(kubeconfig).makeApiClient(CoreV1Api);
+  const exists = (err: unknown) => {
+    if ((err as { code?: number }).code !== 409) throw err;
+  };
+  await core.createNamespace({ body: { metadata: { name } } }).catch(exists);
+  await core
+    .createNamespacedSecret({ namespace: name, body: { metadata: { name: "healthgate-webhook-tls" } } })
+    .catch(exists);
+}
 
 async function runVariant(
   main: string,
   kubeconfig: string,
   variant: string,
-  { flags = [], env = {} }: Variant,
+  { flags = [], env = {}, webhook = false }: Variant,
 ): Promise<RunFigures> {
-  const op = await spawnOperator({ main, kubeconfig, nodeFlags: flags, env });
+  const extraArgs = webhook
+    ? [
+        `--webhook-port=${await freePort("127.0.0.1")}`,
+        `--webhook-namespace=${WEBHOOK_NAMESPACE}`,
+        "--webhook-service=healthgate-webhook",
+        "--webhook-secret=healthgate-webhook-tls",
+        "--webhook-certificates=self",
+      ]
+    : [];
+  if (webhook) await ensureWebhookNamespace(kubeconfig, WEBHOOK_NAMESPACE);
+  const op = await spawnOperator({ main, kubeconfig, nodeFlags: flags, env, extraArgs });
   try {
     const readyMs = await waitReady(op);
     say(`  ready in ${(readyMs / 1000).toFixed(1)} s (${machineLoad()})`);
@@ -575,7 +609,12 @@ async function runVariant(
       writes += await scrape(op.port, "healthgate_api_requests_total", { verb });
     return {
       variant,
-      flags: [...Object.entries(env).map(([k, v]) => `${k}=${v}`), ...flags].join(" ") || "(none)",
+      flags:
+        [
+          ...Object.entries(env).map(([k, v]) => `${k}=${v}`),
+          ...flags,
+          ...(webhook ? ["+ gate webhook"] : []),
+        ].join(" ") || "(none)",
       readySeconds: readyMs / 1000,
       readyRssMiB: atReady.rssMiB,
       hwmMiB: mem.hwmMiB,
