@@ -4,9 +4,9 @@
 // ReplicaSet is named `<deployment>-<pod-template-hash>` — so a pod of a ReplicaSet that no
 // cache has seen yet (the usual case: the Deployment controller creates the ReplicaSet and
 // its first pods within milliseconds) is decided all the same.
-import { DEEP_CHECK_GATE } from "../api/v1alpha1/healthpolicy.ts";
+import { ConditionType, DEEP_CHECK_GATE } from "../api/v1alpha1/names.ts";
 import type { Deployment, OwnerReference } from "../api/k8s.ts";
-import { ConditionType, type HealthPolicy } from "../api/v1alpha1/index.ts";
+import type { HealthPolicy } from "../api/v1alpha1/index.ts";
 import type { SelectedDeployment, SelectingPolicy } from "./governance.ts";
 import type { ConditionIntent } from "./seam.ts";
 
