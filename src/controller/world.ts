@@ -21,6 +21,7 @@ import { DEEP_CHECK_GATE, type HealthReleaseStatus, type HealthTargetStatus } fr
 import { slimService, type CachedService } from "./panicServices.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { HealthgateMetrics } from "../observability/metrics.ts";
+import { intern } from "../kube/intern.ts";
 
 export const ZONE_LABEL = "topology.kubernetes.io/zone";
 const POD_TEMPLATE_HASH = "pod-template-hash";
@@ -71,7 +72,7 @@ const meta = (
   const m = obj.metadata;
   return {
     name: m.name,
-    ...(m.namespace !== undefined ? { namespace: m.namespace } : {}),
+    ...(m.namespace !== undefined ? { namespace: intern(m.namespace) } : {}),
     ...(m.uid !== undefined ? { uid: m.uid } : {}),
     ...(m.resourceVersion !== undefined ? { resourceVersion: m.resourceVersion } : {}),
     ...(m.generation !== undefined ? { generation: m.generation } : {}),
@@ -80,7 +81,18 @@ const meta = (
     ...(extra.labels && m.labels ? { labels: m.labels } : {}),
     ...(extra.annotations && m.annotations ? { annotations: m.annotations } : {}),
     ...(extra.ownerReferences && m.ownerReferences
-      ? { ownerReferences: m.ownerReferences.filter((r) => r.controller) }
+      ? {
+          // Shared by every pod of a ReplicaSet (every ReplicaSet of a Deployment): one copy each.
+          ownerReferences: m.ownerReferences
+            .filter((r) => r.controller)
+            .map((r) => ({
+              ...r,
+              apiVersion: intern(r.apiVersion),
+              kind: intern(r.kind),
+              name: intern(r.name),
+              uid: intern(r.uid),
+            })),
+        }
       : {}),
   };
 };
@@ -124,9 +136,9 @@ export const slim = {
         c.type === DEEP_CHECK_GATE
           ? c
           : {
-              type: c.type,
-              status: c.status,
-              ...(c.reason ? { reason: c.reason } : {}),
+              type: intern(c.type),
+              status: intern(c.status),
+              ...(c.reason ? { reason: intern(c.reason) } : {}),
               // When readiness last changed: the correlated-failure guard's "went unready together".
               ...(c.type !== "PodScheduled" && c.lastTransitionTime
                 ? { lastTransitionTime: c.lastTransitionTime }
@@ -135,29 +147,29 @@ export const slim = {
             },
       );
     const waiting = (status.containerStatuses ?? []).map((c) => ({
-      name: c.name,
+      name: intern(c.name),
       ready: c.ready,
       restartCount: c.restartCount,
-      ...(c.state?.waiting?.reason ? { state: { waiting: { reason: c.state.waiting.reason } } } : {}),
+      ...(c.state?.waiting?.reason ? { state: { waiting: { reason: intern(c.state.waiting.reason) } } } : {}),
     }));
     return {
       metadata: {
         ...meta(obj, { ownerReferences: true }),
-        ...(hash !== undefined ? { labels: { [POD_TEMPLATE_HASH]: hash } } : {}),
+        ...(hash !== undefined ? { labels: { [POD_TEMPLATE_HASH]: intern(hash) } } : {}),
       },
       spec: {
-        ...(pod.spec.nodeName ? { nodeName: pod.spec.nodeName } : {}),
+        ...(pod.spec.nodeName ? { nodeName: intern(pod.spec.nodeName) } : {}),
         ...(pod.spec.hostNetwork ? { hostNetwork: true } : {}),
         ...(pod.spec.readinessGates?.length ? { readinessGates: pod.spec.readinessGates } : {}),
         containers: pod.spec.containers.map((c) => {
           const cpu = c.resources?.requests?.cpu;
           return {
-            name: c.name,
-            ...(cpu !== undefined ? { resources: { requests: { cpu } } } : {}),
+            name: intern(c.name),
+            ...(cpu !== undefined ? { resources: { requests: { cpu: intern(cpu) } } } : {}),
             ...(c.ports?.length
               ? {
                   ports: c.ports.map((p) => ({
-                    ...(p.name ? { name: p.name } : {}),
+                    ...(p.name ? { name: intern(p.name) } : {}),
                     containerPort: p.containerPort,
                   })),
                 }
@@ -166,7 +178,7 @@ export const slim = {
         }),
       },
       status: {
-        ...(status.phase ? { phase: status.phase } : {}),
+        ...(status.phase ? { phase: intern(status.phase) } : {}),
         ...(status.podIP ? { podIP: status.podIP } : {}),
         // The guard tells a pod never Ready from one that was by its start time.
         ...(status.startTime ? { startTime: status.startTime } : {}),
