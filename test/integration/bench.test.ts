@@ -43,23 +43,44 @@ it(
 );
 
 it(
-  "bench/memory.ts prints RSS at ready, peak and steady for the image's flags",
+  "bench/memory.ts prints RSS at ready, peak and steady for the image's flags, and with the chart's gate webhook on",
   { timeout: 240_000 },
   async () => {
     const run = await runBench("memory.ts", [
       ...["--deployments", "6", "--pods-per-deployment", "2", "--namespaces", "2", "--nodes", "3"],
-      ...["--steady-seconds", "2", "--repeat", "1", "--variants", "image", "--concurrency", "4"],
+      ...["--steady-seconds", "2", "--repeat", "1", "--variants", "image,chart", "--concurrency", "4"],
     ]);
     expect(run.code, run.stderr).toBe(0);
     expect(run.stdout).toContain("2 namespaces, 3 Nodes, 6 Deployments, 6 ReplicaSets, 12 Pods");
-    const rows = run.stdout.split("\n").filter((l) => /^(first start \(image\)|image)\s/.test(l));
-    expect(rows).toHaveLength(2);
+    const rows = run.stdout.split("\n").filter((l) => /^(first start \(image\)|image|chart)\s/.test(l));
+    expect(rows).toHaveLength(3);
     for (const row of rows) {
       // ready s, settled s, RSS at ready, peak, steady, heap used/total, reconciles, writes
       expect(row).toMatch(
-        new RegExp(`--optimize-for-size(\\s+${figure}){5}\\s+${figure}/${figure}\\s+\\d+\\s+\\d+$`),
+        new RegExp(
+          `--optimize-for-size( \\+ gate webhook)?(\\s+${figure}){5}\\s+${figure}/${figure}\\s+\\d+\\s+\\d+$`,
+        ),
       );
     }
+    expect(rows.at(-1)).toMatch(/^chart\s+--optimize-for-size \+ gate webhook\s/);
+  },
+);
+
+it(
+  "bench/client-node.ts prints what loading healthgate run's modules costs with and without client-node's generated API",
+  { timeout: 120_000 },
+  async () => {
+    const run = await runBench("client-node.ts", ["--repeat", "1"]);
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toMatch(
+      new RegExp(`^client-node as its index loads it\\s+[1-9]\\d+\\s+${figure}\\s+${figure}$`, "m"),
+    );
+    expect(run.stdout).toMatch(
+      new RegExp(
+        `^without the generated API \\(what healthgate runs\\)\\s+0\\s+${figure}\\s+${figure}$`,
+        "m",
+      ),
+    );
   },
 );
 
