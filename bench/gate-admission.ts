@@ -33,6 +33,7 @@ import { loadKubeConfig, type KubeObject } from "../src/kube/client.ts";
 import {
   benchClient,
   buildHealthgate,
+  imageEnv,
   imageNodeFlags,
   inParallel,
   installCrd,
@@ -213,6 +214,7 @@ try {
     main: build.main,
     kubeconfig: plane.kubeconfigPath,
     nodeFlags: await imageNodeFlags(),
+    env: await imageEnv(),
     logLevel: "debug",
     extraArgs: [
       `--webhook-port=${port}`,

@@ -26,6 +26,7 @@ import { loadKubeConfig, resources, type KubeObject, type RawObject } from "../s
 import {
   benchClient,
   buildHealthgate,
+  imageEnv,
   imageNodeFlags,
   inParallel,
   installCrd,
@@ -183,6 +184,7 @@ try {
     main: build.main,
     kubeconfig: plane.kubeconfigPath,
     namespaces: [NS],
+    ...(args["node-flags"] === "image" ? { env: await imageEnv() } : {}),
     nodeFlags: [
       ...nodeFlags,
       ...(args["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${args["cpu-prof"]}`] : []),

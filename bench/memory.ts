@@ -30,6 +30,7 @@ import { freePort } from "../src/devcluster/net.ts";
 import {
   benchClient,
   buildHealthgate,
+  imageEnv,
   imageNodeFlags,
   inParallel,
   installCrd,
@@ -59,20 +60,28 @@ const MALLOC_TRIM = { MALLOC_MMAP_THRESHOLD_: "65536", MALLOC_TRIM_THRESHOLD_: "
 // is a 4 GiB old generation; under the chart's 512Mi limit V8 would pick about
 // --max-old-space-size=256 --max-semi-space-size=2 by itself, which `pod-512Mi` reproduces.
 const IMAGE_FLAGS = await imageNodeFlags();
+/** The image's runtime environment: glibc's malloc tunables (the Dockerfile's ENV). */
+const IMAGE_ENV = await imageEnv();
 const VARIANTS: Record<string, Variant> = {
-  /** What the image runs. */
-  image: { flags: IMAGE_FLAGS },
+  /** What the image runs: its Node flags and its environment. */
+  image: { flags: IMAGE_FLAGS, env: IMAGE_ENV },
+  /** The image's Node flags with glibc's malloc defaults (what the image ran before its ENV). */
+  "image-glibc-defaults": { flags: IMAGE_FLAGS },
   /** What the chart runs by default: the image with the gate webhook on (healthgate issues its certificates). */
-  chart: { flags: IMAGE_FLAGS, webhook: true },
+  chart: { flags: IMAGE_FLAGS, env: IMAGE_ENV, webhook: true },
   /** The chart under its own 512Mi limit (V8's sizing reproduced, as in `image-512Mi`). */
   "chart-512Mi": {
     flags: [...IMAGE_FLAGS, "--max-semi-space-size=2", "--max-old-space-size=256"],
+    env: IMAGE_ENV,
     webhook: true,
   },
   /** The image under the chart's 512Mi memory limit: V8 sizes its heap from the cgroup limit. */
-  "image-512Mi": { flags: [...IMAGE_FLAGS, "--max-semi-space-size=2", "--max-old-space-size=256"] },
-  "image+malloc-trim": { flags: IMAGE_FLAGS, env: MALLOC_TRIM },
-  "image+arena2": { flags: IMAGE_FLAGS, env: { MALLOC_ARENA_MAX: "2" } },
+  "image-512Mi": {
+    flags: [...IMAGE_FLAGS, "--max-semi-space-size=2", "--max-old-space-size=256"],
+    env: IMAGE_ENV,
+  },
+  "image-glibc-defaults+malloc-trim": { flags: IMAGE_FLAGS, env: MALLOC_TRIM },
+  "image-glibc-defaults+arena2": { flags: IMAGE_FLAGS, env: { MALLOC_ARENA_MAX: "2" } },
   default: {},
   "pod-512Mi": { flags: ["--max-semi-space-size=2", "--max-old-space-size=256"] },
   "semi2+old128": { flags: ["--max-semi-space-size=2", "--max-old-space-size=128"] },

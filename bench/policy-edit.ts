@@ -39,6 +39,7 @@ import {
   buildHealthgate,
   percentile,
   table,
+  imageEnv,
   imageNodeFlags,
   inParallel,
   installAdmission,
@@ -312,6 +313,7 @@ try {
       ...(await imageNodeFlags()),
       ...(args["cpu-prof"] ? ["--cpu-prof", `--cpu-prof-dir=${args["cpu-prof"]}`] : []),
     ],
+    env: await imageEnv(),
     namespaces: [NS],
     // Pacing off: this bench times decisions, conditions and releases, not the rollout queue
     // (docs/enforce.md, "Release pacing"; test/integration/controller/pacing.test.ts tests pacing).

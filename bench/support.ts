@@ -150,6 +150,25 @@ export async function imageNodeFlags(): Promise<string[]> {
   return entrypoint.slice(1, main);
 }
 
+/**
+ * The environment the image's runtime stage sets (its `ENV` lines, `KEY=value` pairs), so a
+ * bench runs healthgate as the image does: glibc's malloc tunables among them.
+ */
+export async function imageEnv(): Promise<Record<string, string>> {
+  const dockerfile = await readFile(path.join(repoRoot, "Dockerfile"), "utf8");
+  const runtime = dockerfile.slice(dockerfile.search(/^FROM\s+\S+\s+AS\s+runtime\s*$/m));
+  const env: Record<string, string> = {};
+  for (const line of runtime.replace(/\\\n/g, " ").split("\n")) {
+    const m = /^ENV\s+(.*)$/.exec(line.trim());
+    if (!m) continue;
+    for (const pair of m[1]!.trim().split(/\s+/)) {
+      const eq = pair.indexOf("=");
+      if (eq > 0) env[pair.slice(0, eq)] = pair.slice(eq + 1);
+    }
+  }
+  return env;
+}
+
 export interface Build {
   /** dist/cli/main.js of a fresh `tsc -p tsconfig.build.json`. */
   main: string;

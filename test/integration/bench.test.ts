@@ -62,7 +62,7 @@ it(
         ),
       );
     }
-    expect(rows.at(-1)).toMatch(/^chart\s+--optimize-for-size \+ gate webhook\s/);
+    expect(rows.at(-1)).toMatch(/^chart\s+.*--optimize-for-size \+ gate webhook\s/);
   },
 );
 
