@@ -5,6 +5,11 @@
 // Deployment's conditions waited behind the Events of those before it. client-go records Events
 // the same way (its broadcaster's buffered channel, drained by its own goroutine).
 //
+// Events also yield to the writes that matter more: at most `perSecond` are created (25 after a
+// burst of 100), so a policy edit that flips conditions on 1,000 Deployments spends the API
+// server's throughput on their status first and narrates the flips right after (client-go's
+// Event sink goes through its client's rate limiter too).
+//
 // Best effort, as before: a refused or failed Event is logged and counted, never retried, and
 // never fails anything. The queue is bounded; an Event over the bound is dropped and counted
 // (client-go drops past 1,000 too). An Event of a leadership term that has ended is dropped
@@ -25,6 +30,11 @@ export interface EventSinkOptions {
   concurrency?: number;
   /** Events waiting at most; more are dropped. Default 5,000. */
   capacity?: number;
+  /** Events created per second at most, after a burst of `burst`. Default 25 and 100. */
+  perSecond?: number;
+  burst?: number;
+  /** Milliseconds now (tests). Default Date.now. */
+  now?: () => number;
 }
 
 interface Queued {
@@ -40,11 +50,34 @@ export class EventSink {
   private readonly o: EventSinkOptions;
   private readonly concurrency: number;
   private readonly capacity: number;
+  private readonly perSecond: number;
+  private readonly burst: number;
+  private readonly now: () => number;
+  private tokens: number;
+  private refilledAt: number;
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(options: EventSinkOptions) {
     this.o = options;
     this.concurrency = options.concurrency ?? 2;
     this.capacity = options.capacity ?? 5_000;
+    this.perSecond = options.perSecond ?? 25;
+    this.burst = options.burst ?? 100;
+    this.now = options.now ?? Date.now;
+    this.tokens = this.burst;
+    this.refilledAt = this.now();
+  }
+
+  /** Takes a token if one is there; else how long until one is (ms). */
+  private take(): number {
+    const now = this.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.refilledAt) / 1000) * this.perSecond);
+    this.refilledAt = now;
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return 0;
+    }
+    return Math.ceil(((1 - this.tokens) / this.perSecond) * 1000);
   }
 
   /** Events waiting to be created, in-flight ones included. */
@@ -78,7 +111,19 @@ export class EventSink {
   }
 
   private pump(): void {
+    if (this.timer) return;
     while (this.active < this.concurrency && this.head < this.queue.length) {
+      if (!this.queue[this.head]!.signal.aborted) {
+        const wait = this.take();
+        if (wait > 0) {
+          this.timer = setTimeout(() => {
+            this.timer = undefined;
+            this.pump();
+          }, wait);
+          this.timer.unref();
+          return;
+        }
+      }
       const next = this.queue[this.head]!;
       this.queue[this.head++] = undefined as unknown as Queued;
       if (this.head > 1_024 && this.head * 2 > this.queue.length) {

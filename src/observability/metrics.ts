@@ -145,7 +145,7 @@ export function createMetrics({ processMetrics = false }: MetricsOptions = {}): 
     }),
     eventsPending: new Gauge({
       name: "healthgate_events_pending",
-      help: "Events raised by reconciles and not yet created (they are sent in the background, oldest first).",
+      help: "Events raised by reconciles and not yet created (sent in the background, oldest first, at most 25 per second after a burst of 100).",
       registers,
     }),
     trackWatchActivity(resource, secondsSinceActivity) {

@@ -3,7 +3,7 @@
 // The API server here is a function whose answers each test controls (what is under test is
 // the queue's order and bounds, which no server decides).
 import { ApiException } from "@kubernetes/client-node";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { KubeObject } from "../../../src/kube/client.ts";
 import { EventSink } from "../../../src/kube/eventSink.ts";
 import { createLogger } from "../../../src/observability/logger.ts";
@@ -124,5 +124,43 @@ describe("EventSink", () => {
     expect(api.calls.map((c) => c.name)).toEqual(["a", "b"]);
     api.calls[1]!.resolve();
     await sink.drained();
+  });
+
+  describe("rate", () => {
+    afterEach(() => void vi.useRealTimers());
+
+    it("creates at most `burst` at once, then `perSecond`, and never more than the queue holds", async () => {
+      vi.useFakeTimers();
+      const created: string[] = [];
+      const sink = new EventSink({
+        create: (e) => {
+          created.push(e.metadata.name);
+          return Promise.resolve();
+        },
+        logger: createLogger("silent"),
+        concurrency: 5,
+        perSecond: 10,
+        burst: 2,
+        now: () => Date.now(),
+      });
+      const signal = new AbortController().signal;
+      for (const name of ["a", "b", "c", "d", "e"]) sink.record(event(name), signal);
+      await vi.advanceTimersByTimeAsync(0);
+      expect(created).toEqual(["a", "b"]);
+      await vi.advanceTimersByTimeAsync(100);
+      expect(created).toEqual(["a", "b", "c"]);
+      await vi.advanceTimersByTimeAsync(100);
+      expect(created).toEqual(["a", "b", "c", "d"]);
+      await vi.advanceTimersByTimeAsync(1_000);
+      expect(created).toEqual(["a", "b", "c", "d", "e"]);
+      await sink.drained();
+      // Idle for a second: the bucket is full again (2), no more.
+      await vi.advanceTimersByTimeAsync(1_000);
+      for (const name of ["f", "g", "h"]) sink.record(event(name), signal);
+      await vi.advanceTimersByTimeAsync(0);
+      expect(created.slice(5)).toEqual(["f", "g"]);
+      await vi.advanceTimersByTimeAsync(100);
+      expect(created.slice(5)).toEqual(["f", "g", "h"]);
+    });
   });
 });
