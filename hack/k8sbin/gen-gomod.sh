@@ -3,11 +3,13 @@
 # k8s.io/kubernetes replaces every staging module with ./staging/..., so a
 # plain `go install` fails (kubernetes issue 79384); this module requires the
 # release and replaces each staging module with its v0.X.Y tag instead.
-# Usage: hack/k8sbin/gen-gomod.sh v1.37.2
+# Usage: hack/k8sbin/gen-gomod.sh v1.37.2 [DIR]
+# DIR (default: this directory) holds the module's sources (tools.go, cmd/);
+# hack/build-k8s.sh passes a per-version copy for versions other than go.mod's.
 set -euo pipefail
-version=${1:?usage: gen-gomod.sh v1.X.Y}
+version=${1:?usage: gen-gomod.sh v1.X.Y [DIR]}
 staging=v0.${version#v1.}
-cd "$(dirname "$0")"
+cd "${2:-$(dirname "$0")}"
 gomod=$(GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@${version}" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
 goline=$(grep -E '^go ' "$gomod")
 etcd=$(grep -E '^\s*go.etcd.io/etcd/server/v3 ' "$gomod" | awk '{print $2}')

@@ -1,6 +1,7 @@
 // Command healthgate-node is a test node: the real kubelet (kubemark's hollow
 // kubelet, with the real prober and real Events) on the fake CRI runtime of
-// k8s.io/cri-client, built from the Kubernetes version the project pins.
+// k8s.io/cri-client, built from the Kubernetes version the project pins (or
+// K8S_VERSION's, see hack/build-k8s.sh; runtimeclient*.go differ per minor).
 //
 // The fake runtime runs no processes. What this main adds so tests can rely on
 // the kubelet's own behaviour:
@@ -37,7 +38,6 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	internalapi "k8s.io/cri-api/pkg/apis"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-	remote "k8s.io/cri-client/pkg"
 	fakeremote "k8s.io/cri-client/pkg/fake"
 	"k8s.io/klog/v2"
 	cadvisortest "k8s.io/kubernetes/pkg/kubelet/cadvisor/testing"
@@ -132,8 +132,7 @@ func run(kubeconfig, nodeName, nodeIP, podCIDR, zone string, port int, rootDir, 
 	if err := fake.Start(endpoint); err != nil {
 		return err
 	}
-	runtimeClient, err := remote.NewRemoteRuntimeServiceBuilder().WithEndpoint(endpoint).
-		WithConnectionTimeout(15 * time.Second).Build(ctx)
+	runtimeClient, err := newRuntimeClient(ctx, endpoint, 15*time.Second)
 	if err != nil {
 		return err
 	}
