@@ -216,8 +216,8 @@ function readyIntent(
       status: "False",
       reason: "EnforceUnavailable",
       message:
-        "mode Enforce needs MutatingAdmissionPolicies (admissionregistration.k8s.io/v1: Kubernetes 1.36 or later, " +
-        "or the MutatingAdmissionPolicy feature gate and API on 1.34-1.35), which this cluster does not serve; " +
+        "mode Enforce needs MutatingAdmissionPolicies in admissionregistration.k8s.io/v1 (Kubernetes 1.36 or later; " +
+        "1.34-1.35 serve at most v1beta1, which healthgate does not use), which this cluster does not serve; " +
         "healthgate audits only and changes no Deployment. Upgrade the cluster, or set spec.mode: Audit.",
     };
   }
