@@ -133,7 +133,14 @@ describe("helm uninstall with the gate webhook", () => {
     const fullname = `${release}-healthgate`;
     const configurationName = `${fullname}-gate`;
     const common = ["--kubeconfig", testKubeconfigPath(), "--namespace", system];
-    // Given healthgate installed by helm (without the CRDs: the run's plane has them outside any release)
+    // Given healthgate installed by helm (without the CRDs: the run's plane has them outside any release;
+    // on a plane older than 1.36, without the enforce objects, as docs/enforce.md asks users there)
+    const discovery = JSON.parse(await kubectl(["get", "--raw", "/apis/admissionregistration.k8s.io/v1"])) as {
+      resources: { name: string }[];
+    };
+    const withoutEnforce = discovery.resources.some((r) => r.name === "mutatingadmissionpolicies")
+      ? []
+      : ["--set", "enforce.enabled=false", "--set", "handlerMerge.enabled=false"];
     await run(
       helm,
       [
@@ -153,6 +160,7 @@ describe("helm uninstall with the gate webhook", () => {
         "denyPolicy.enabled=false",
         "--set",
         `webhook.timeoutSeconds=${TIMEOUT_SECONDS}`,
+        ...withoutEnforce,
       ],
       { cwd: repoRoot, maxBuffer: 16 << 20 },
     );
