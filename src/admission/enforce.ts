@@ -339,15 +339,33 @@ export function recordStatusManifests(
   ];
 }
 
-/** All three, as one List, named as a release called `prefix` names them (the dev CLI, tests). */
-export function admissionList(prefix: string, writer: string, anyServiceAccount = false) {
+/**
+ * All three, as one List, named as a release called `prefix` names them (the dev CLI, tests).
+ * With `mutatingPolicies` false (a cluster that serves no admissionregistration.k8s.io/v1
+ * MutatingAdmissionPolicies: before 1.36) the record-status policy only.
+ */
+export function admissionList(
+  prefix: string,
+  writer: string,
+  anyServiceAccount = false,
+  mutatingPolicies = true,
+) {
   return {
     apiVersion: "v1",
     kind: "List",
     items: [
-      ...enforceManifests(`${prefix}-${ENFORCE_SUFFIX}`),
-      ...handlerMergeManifests(`${prefix}-${HANDLER_MERGE_SUFFIX}`),
+      ...(mutatingPolicies ? enforceManifests(`${prefix}-${ENFORCE_SUFFIX}`) : []),
+      ...(mutatingPolicies ? handlerMergeManifests(`${prefix}-${HANDLER_MERGE_SUFFIX}`) : []),
       ...recordStatusManifests(`${prefix}-${RECORD_STATUS_SUFFIX}`, writer, {}, anyServiceAccount),
     ],
   };
+}
+
+/** Where discovery lists admissionregistration.k8s.io/v1's resources (`kubectl get --raw`). */
+export const ADMISSION_V1_DISCOVERY = "/apis/admissionregistration.k8s.io/v1";
+
+/** Whether that APIResourceList (JSON) holds MutatingAdmissionPolicies: GA and on from Kubernetes 1.36. */
+export function servesMutatingPolicies(discovery: string): boolean {
+  const list = JSON.parse(discovery) as { resources?: { name: string }[] };
+  return (list.resources ?? []).some((r) => r.name === "mutatingadmissionpolicies");
 }

@@ -17,7 +17,7 @@ import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import os, { tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs, promisify } from "node:util";
-import { admissionList } from "../admission/enforce.ts";
+import { ADMISSION_V1_DISCOVERY, admissionList, servesMutatingPolicies } from "../admission/enforce.ts";
 import { DEPLOYMENT_CONDITION_PREFIX } from "../api/v1alpha1/index.ts";
 import { Operator } from "../controller/operator.ts";
 import { defaultBinDir, startControlPlane, type ControlPlane } from "../devcluster/controlPlane.ts";
@@ -118,10 +118,17 @@ export async function runDev(argv: readonly string[], io: Io = defaultIo): Promi
     // Enforce's admission policies, as the chart installs them, with this operator's identity
     // (yours: it runs in this process) as the one allowed to write HealthTarget status.
     const writer = (await k("auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")).trim();
+    // Before 1.36 the cluster serves no MutatingAdmissionPolicies: Enforce reports EnforceUnavailable.
+    const mutating = servesMutatingPolicies(await k("get", "--raw", ADMISSION_V1_DISCOVERY));
     const admission = path.join(mkdtempSync(path.join(tmpdir(), "healthgate-dev-")), "admission.json");
-    writeFileSync(admission, JSON.stringify(admissionList("healthgate", writer)));
+    writeFileSync(admission, JSON.stringify(admissionList("healthgate", writer, false, mutating)));
     await k("apply", "--server-side", "--field-manager=healthgate-dev", "-f", admission);
-    io.out("Installed Enforce's admission policies.");
+    io.out(
+      mutating
+        ? "Installed Enforce's admission policies."
+        : "Installed the record-status admission policy; this cluster serves no MutatingAdmissionPolicies " +
+            "(admissionregistration.k8s.io/v1, Kubernetes 1.36+), so Enforce audits only.",
+    );
 
     operator = new Operator({
       kubeConfig: loadKubeConfig(kubeconfigPath),

@@ -36,7 +36,11 @@ import {
   type HealthPolicySpecInput,
   type HealthPolicyStatus,
 } from "../../../src/api/v1alpha1/index.ts";
-import { admissionList } from "../../../src/admission/enforce.ts";
+import {
+  ADMISSION_V1_DISCOVERY,
+  admissionList,
+  servesMutatingPolicies,
+} from "../../../src/admission/enforce.ts";
 import { Operator } from "../../../src/controller/operator.ts";
 import type { App, PodApps } from "../../../src/devcluster/podApps.ts";
 import { createLogger, logLevels, type LogLevel } from "../../../src/observability/logger.ts";
@@ -112,10 +116,12 @@ export async function installCrd(kubeconfig?: string): Promise<void> {
   const writer = (
     await kubectl(["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"], opts)
   ).trim();
+  // Before 1.36 the plane serves no MutatingAdmissionPolicies: the record-status policy only.
+  const mutating = servesMutatingPolicies(await kubectl(["get", "--raw", ADMISSION_V1_DISCOVERY], opts));
   await kubectl([...apply, "-f", "-"], {
     ...opts,
     // Operators run as the admin, or as a chart ServiceAccount named per test (chartIdentity.ts).
-    stdin: JSON.stringify(admissionList("healthgate-test", writer, true)),
+    stdin: JSON.stringify(admissionList("healthgate-test", writer, true, mutating)),
   });
 }
 

@@ -20,6 +20,7 @@ import path from "node:path";
 import { promisify } from "node:util";
 import { BatchV1Api, KubeConfig, type V1Pod } from "@kubernetes/client-node";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { ADMISSION_V1_DISCOVERY, servesMutatingPolicies } from "../../../src/admission/enforce.ts";
 import { Operator } from "../../../src/controller/operator.ts";
 import { freePort } from "../../../src/devcluster/net.ts";
 import { gateCondition, isGated } from "../../../src/kube/podGate.ts";
@@ -135,10 +136,7 @@ describe("helm uninstall with the gate webhook", () => {
     const common = ["--kubeconfig", testKubeconfigPath(), "--namespace", system];
     // Given healthgate installed by helm (without the CRDs: the run's plane has them outside any release;
     // on a plane older than 1.36, without the enforce objects, as docs/enforce.md asks users there)
-    const discovery = JSON.parse(await kubectl(["get", "--raw", "/apis/admissionregistration.k8s.io/v1"])) as {
-      resources: { name: string }[];
-    };
-    const withoutEnforce = discovery.resources.some((r) => r.name === "mutatingadmissionpolicies")
+    const withoutEnforce = servesMutatingPolicies(await kubectl(["get", "--raw", ADMISSION_V1_DISCOVERY]))
       ? []
       : ["--set", "enforce.enabled=false", "--set", "handlerMerge.enabled=false"];
     await run(
