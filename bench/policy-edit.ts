@@ -99,7 +99,11 @@ function diffCounts(after: Map<string, number>, before: Map<string, number>): Ma
   return new Map([...after].map(([k, v]) => [k, v - (before.get(k) ?? 0)] as const).filter(([, v]) => v > 0));
 }
 
-/** Lists, then watches the Deployments a selector picks, calling `seen` with each version. */
+/**
+ * Lists, then watches the Deployments a selector picks, calling `seen` with each version; lists
+ * and watches again after every end (a loaded API server ends watches early, and a
+ * resourceVersion it compacted away answers 410) until stop().
+ */
 class WatchedDeployments {
   private readonly stopper = new AbortController();
   private readonly client: KubeClient;
@@ -165,7 +169,6 @@ class WatchedDeployments {
  * the patch's response → our watch (label tier=latency) delivers the flipped condition.
  */
 class ReactionSampler {
-  private readonly stopper = new AbortController();
   private readonly seen = new Map<string, { rv: bigint; at: number; condition: string | undefined }[]>();
   private readonly waiters = new Set<() => void>();
   private readonly deep = new Set<string>();
@@ -182,44 +185,18 @@ class ReactionSampler {
     this.names = names;
   }
 
-  /**
-   * Lists, then watches; lists and watches again after every end (a loaded API server ends
-   * watches early, and a resourceVersion it compacted away answers 410) until stop().
-   */
+  private watcher: WatchedDeployments | undefined;
+
+  /** Follows the latency Deployments (tier=latency) with a list and watch until stop(). */
   async watch(): Promise<void> {
-    const selector = { labelSelector: "tier=latency" };
-    const list = async () => {
-      const listed = await this.client.list(resources.deployments, this.namespace, selector);
-      for (const item of listed.items) this.record(item);
-      return listed.metadata.resourceVersion;
-    };
-    let resourceVersion = await list();
-    void (async () => {
-      while (!this.stopper.signal.aborted) {
-        try {
-          await this.client.watch(
-            resources.deployments,
-            this.namespace,
-            { ...selector, resourceVersion, timeoutSeconds: 3600 },
-            (event) => {
-              if (event.type === "BOOKMARK") return;
-              resourceVersion = event.object.metadata.resourceVersion ?? resourceVersion;
-              this.record(event.object);
-            },
-            this.stopper.signal,
-          );
-        } catch (err) {
-          if (this.stopper.signal.aborted) return;
-          say(`watch ended (${apiErrorMessage(err)}); listing and watching again`);
-          await delay(200);
-          resourceVersion = await list().catch(() => resourceVersion);
-        }
-      }
-    })();
+    this.watcher = new WatchedDeployments(this.client, this.namespace, "tier=latency", (d) =>
+      this.record(d as unknown as RawObject),
+    );
+    await this.watcher.watch();
   }
 
   stop(): void {
-    this.stopper.abort();
+    this.watcher?.stop();
   }
 
   untilConditions(status: string): Promise<unknown> {
