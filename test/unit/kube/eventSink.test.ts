@@ -5,7 +5,7 @@
 import { ApiException } from "@kubernetes/client-node";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { KubeObject } from "../../../src/kube/client.ts";
-import { EventSink } from "../../../src/kube/eventSink.ts";
+import { EventSink, type EventSinkOptions } from "../../../src/kube/eventSink.ts";
 import { createLogger } from "../../../src/observability/logger.ts";
 
 const event = (name: string): KubeObject =>
@@ -33,6 +33,21 @@ function counter() {
   const counts: Record<string, number> = {};
   const count = (key: string) => void (counts[key] = (counts[key] ?? 0) + 1);
   return { counts, count };
+}
+
+/** A sink over a server() whose answers the test releases, counting drops and refusals. */
+function sinkOver(options: Partial<EventSinkOptions> = {}) {
+  const api = server();
+  const counts = counter();
+  const sink = new EventSink({
+    create: api.create,
+    logger: createLogger("silent"),
+    concurrency: 1,
+    dropped: counts.count,
+    refused: () => counts.count("refused"),
+    ...options,
+  });
+  return { api, counts: counts.counts, sink };
 }
 
 describe("EventSink", () => {
@@ -64,19 +79,11 @@ describe("EventSink", () => {
   });
 
   it("drops what is over its capacity, counted, and sends the rest", async () => {
-    const api = server();
-    const dropped = counter();
-    const sink = new EventSink({
-      create: api.create,
-      logger: createLogger("silent"),
-      concurrency: 1,
-      capacity: 2,
-      dropped: dropped.count,
-    });
+    const { api, counts, sink } = sinkOver({ capacity: 2 });
     const signal = new AbortController().signal;
     for (const name of ["a", "b", "c", "d"]) sink.record(event(name), signal);
     // "a" is in flight; "b" and "c" wait; "d" is over the 2 waiting.
-    expect(dropped.counts).toEqual({ QueueFull: 1 });
+    expect(counts).toEqual({ QueueFull: 1 });
     for (let i = 0; i < 3; i++) {
       api.calls[i]!.resolve();
       await tick();
@@ -85,14 +92,7 @@ describe("EventSink", () => {
   });
 
   it("never sends an Event of a term that ended, and ends the one in flight", async () => {
-    const api = server();
-    const dropped = counter();
-    const sink = new EventSink({
-      create: api.create,
-      logger: createLogger("silent"),
-      concurrency: 1,
-      dropped: dropped.count,
-    });
+    const { api, counts, sink } = sinkOver();
     const term = new AbortController();
     sink.record(event("a"), term.signal);
     sink.record(event("b"), term.signal);
@@ -101,26 +101,19 @@ describe("EventSink", () => {
     term.abort();
     await tick();
     expect(api.calls.map((c) => c.name)).toEqual(["a", "c"]);
-    expect(dropped.counts).toEqual({ TermEnded: 2 });
+    expect(counts).toEqual({ TermEnded: 2 });
     api.calls[1]!.resolve();
     await sink.drained();
   });
 
   it("counts a refused Event as a refused write and goes on with the next", async () => {
-    const api = server();
-    const refused = counter();
-    const sink = new EventSink({
-      create: api.create,
-      logger: createLogger("silent"),
-      concurrency: 1,
-      refused: () => refused.count("event"),
-    });
+    const { api, counts, sink } = sinkOver();
     const signal = new AbortController().signal;
     sink.record(event("a"), signal);
     sink.record(event("b"), signal);
     api.calls[0]!.reject(new ApiException(403, "Forbidden", "events is forbidden", {}));
     await tick();
-    expect(refused.counts).toEqual({ event: 1 });
+    expect(counts).toEqual({ refused: 1 });
     expect(api.calls.map((c) => c.name)).toEqual(["a", "b"]);
     api.calls[1]!.resolve();
     await sink.drained();
