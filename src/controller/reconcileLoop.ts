@@ -103,8 +103,10 @@ export class ReconcileLoop {
     }
     if (action.requeueAfterMs !== undefined) queue.addAfter(key, action.requeueAfterMs);
     const { metrics } = this.options;
-    metrics.reconcileTotal.inc({ result });
-    metrics.reconcileDuration.observe({ result }, (performance.now() - startedAt) / 1000);
+    // Keys are `Kind/namespace/name`.
+    const kind = key.slice(0, key.indexOf("/"));
+    metrics.reconcileTotal.inc({ kind, result });
+    metrics.reconcileDuration.observe({ kind, result }, (performance.now() - startedAt) / 1000);
   }
 
   private nextAction(queue: WorkQueue, key: string, err: unknown, signal: AbortSignal): Action {

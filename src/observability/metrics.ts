@@ -6,8 +6,8 @@ export type RelistReason = "initial" | "gone" | "watchdog" | "error" | "resync" 
 
 export interface HealthgateMetrics {
   readonly registry: Registry;
-  readonly reconcileTotal: Counter<"result">;
-  readonly reconcileDuration: Histogram<"result">;
+  readonly reconcileTotal: Counter<"kind" | "result">;
+  readonly reconcileDuration: Histogram<"kind" | "result">;
   readonly workqueueDepth: Gauge<"queue">;
   readonly workqueueAdds: Counter<"queue">;
   readonly workqueueRetries: Counter<"queue">;
@@ -60,14 +60,14 @@ export function createMetrics({ processMetrics = false }: MetricsOptions = {}): 
     registry,
     reconcileTotal: new Counter({
       name: "healthgate_reconcile_total",
-      help: "Reconciles by result (success, requeue, error).",
-      labelNames: ["result"],
+      help: "Reconciles by what was reconciled (Deployment, HealthPolicy) and result (success, requeue, error).",
+      labelNames: ["kind", "result"],
       registers,
     }),
     reconcileDuration: new Histogram({
       name: "healthgate_reconcile_duration_seconds",
-      help: "Time one reconcile took, by result.",
-      labelNames: ["result"],
+      help: "Time one reconcile took, by what was reconciled and result.",
+      labelNames: ["kind", "result"],
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     }),

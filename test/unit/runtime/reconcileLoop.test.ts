@@ -75,14 +75,26 @@ describe("ReconcileLoop", () => {
     expect(runs).toEqual([0, 2_005]);
   });
 
-  it("counts reconciles by result", async () => {
+  it("counts reconciles by kind and result", async () => {
     const clock = new FakeClock(0);
-    const { reconciler } = scripted([new Error("x"), requeueAfter(10), awaitChange()], clock);
-    const started = startLoop(reconciler, clock);
+    const deployment = scripted([new Error("x"), requeueAfter(10), awaitChange()], clock).reconciler;
+    const reconciler: Reconciler = {
+      reconcile: (key, signal) =>
+        key.startsWith("Deployment/") ? deployment.reconcile(key, signal) : Promise.resolve(awaitChange()),
+    };
+    const started = startLoop(reconciler, clock, ["Deployment/shop/web", "HealthPolicy/shop/strict"]);
     await clock.advance(1_000);
     const values = (await started.metrics.reconcileTotal.get()).values;
-    const count = (result: string) => values.find((v) => v.labels.result === result)?.value;
-    expect([count("error"), count("requeue"), count("success")]).toEqual([1, 1, 1]);
+    const count = (kind: string, result: string) =>
+      values.find((v) => v.labels.kind === kind && v.labels.result === result)?.value ?? 0;
+    expect(
+      ["Deployment", "HealthPolicy"].map((kind) =>
+        ["error", "requeue", "success"].map((r) => count(kind, r)),
+      ),
+    ).toEqual([
+      [1, 1, 1],
+      [0, 0, 1],
+    ]);
   });
 
   it("stops when leadership ends: aborts the signal, waits for reconciles in flight, drops the rest", async () => {

@@ -52,11 +52,11 @@ describe("HealthServer", () => {
 
   it("serves the registry in Prometheus text format", async () => {
     const { metrics, get } = await start();
-    metrics.reconcileTotal.inc({ result: "success" });
+    metrics.reconcileTotal.inc({ kind: "Deployment", result: "success" });
     const res = await get("/metrics");
     expect(res.status).toBe(200);
     expect(res.type).toMatch(/^text\/plain; version=0.0.4/);
-    expect(res.body).toContain('healthgate_reconcile_total{result="success"} 1');
+    expect(res.body).toContain('healthgate_reconcile_total{kind="Deployment",result="success"} 1');
   });
 
   it("answers 404 elsewhere", async () => {
