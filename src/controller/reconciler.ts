@@ -129,6 +129,7 @@ const targetKey = (ns: string, name: string): Key => `HealthTarget/${ns}/${name}
 export interface TermClient {
   get<T extends KubeObject>(ref: ResourceRef, target: Target, signal: AbortSignal): Promise<T>;
   create<T extends KubeObject>(obj: T, signal: AbortSignal): Promise<T>;
+  createDiscardingReply(obj: KubeObject, signal: AbortSignal): Promise<void>;
   delete(
     ref: ResourceRef,
     target: Target,
@@ -136,6 +137,7 @@ export interface TermClient {
     preconditions?: Parameters<KubeClient["delete"]>[3],
   ): Promise<void>;
   applyObject<T extends KubeObject>(obj: T, options: ApplyOptions & { signal: AbortSignal }): Promise<T>;
+  applyDiscardingReply(obj: KubeObject, options: ApplyOptions & { signal: AbortSignal }): Promise<void>;
   jsonPatch<T extends KubeObject>(
     ref: ResourceRef,
     target: Target,
@@ -238,7 +240,7 @@ export class HealthgateReconciler implements Reconciler {
     this.events =
       options.events ??
       new EventSink({
-        create: (event, signal) => options.client.create(event, signal),
+        create: (event, signal) => options.client.createDiscardingReply(event, signal),
         logger: options.logger,
         refused: () => options.metrics?.writesRefused.inc({ write: "event", resource: "events" }),
         dropped: (reason) => options.metrics?.eventsDropped?.inc({ reason }),
@@ -774,7 +776,7 @@ export class HealthgateReconciler implements Reconciler {
   ): Promise<void> {
     this.lastWritten.set(key, written);
     try {
-      await this.o.client.applyObject(
+      await this.o.client.applyDiscardingReply(
         {
           apiVersion,
           kind: key.slice(0, key.indexOf("/")),

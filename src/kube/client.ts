@@ -307,9 +307,18 @@ export class KubeClient {
   }
 
   async create<T extends KubeObject>(obj: T, signal?: AbortSignal): Promise<T> {
+    return this.json<T>(this.createSpec(obj, signal));
+  }
+
+  /** `create` for a caller that needs only its success (an Event): the reply is read, not parsed. */
+  async createDiscardingReply(obj: KubeObject, signal?: AbortSignal): Promise<void> {
+    await this.discard(this.createSpec(obj, signal));
+  }
+
+  private createSpec(obj: KubeObject, signal: AbortSignal | undefined): RequestSpec {
     const ref = resourceFor(obj.apiVersion, obj.kind);
     const path = { namespace: obj.metadata.namespace };
-    return this.json<T>({ verb: "create", ref, path, method: HttpMethod.POST, body: obj, signal });
+    return { verb: "create", ref, path, method: HttpMethod.POST, body: obj, signal };
   }
 
   /** PUT; the object's resourceVersion makes it conditional (409 when someone wrote first). */
@@ -410,9 +419,22 @@ export class KubeClient {
    * before and no longer sends are removed. Returns the object as the server stored it.
    */
   async applyObject<T extends KubeObject>(obj: T, options: ApplyOptions): Promise<T> {
+    return this.json<T>(this.applySpec(obj, options));
+  }
+
+  /**
+   * `applyObject` for a caller that needs only its success (a status write): the reply — the
+   * whole object, managedFields included — is read to its end but not parsed into objects
+   * nobody reads (the watch brings the same object to the cache anyway).
+   */
+  async applyDiscardingReply(obj: KubeObject, options: ApplyOptions): Promise<void> {
+    await this.discard(this.applySpec(obj, options));
+  }
+
+  private applySpec(obj: KubeObject, options: ApplyOptions): RequestSpec {
     const ref = resourceFor(obj.apiVersion, obj.kind);
     const { managedFields: _ignored, ...metadata } = obj.metadata;
-    return this.json<T>({
+    return {
       verb: "apply",
       ref,
       path: requireNamespace(ref, obj.metadata, options.subresource),
@@ -422,7 +444,7 @@ export class KubeClient {
       body: { ...obj, metadata },
       contentType: PatchStrategy.ServerSideApply,
       signal: options.signal,
-    });
+    };
   }
 
   /** JSON merge patch of `.status`; with `resourceVersion` it fails with 409 if the object moved on. */
@@ -486,13 +508,24 @@ export class KubeClient {
   }
 
   private async json<T>(spec: RequestSpec): Promise<T> {
-    const response = await this.send({
-      ...spec,
-      signal: spec.signal
-        ? AbortSignal.any([spec.signal, AbortSignal.timeout(this.requestTimeoutMs)])
-        : AbortSignal.timeout(this.requestTimeoutMs),
-    });
+    const response = await this.send(this.bounded(spec));
     return JSON.parse(await response.body.text()) as T;
+  }
+
+  /** Sends and reads the reply to its end (the connection is reused only then) without parsing it. */
+  private async discard(spec: RequestSpec): Promise<void> {
+    const response = await this.send(this.bounded(spec));
+    // (client-node's `binary()` calls node-fetch's `buffer()`, which undici's Response lacks.)
+    const stream = response.body.stream();
+    if (!stream) return void (await response.body.text());
+    for await (const _chunk of stream) {
+      // dropped
+    }
+  }
+
+  private bounded(spec: RequestSpec): RequestSpec {
+    const timeout = AbortSignal.timeout(this.requestTimeoutMs);
+    return { ...spec, signal: spec.signal ? AbortSignal.any([spec.signal, timeout]) : timeout };
   }
 
   private async send(spec: RequestSpec): Promise<ResponseContext> {

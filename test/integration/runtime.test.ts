@@ -251,6 +251,42 @@ describe("server-side apply against a real API server", () => {
     );
   });
 
+  it("a write that discards its reply lands, reads each reply to its end, and still reports refusals", async () => {
+    const kube = client();
+    await kube.applyObject(deployment(ns.name), { fieldManager: "healthgate-test" });
+    // Twenty in a row over the client's connections: a reply left unread would hold its
+    // connection and stall the writes after it.
+    for (let i = 0; i < 20; i++) {
+      await kube.applyDiscardingReply(
+        {
+          apiVersion: "apps/v1",
+          kind: "Deployment",
+          metadata: { name: "web", namespace: ns.name },
+          status: {
+            conditions: [{ type: "healthgate.io/Ready", status: "True", reason: "R", message: `#${i}` }],
+          },
+        } as KubeObject,
+        { fieldManager: "healthgate-status", subresource: "status", force: true },
+      );
+    }
+    const stored = await kube.get<KubeObject & { status?: { conditions?: { message?: string }[] } }>(
+      resources.deployments,
+      { namespace: ns.name, name: "web" },
+    );
+    expect(stored.status?.conditions?.map((c) => c.message)).toContain("#19");
+    await expect(
+      kube.applyDiscardingReply(
+        {
+          apiVersion: "apps/v1",
+          kind: "Deployment",
+          metadata: { name: "absent", namespace: ns.name },
+          status: {},
+        } as KubeObject,
+        { fieldManager: "healthgate-status", subresource: "status" },
+      ),
+    ).rejects.toMatchObject({ code: 404 });
+  });
+
   it("reports API errors as ApiException with the server's reason", async () => {
     const kube = client();
     await expect(
@@ -281,5 +317,20 @@ describe("Events against a real API server", () => {
     const stored = (created as { note?: string }).note ?? "";
     expect(Buffer.byteLength(stored, "utf8")).toBeLessThanOrEqual(1024);
     expect(stored).toMatch(/^—+…$/);
+  });
+
+  it("an Event created without reading its reply is stored", async () => {
+    const regarding = { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "cm", namespace: ns.name } };
+    const body = eventFor(regarding, "Normal", "Test", "created by createDiscardingReply", {
+      identity: "healthgate-test",
+      now: new Date(),
+      random: 0.25,
+    });
+    await client().createDiscardingReply(body);
+    const stored = await client().get<KubeObject & { note?: string }>(resources.events, {
+      namespace: ns.name,
+      name: body.metadata.name!,
+    });
+    expect(stored.note).toBe("created by createDiscardingReply");
   });
 });

@@ -63,8 +63,10 @@ const writes: TermClient = {
     throw new Error("not used");
   },
   create: async (obj) => obj,
+  createDiscardingReply: async () => {},
   delete: async () => {},
   applyObject: async (obj) => obj,
+  applyDiscardingReply: async () => {},
   jsonPatch: async () => ({ metadata: { name: "x" } }) as never,
   list: async () => {
     throw new Error("not used");
