@@ -103,6 +103,10 @@ export class ReconcileLoop {
     }
     if (action.requeueAfterMs !== undefined) queue.addAfter(key, action.requeueAfterMs);
     const { metrics } = this.options;
+    this.options.logger.debug(
+      { key, result, ms: Math.round(performance.now() - startedAt), requeueAfterMs: action.requeueAfterMs },
+      "reconciled",
+    );
     // Keys are `Kind/namespace/name`.
     const kind = key.slice(0, key.indexOf("/"));
     metrics.reconcileTotal.inc({ kind, result });
