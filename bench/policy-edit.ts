@@ -6,7 +6,9 @@
 // controllers, so each new template brings a new ReplicaSet and its events, as on a cluster; no
 // scheduler or kubelet: pods stay Pending) with Enforce's MutatingAdmissionPolicies installed as
 // the chart installs them, creates `--deployments` Deployments and one Enforce
-// HealthPolicy selecting them all, runs `healthgate run` (compiled, the image's Node flags) and
+// HealthPolicy selecting them all, waits until kube-controller-manager has created every
+// ReplicaSet and pod (it writes at most 20 requests a second: minutes for 1,000 Deployments),
+// runs `healthgate run` (compiled, the image's Node flags) and
 // waits until every Deployment carries the policy's preStop drain. Then it edits the policy once
 // (shutdown.drainSeconds 5 → 8) and measures the time until every Deployment's template carries
 // the new drain and healthgate's queue is empty, with healthgate's writes per second, beside
@@ -315,15 +317,6 @@ try {
   cleanups.unshift(async () => sampler.stop());
   await sampler.watch();
 
-  // The bare write throughput of this plane: one merge patch per Deployment, 32 in flight.
-  const patchStart = performance.now();
-  await inParallel(names, 32, (name) =>
-    client.jsonPatch(resources.deployments, { namespace: NS, name }, [
-      { op: "add", path: "/metadata/annotations", value: { "bench.healthgate.io/touched": "1" } },
-    ]),
-  );
-  const patchesPerSecond = N / ((performance.now() - patchStart) / 1000);
-
   /** The policy before (0) and after (1) the edit. */
   const policy = (phase: 0 | 1) => ({
     apiVersion: "healthgate.io/v1alpha1",
@@ -343,6 +336,49 @@ try {
       shutdown: { drainSeconds: ENFORCE && phase === 1 ? 8 : 5, maxInFlightSeconds: 10 },
     },
   });
+  /** Whether a Deployment shows what the policy of `phase` asks for. */
+  const reached = (d: Deployment, phase: 0 | 1) =>
+    ENFORCE
+      ? d.spec.template.spec.containers[0]?.lifecycle?.preStop?.sleep?.seconds === (phase === 1 ? 8 : 5)
+      : d.status?.conditions?.find((c) => c.type === CONDITION)?.status === (phase === 1 ? "False" : "True");
+  // What each bench Deployment shows, kept current by a watch: the edit is timed without
+  // listing 1,000 Deployments every 200 ms (that polling cost the API server as much as the
+  // edit's own writes).
+  const shown = new Map<string, { 0: boolean; 1: boolean; settled: boolean }>();
+  const tracker = new WatchedDeployments(client, NS, "tier=bench", (d) =>
+    shown.set(d.metadata.name, {
+      0: reached(d, 0),
+      1: reached(d, 1),
+      // The Deployment controller saw this generation, and its pods exist.
+      settled:
+        d.status?.observedGeneration === d.metadata.generation && d.status?.replicas === d.spec.replicas,
+    }),
+  );
+  await tracker.watch();
+  cleanups.unshift(() => Promise.resolve(tracker.stop()));
+
+  // The edit starts on a settled cluster. kube-controller-manager's client makes at most 20
+  // requests a second, so creating the 1,020 ReplicaSets and pods and writing the Deployments'
+  // status takes it minutes; each of those writes also requeues the Deployment in healthgate.
+  // An edit made meanwhile competed with that churn (the rows before 2026-12-04 21:50).
+  say("waiting for kube-controller-manager to create every ReplicaSet and pod");
+  const settleStart = performance.now();
+  for (let done = 0; ; await delay(500)) {
+    done = [...shown.values()].filter((state) => state.settled).length;
+    if (done === N) break;
+    if (performance.now() - settleStart > 900_000)
+      throw new Error(`after 900 s kube-controller-manager has settled ${done} of ${N} Deployments`);
+  }
+  const settleSeconds = (performance.now() - settleStart) / 1000;
+  say(`settled in ${settleSeconds.toFixed(0)} s`);
+  // The bare write throughput of this plane: one merge patch per Deployment, 32 in flight.
+  const patchStart = performance.now();
+  await inParallel(names, 32, (name) =>
+    client.jsonPatch(resources.deployments, { namespace: NS, name }, [
+      { op: "add", path: "/metadata/annotations", value: { "bench.healthgate.io/touched": "1" } },
+    ]),
+  );
+  const patchesPerSecond = N / ((performance.now() - patchStart) / 1000);
   await client.applyObject(policy(0) as KubeObject, { fieldManager: "bench" });
   const operator = await spawnOperator({
     main: build.main,
@@ -363,20 +399,6 @@ try {
   cleanups.unshift(() => operator.stop());
   await waitReady(operator);
 
-  /** Whether a Deployment shows what the policy of `phase` asks for. */
-  const reached = (d: Deployment, phase: 0 | 1) =>
-    ENFORCE
-      ? d.spec.template.spec.containers[0]?.lifecycle?.preStop?.sleep?.seconds === (phase === 1 ? 8 : 5)
-      : d.status?.conditions?.find((c) => c.type === CONDITION)?.status === (phase === 1 ? "False" : "True");
-  // What each bench Deployment shows, kept current by a watch: the edit is timed without
-  // listing 1,000 Deployments every 200 ms (that polling cost the API server as much as the
-  // edit's own writes).
-  const shown = new Map<string, { 0: boolean; 1: boolean }>();
-  const tracker = new WatchedDeployments(client, NS, "tier=bench", (d) =>
-    shown.set(d.metadata.name, { 0: reached(d, 0), 1: reached(d, 1) }),
-  );
-  await tracker.watch();
-  cleanups.unshift(() => Promise.resolve(tracker.stop()));
   const untilAll = async (phase: 0 | 1) => {
     const deadline = performance.now() + 900_000;
     for (;;) {
@@ -399,13 +421,20 @@ try {
   const idleLoad = machineLoad();
 
   const requestsBefore = await requestsByKind(operator.port);
-  const reconcilesBefore = await scrape(operator.port, "healthgate_reconcile_total");
+  const reconcileKinds = ["Deployment", "HealthPolicy"] as const;
+  const reconcilesNow = async () =>
+    Promise.all(reconcileKinds.map((kind) => scrape(operator.port, "healthgate_reconcile_total", { kind })));
+  const reconcilesBefore = await reconcilesNow();
+  let reconcilesAtEdit: number[] = [];
   say(ENFORCE ? "editing the policy: shutdown.drainSeconds 5 -> 8" : "editing the policy: /healthz is deep");
   const editStart = performance.now();
   await client.applyObject(policy(1) as KubeObject, { fieldManager: "bench" });
   let editDone = false;
   const [, underEdit] = await Promise.all([
-    untilAll(1).then(() => (editDone = true)),
+    untilAll(1).then(async () => {
+      editDone = true;
+      reconcilesAtEdit = await reconcilesNow();
+    }),
     IDLE_SAMPLES > 0 ? sampler.run(() => editDone) : Promise.resolve([]),
   ]);
   const editSeconds = (performance.now() - editStart) / 1000;
@@ -413,13 +442,18 @@ try {
   while ((await scrape(operator.port, "healthgate_events_pending")) > 0) await delay(100);
   const eventsSeconds = (performance.now() - editStart) / 1000;
   const requests = diffCounts(await requestsByKind(operator.port), requestsBefore);
-  const reconciles = (await scrape(operator.port, "healthgate_reconcile_total")) - reconcilesBefore;
+  const reconcilesAfter = await reconcilesNow();
+  const reconciles = (upTo: number[]) =>
+    reconcileKinds.map((kind, i) => `${kind} ${upTo[i]! - reconcilesBefore[i]!}`).join(", ");
   const writes = [...requests].filter(([k]) => k.startsWith("apply ")).reduce((a, [, v]) => a + v, 0);
 
   console.log(
     `\nhealthgate policy edit — ${N} Deployments governed by one ${ENFORCE ? "Enforce" : "Audit"} policy, kube-controller-manager running`,
   );
   console.log(`Finished at ${machineLoad()}.`);
+  console.log(
+    `kube-controller-manager created every ReplicaSet and pod ${settleSeconds.toFixed(0)} s after the Deployments (healthgate started then)`,
+  );
   console.log(`first enforcement of all ${N}: ${firstSeconds.toFixed(1)} s`);
   console.log(
     `policy edit → all ${N} carry ${ENFORCE ? "the new template" : "LivenessShallow=False"}, queue empty: ${editSeconds.toFixed(1)} s; ` +
@@ -430,7 +464,10 @@ try {
   );
   console.log(`bare patch throughput of the same plane (32 in flight): ${patchesPerSecond.toFixed(0)}/s`);
   console.log(
-    `during the edit: ${reconciles} reconciles; requests: ` +
+    `reconciles until the edit showed everywhere: ${reconciles(reconcilesAtEdit)}; until its Events were created: ${reconciles(reconcilesAfter)}`,
+  );
+  console.log(
+    `during the edit and its Events: requests: ` +
       [...requests]
         .sort((a, b) => b[1] - a[1])
         .map(([k, v]) => `${k} ${v}`)
