@@ -2,7 +2,7 @@
 //
 //   node_modules/.bin/node bench/memory.ts [--deployments 1000] [--pods-per-deployment 10]
 //     [--namespaces 20] [--nodes 50] [--steady-seconds 30] [--variants default,semi2,...]
-//     [--data-dir DIR] [--skip-priming] [--repeat 3]
+//     [--data-dir DIR] [--skip-priming] [--first-start] [--repeat 3]
 //
 // --data-dir keeps etcd's data in DIR (not removed afterwards); a later run with the same DIR
 // and sizes skips the creation (about 2 minutes on 2 CPUs).
@@ -15,18 +15,25 @@
 //   - time from spawn to /readyz (every informer listed and synced),
 //   - RSS when /readyz passes, and the peak RSS (VmHWM: the kernel's high-water mark),
 //   - steady RSS: median of the last 10 s of `--steady-seconds` after the reconciles settled,
+//     while /metrics is read every 10 s (how long one read takes, and its size, is reported),
 //   - V8 heap used and committed at the end (nodejs_heap_size_used_bytes, _total_bytes).
 // The first run is a priming run with the image's flags (`image`: the Dockerfile's ENTRYPOINT):
 // it writes healthgate's conditions onto every Deployment (what a first install does); the
-// variants after it find them there and write nothing.
+// variants after it find them there and write nothing. With --first-start every run is a first
+// start: before each, the bench removes healthgate's conditions from every Deployment (what it
+// wrote before), so each run writes all 1,000 again and raises their Events.
+//
+// Each run also reports when its peak came (seconds after spawn) and the V8 heap then: RSS is
+// sampled every 100 ms from /proc, the heap from the bench's one read of /metrics a second.
 import { createHash } from "node:crypto";
 import os from "node:os";
 import v8 from "node:v8";
 import { parseArgs } from "node:util";
 import { setTimeout as delay } from "node:timers/promises";
 import { CoreV1Api } from "@kubernetes/client-node";
-import { loadKubeConfig, type KubeClient, type KubeObject } from "../src/kube/client.ts";
+import { loadKubeConfig, resources, type KubeClient, type KubeObject } from "../src/kube/client.ts";
 import { freePort } from "../src/devcluster/net.ts";
+import { sumSamples } from "../test/support/promText.ts";
 import {
   benchClient,
   buildHealthgate,
@@ -105,6 +112,7 @@ const { values: args } = parseArgs({
     variants: { type: "string", default: Object.keys(VARIANTS).join(",") },
     "data-dir": { type: "string" },
     "skip-priming": { type: "boolean", default: false },
+    "first-start": { type: "boolean", default: false },
   },
   strict: true,
 });
@@ -547,6 +555,11 @@ interface RunFigures {
   /** RSS when /readyz first passed: every informer has listed. */
   readyRssMiB: number;
   hwmMiB: number;
+  /** When RSS was highest, and how it was made up then. */
+  peakAt: PeakFigures;
+  /** One read of /metrics in the steady window: median duration, and size. */
+  scrapeMs: number;
+  scrapeKiB: number;
   settledSeconds: number;
   steadyRssMiB: number;
   heapUsedMiB: number;
@@ -588,31 +601,45 @@ async function runVariant(
     : [];
   if (webhook) await ensureWebhookNamespace(kubeconfig, WEBHOOK_NAMESPACE);
   const op = await spawnOperator({ main, kubeconfig, nodeFlags: flags, env, extraArgs });
+  const peak = followPeak(op.pid, op.startedAt);
   try {
     const readyMs = await waitReady(op);
     say(`  ready in ${(readyMs / 1000).toFixed(1)} s (${machineLoad()})`);
     const atReady = (await procMemory(op.pid))!;
-    // Settled: no reconcile for 3 s and an empty queue.
+    // Settled: no reconcile for 3 s and an empty queue. One read of /metrics a second: with
+    // 1,000 Deployments each read renders about 10,000 series, and reading it 8 times a second
+    // (as this loop did) made most of the garbage of the first start it measured.
     let last = -1;
     let quietSince = performance.now();
     for (;;) {
-      const reconciles = await scrape(op.port, "healthgate_reconcile_total");
-      const depth = await scrape(op.port, "healthgate_workqueue_depth");
+      const text = await (await fetch(`http://127.0.0.1:${op.port}/metrics`)).text();
+      peak.heap(text);
+      const reconciles = sumSamples(text, "healthgate_reconcile_total", {});
+      const depth = sumSamples(text, "healthgate_workqueue_depth", {});
       if (reconciles !== last || depth > 0) {
         last = reconciles;
         quietSince = performance.now();
       } else if (reconciles > 0 && performance.now() - quietSince > 3_000) break;
-      await delay(250);
+      await delay(1_000);
     }
     const settledMs = performance.now() - op.startedAt;
+    // Steady: RSS every second, and /metrics read every 10 s as a Prometheus would scrape it
+    // (kube-prometheus scrapes every 30 s); the read's duration and size are reported.
     const rss: number[] = [];
+    const scrapes: { ms: number; bytes: number }[] = [];
     const steadyEnd = performance.now() + STEADY_MS;
-    while (performance.now() < steadyEnd) {
+    for (let i = 0; performance.now() < steadyEnd; i++) {
+      if (i % 10 === 0) {
+        const started = performance.now();
+        const text = await (await fetch(`http://127.0.0.1:${op.port}/metrics`)).text();
+        scrapes.push({ ms: performance.now() - started, bytes: Buffer.byteLength(text) });
+      }
       const m = await procMemory(op.pid);
       if (m) rss.push(m.rssMiB);
       await delay(1_000);
     }
     const mem = (await procMemory(op.pid))!;
+    const peakFigures = await peak.stop();
     let writes = 0;
     for (const verb of WRITE_VERBS)
       writes += await scrape(op.port, "healthgate_api_requests_total", { verb });
@@ -627,6 +654,12 @@ async function runVariant(
       readySeconds: readyMs / 1000,
       readyRssMiB: atReady.rssMiB,
       hwmMiB: mem.hwmMiB,
+      peakAt: peakFigures,
+      scrapeMs: percentile(
+        scrapes.map((x) => x.ms),
+        50,
+      ),
+      scrapeKiB: (scrapes[0]?.bytes ?? NaN) / 1024,
       settledSeconds: settledMs / 1000,
       steadyRssMiB: percentile(rss.slice(-10), 50),
       heapUsedMiB: (await scrape(op.port, "nodejs_heap_size_used_bytes")) / 2 ** 20,
@@ -635,8 +668,105 @@ async function runVariant(
       writes,
     };
   } finally {
+    await peak.stop();
     await op.stop();
   }
+}
+
+/**
+ * Follows a process's RSS every 100 ms (from /proc: nothing asked of the process): when the
+ * highest RSS came (ms after `startedAt`), and the V8 heap at the /metrics read nearest it
+ * (`heap`, from the reads the settle loop makes anyway).
+ */
+function followPeak(pid: number, startedAt: number) {
+  let maxRss = 0;
+  let atMs = 0;
+  let anonMiB = 0;
+  const heap: { ms: number; usedMiB: number; totalMiB: number; externalMiB: number }[] = [];
+  let stopped = false;
+  const rssLoop = (async () => {
+    while (!stopped) {
+      const m = await procMemory(pid);
+      if (m && m.rssMiB > maxRss) {
+        maxRss = m.rssMiB;
+        anonMiB = m.anonMiB;
+        atMs = performance.now() - startedAt;
+      }
+      await delay(100);
+    }
+  })();
+  let result: Promise<PeakFigures> | undefined;
+  return {
+    heap(metricsText: string): void {
+      const mib = (name: string) => sumSamples(metricsText, name, {}) / 2 ** 20;
+      heap.push({
+        ms: performance.now() - startedAt,
+        usedMiB: mib("nodejs_heap_size_used_bytes"),
+        totalMiB: mib("nodejs_heap_size_total_bytes"),
+        externalMiB: mib("nodejs_external_memory_bytes"),
+      });
+    },
+    stop(): Promise<PeakFigures> {
+      stopped = true;
+      result ??= rssLoop.then(() => {
+        const nearest = heap.reduce<(typeof heap)[number] | undefined>(
+          (best, h) => (!best || Math.abs(h.ms - atMs) < Math.abs(best.ms - atMs) ? h : best),
+          undefined,
+        );
+        return {
+          atMs,
+          anonMiB,
+          heapUsedMiB: nearest?.usedMiB ?? NaN,
+          heapTotalMiB: nearest?.totalMiB ?? NaN,
+          externalMiB: nearest?.externalMiB ?? NaN,
+        };
+      });
+      return result;
+    },
+  };
+}
+
+interface PeakFigures {
+  /** When RSS was highest, ms after spawn, and its anonymous part (RssAnon) then. */
+  atMs: number;
+  anonMiB: number;
+  /** V8's heap used and committed, and external memory (ArrayBuffers, Buffers), at the heap sample nearest the peak. */
+  heapUsedMiB: number;
+  heapTotalMiB: number;
+  externalMiB: number;
+}
+
+/**
+ * Removes healthgate's conditions (type `healthgate.io/…`) from every Deployment, so the next
+ * run is a first start: it writes every condition again and raises their Events.
+ */
+async function forgetConditions(client: KubeClient): Promise<number> {
+  const stale: KubeObject[] = [];
+  let _continue: string | undefined;
+  do {
+    const page = await client.list(resources.deployments, undefined, { limit: 500, continue: _continue });
+    for (const d of page.items) {
+      const conditions = (d as { status?: { conditions?: { type: string }[] } }).status?.conditions ?? [];
+      if (conditions.some((c) => c.type.startsWith("healthgate.io/"))) stale.push(d);
+    }
+    _continue = page.metadata?.continue || undefined;
+  } while (_continue);
+  await inParallel(stale, CONCURRENCY, async (d) => {
+    const conditions = (d as { status?: { conditions?: { type: string }[] } }).status!.conditions!;
+    await client.jsonPatch(
+      resources.deployments,
+      { namespace: d.metadata.namespace, name: d.metadata.name!, subresource: "status" },
+      [
+        { op: "test", path: "/metadata/resourceVersion", value: d.metadata.resourceVersion },
+        {
+          op: "replace",
+          path: "/status/conditions",
+          value: conditions.filter((c) => !c.type.startsWith("healthgate.io/")),
+        },
+      ],
+    );
+  });
+  return stale.length;
 }
 
 // ---- main -----------------------------------------------------------------------------------
@@ -657,6 +787,11 @@ try {
   for (const name of variantNames) {
     const repeats: RunFigures[] = [];
     for (let i = 0; i < REPEAT; i++) {
+      if (args["first-start"]) {
+        say(
+          `  removed healthgate's conditions from ${await forgetConditions(benchClient(plane))} Deployments (--first-start)`,
+        );
+      }
       say(`variant ${name} (${i + 1}/${REPEAT})`);
       repeats.push(await runVariant(build.main, plane.kubeconfigPath, name, VARIANTS[name]!));
     }
@@ -689,8 +824,10 @@ try {
         "settled s",
         "RSS at ready MiB",
         "peak RSS (VmHWM) MiB",
+        "peak at s: anon / heap used, committed / external MiB",
         "steady RSS MiB",
         "V8 heap used/total MiB",
+        "/metrics ms (KiB)",
         "reconciles",
         "writes",
       ],
@@ -701,8 +838,15 @@ try {
         f1(median(rs, (r) => r.settledSeconds)),
         spread(rs, (r) => r.readyRssMiB),
         spread(rs, (r) => r.hwmMiB),
+        rs
+          .map(
+            ({ peakAt: p }) =>
+              `${f1(p.atMs / 1000)}: ${f0(p.anonMiB)} / ${f0(p.heapUsedMiB)}, ${f0(p.heapTotalMiB)} / ${f0(p.externalMiB)}`,
+          )
+          .join("; "),
         spread(rs, (r) => r.steadyRssMiB),
         `${f0(median(rs, (r) => r.heapUsedMiB))}/${f0(median(rs, (r) => r.heapTotalMiB))}`,
+        `${f0(median(rs, (r) => r.scrapeMs))} (${f0(median(rs, (r) => r.scrapeKiB))})`,
         f0(median(rs, (r) => r.reconciles)),
         f0(median(rs, (r) => r.writes)),
       ]),

@@ -306,6 +306,8 @@ export interface ProcMemory {
   rssMiB: number;
   /** Peak resident set size since the process started (VmHWM), MiB. */
   hwmMiB: number;
+  /** The anonymous part of the RSS now (RssAnon: heaps, not the binary's file-backed pages), MiB. */
+  anonMiB: number;
 }
 
 export async function procMemory(pid: number): Promise<ProcMemory | undefined> {
@@ -316,7 +318,7 @@ export async function procMemory(pid: number): Promise<ProcMemory | undefined> {
     return undefined;
   }
   const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
-  return { rssMiB: kib("VmRSS") / 1024, hwmMiB: kib("VmHWM") / 1024 };
+  return { rssMiB: kib("VmRSS") / 1024, hwmMiB: kib("VmHWM") / 1024, anonMiB: kib("RssAnon") / 1024 };
 }
 
 // ---- statistics ---------------------------------------------------------------------------
