@@ -103,14 +103,15 @@ export class ReconcileLoop {
     }
     if (action.requeueAfterMs !== undefined) queue.addAfter(key, action.requeueAfterMs);
     const { metrics } = this.options;
+    const ms = performance.now() - startedAt;
     this.options.logger.debug(
-      { key, result, ms: Math.round(performance.now() - startedAt), requeueAfterMs: action.requeueAfterMs },
+      { key, result, ms: Math.round(ms), requeueAfterMs: action.requeueAfterMs },
       "reconciled",
     );
     // Keys are `Kind/namespace/name`.
     const kind = key.slice(0, key.indexOf("/"));
     metrics.reconcileTotal.inc({ kind, result });
-    metrics.reconcileDuration.observe({ kind, result }, (performance.now() - startedAt) / 1000);
+    metrics.reconcileDuration.observe({ kind, result }, ms / 1000);
   }
 
   private nextAction(queue: WorkQueue, key: string, err: unknown, signal: AbortSignal): Action {

@@ -4,7 +4,7 @@
 //
 // They are not prom-client Gauges: a Gauge keeps every series it was set to between scrapes and
 // hashes each series' labels on every set, and with 1,000 Deployments these families hold about
-// 8,000 series. A ComputedGauge keeps nothing and hands the registry the values it computes.
+// 8,000 series. A computedGauge keeps nothing and hands the registry the values it computes.
 import type { Metric, MetricValue } from "prom-client";
 import type { HealthPolicyStatus } from "../api/v1alpha1/index.ts";
 import type { HealthgateMetrics } from "../observability/metrics.ts";
