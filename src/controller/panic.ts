@@ -12,7 +12,7 @@ import { Counter } from "prom-client";
 import type { Deployment, Pod } from "../api/k8s.ts";
 import { durationSeconds, type HealthPolicy, type PanicState } from "../api/v1alpha1/index.ts";
 import { isHeldByGate } from "../kube/podGate.ts";
-import { resources, type KubeObject } from "../kube/client.ts";
+import { isConflict, resources, type KubeObject } from "../kube/client.ts";
 import type { Clock } from "../kube/clock.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { HealthgateMetrics } from "../observability/metrics.ts";
@@ -155,11 +155,19 @@ export class PanicMode {
         signal,
       );
       if (found.items.some((svc) => publishOwners(svc).includes(PANIC_FIELD_MANAGER))) return 1_000;
+      // The cache is behind the server: who took the field is named from the version the
+      // decision reads, once the cache has it (an older one may name nobody).
+      const cachedVersion = this.o.world.services.get(`${ns}/${state.conflict.service}`)?.metadata
+        .resourceVersion;
+      if (found.items.some((svc) => svc.metadata.resourceVersion !== cachedVersion)) return 1_000;
       // Theirs now: the next incident starts from what the Service says, not from this process's memory.
       this.published.delete(`${ns}/${state.conflict.service}`);
     }
     if (state && !sameJson(state, previous)) await this.writeState(ns, name, state, signal);
-    for (const svc of decision.publish) await this.publish(ns, svc, signal);
+    for (const svc of decision.publish) {
+      // Refused: the Service moved on since the cache's version; decide again on the newer one.
+      if (!(await this.publish(ns, svc, signal))) return 1_000;
+    }
     for (const { name: svc, original } of decision.restore) await this.restore(ns, svc, original, signal);
     if (state && state.phase !== previous?.phase) {
       const change = { Panicking: "enter", Inactive: "leave", Refused: "refuse", Stopped: "stop" }[
@@ -268,11 +276,22 @@ export class PanicMode {
     this.written.set(`${namespace}/${name}`, panic);
   }
 
-  private async publish(namespace: string, name: string, signal: AbortSignal) {
+  /**
+   * Takes publishNotReadyAddresses: true, on condition that the Service is still the version the
+   * decision read (its resourceVersion in the apply): a cache behind the server would otherwise
+   * have healthgate force the field back over an edit it has not seen yet. False when refused.
+   */
+  private async publish(namespace: string, name: string, signal: AbortSignal): Promise<boolean> {
     const key = `${namespace}/${name}`;
     const cached = this.o.world.services.get(key);
-    if (cached?.spec.publishNotReadyAddresses && cached.publishOwners.includes(PANIC_FIELD_MANAGER)) return;
-    await this.applyPublish(namespace, name, true, signal);
+    if (cached?.spec.publishNotReadyAddresses && cached.publishOwners.includes(PANIC_FIELD_MANAGER))
+      return true;
+    try {
+      await this.applyPublish(namespace, name, true, signal, cached?.metadata.resourceVersion);
+    } catch (err) {
+      if (isConflict(err)) return false;
+      throw err;
+    }
     this.published.add(key);
     this.changes.inc({ change: "publish" });
     await this.serviceEvent(
@@ -282,6 +301,7 @@ export class PanicMode {
       "publishes every pod (publishNotReadyAddresses: true) during panic",
       signal,
     );
+    return true;
   }
 
   private async restore(namespace: string, name: string, original: boolean, signal: AbortSignal) {
@@ -302,13 +322,22 @@ export class PanicMode {
     );
   }
 
-  /** Applies publishNotReadyAddresses as healthgate-panic; `undefined` sends no field (lets go of it). */
-  private applyPublish(namespace: string, name: string, value: boolean | undefined, signal: AbortSignal) {
+  /**
+   * Applies publishNotReadyAddresses as healthgate-panic; `undefined` sends no field (lets go of
+   * it). With `resourceVersion`, the server refuses it (409) unless the Service is that version.
+   */
+  private applyPublish(
+    namespace: string,
+    name: string,
+    value: boolean | undefined,
+    signal: AbortSignal,
+    resourceVersion?: string,
+  ) {
     return this.o.client.applyObject(
       {
         apiVersion: "v1",
         kind: "Service",
-        metadata: { name, namespace },
+        metadata: { name, namespace, ...(resourceVersion !== undefined ? { resourceVersion } : {}) },
         ...(value !== undefined ? { spec: { publishNotReadyAddresses: value } } : {}),
       } as KubeObject & { spec: { publishNotReadyAddresses?: boolean } },
       { fieldManager: PANIC_FIELD_MANAGER, force: true, signal },

@@ -94,4 +94,36 @@ describe("server-side apply of publishNotReadyAddresses (measured)", () => {
     // Removing a field owns nothing: the editor gets no managedFields entry to be named by.
     expect(edited.metadata?.managedFields?.map((m) => m.manager)).not.toContain("kubectl-edit");
   });
+
+  it("a forced apply that names an older resourceVersion is refused with 409 and changes nothing: publish's precondition", async () => {
+    const { core } = testClients();
+    const created = await core.createNamespacedService({ namespace: ns.name, body: makeService("moved") });
+    const ref = { apiVersion: "v1", kind: "Service", metadata: { name: "moved", namespace: ns.name } };
+    // Someone changes the Service after healthgate's cache read it
+    await applyAs("gitops", { ...ref, metadata: { ...ref.metadata, labels: { team: "a" } } } as V1Service);
+    const stale = { ...ref.metadata, resourceVersion: created.metadata!.resourceVersion! };
+    const refused = await applyAs(
+      PANIC_MANAGER,
+      { ...ref, metadata: stale, spec: { publishNotReadyAddresses: true } } as V1Service,
+      { force: true },
+    ).then(
+      () => undefined,
+      (err: unknown) => err as { code?: number },
+    );
+    expect(refused?.code).toBe(409);
+    const live = await core.readNamespacedService({ name: "moved", namespace: ns.name });
+    expect(live.spec?.publishNotReadyAddresses ?? false).toBe(false);
+    expect(owners(live)).toEqual([]);
+    // and with the current version it lands
+    const taken = await applyAs(
+      PANIC_MANAGER,
+      {
+        ...ref,
+        metadata: { ...ref.metadata, resourceVersion: live.metadata!.resourceVersion! },
+        spec: { publishNotReadyAddresses: true },
+      } as V1Service,
+      { force: true },
+    );
+    expect(owners(taken)).toEqual([PANIC_MANAGER]);
+  });
 });

@@ -1,0 +1,165 @@
+// Panic mode when its cache is behind the API server, against the real API server.
+//
+// The cache here is held back by hand: a real informer catches up within milliseconds, and a
+// test cannot make it lag on demand. Under load it does lag (the full suite showed it: a
+// GitOps revert judged from a Service version that predated healthgate's own publish was
+// reported as taken back by nobody). Everything else — the Service, the record, the forced
+// applies and their preconditions — is the real API server's.
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { V1Service } from "@kubernetes/client-node";
+import { PanicMode, PANIC_FIELD_MANAGER } from "../../../src/controller/panic.ts";
+import { slimService, type CachedService } from "../../../src/controller/panicServices.ts";
+import type { World } from "../../../src/controller/world.ts";
+import type { Deployment, Pod } from "../../../src/api/k8s.ts";
+import type { HealthPolicy, PanicState } from "../../../src/api/v1alpha1/index.ts";
+import { KubeClient, type KubeObject } from "../../../src/kube/client.ts";
+import { systemClock } from "../../../src/kube/clock.ts";
+import { createLogger } from "../../../src/observability/logger.ts";
+import { createMetrics } from "../../../src/observability/metrics.ts";
+import { makeService } from "../../support/builders.ts";
+import { testClients, testKubeConfig, useTestNamespace } from "../../support/kube.ts";
+import { applyAs, installCrd } from "../controller/support.ts";
+
+const targets = { group: "healthgate.io", version: "v1alpha1", plural: "healthtargets" };
+const policy = {
+  metadata: { name: "p" },
+  spec: { guardrails: { panic: { floorPercent: 60, hold: "3s" } } },
+} as unknown as HealthPolicy;
+
+const pod = (name: string, ready: boolean): Pod =>
+  ({
+    metadata: { name, ownerReferences: [{ controller: true, uid: "rs-1", kind: "ReplicaSet", name: "web-1" }] },
+    spec: { containers: [] },
+    status: { phase: "Running", conditions: [{ type: "Ready", status: ready ? "True" : "False" }] },
+  }) as unknown as Pod;
+/** 1 of 2 serving pods Ready: below the 60 % floor. */
+const pods = [pod("web-a", true), pod("web-b", false)];
+
+beforeAll(() => installCrd());
+
+describe("panic mode with a cache behind the API server", () => {
+  const ns = useTestNamespace();
+  const stops: (() => void)[] = [];
+  afterEach(() => stops.splice(0).forEach((stop) => stop()));
+
+  /** A PanicMode over a cache the test moves by hand, and the real Service and record. */
+  async function setUp() {
+    const { core, custom } = testClients();
+    await core.createNamespacedService({ namespace: ns.name, body: makeService("web") });
+    await custom.createNamespacedCustomObject({
+      ...targets,
+      namespace: ns.name,
+      body: {
+        apiVersion: "healthgate.io/v1alpha1",
+        kind: "HealthTarget",
+        metadata: { name: "web" },
+        spec: { deployment: "web", policy: "p" },
+      },
+    });
+    const deployment = {
+      metadata: { name: "web", namespace: ns.name, uid: "d-1", generation: 1 },
+      spec: { replicas: 2, template: { metadata: { labels: { app: "web" } } } },
+      status: { observedGeneration: 1, replicas: 2, updatedReplicas: 2 },
+    } as unknown as Deployment;
+    const armed: PanicState = {
+      phase: "Inactive",
+      reason: "Armed",
+      message: "2 of 2 serving pods Ready",
+      readyPercent: 100,
+      since: new Date().toISOString(),
+    };
+    const cache = {
+      services: new Map<string, CachedService>(),
+      targets: new Map<string, KubeObject & { status?: { panic?: PanicState } }>([
+        [`${ns.name}/web`, { metadata: { name: "web", namespace: ns.name }, status: { panic: armed } }],
+      ]),
+    };
+    const world = {
+      targets: { get: (key: string) => cache.targets.get(key) },
+      services: { get: (key: string) => cache.services.get(key), list: () => [...cache.services.values()] },
+      replicaSets: { byIndex: () => [{ metadata: { uid: "rs-1" } }] },
+      deployments: { list: () => [deployment] },
+    } as unknown as World;
+    const panic = new PanicMode({
+      world,
+      client: new KubeClient(testKubeConfig(), { metrics: createMetrics() }),
+      clock: systemClock,
+      logger: createLogger("silent"),
+      event: async () => {},
+    });
+    const controller = new AbortController();
+    stops.push(() => controller.abort());
+    const readService = () => core.readNamespacedService({ name: "web", namespace: ns.name });
+    /** The cache catches up with the server: the Service as it is now. */
+    const catchUp = async () => {
+      const svc = await readService();
+      cache.services.set(`${ns.name}/web`, slimService(svc as unknown as KubeObject & Record<string, unknown>));
+    };
+    const recordPanic = async () =>
+      (
+        (await custom.getNamespacedCustomObject({ ...targets, namespace: ns.name, name: "web" })) as {
+          status?: { panic?: PanicState };
+        }
+      ).status?.panic;
+    return {
+      reconcile: () => panic.reconcile(policy, deployment, pods, controller.signal),
+      catchUp,
+      readService,
+      recordPanic,
+    };
+  }
+
+  const owners = (svc: V1Service) =>
+    (svc.metadata?.managedFields ?? [])
+      .filter((m) => !m.subresource && JSON.stringify(m.fieldsV1 ?? {}).includes('"f:publishNotReadyAddresses"'))
+      .map((m) => m.manager);
+
+  it("names the manager that took the field from the version that shows it, not from an older one that names nobody", async () => {
+    const hg = await setUp();
+    // Given healthgate panicking, its publish not yet in the cache
+    await hg.catchUp();
+    await hg.reconcile();
+    expect((await hg.recordPanic())?.phase).toBe("Panicking");
+    expect(owners(await hg.readService())).toEqual([PANIC_FIELD_MANAGER]);
+
+    // When a GitOps tool takes the field back before the cache has seen either write
+    const ref = { apiVersion: "v1", kind: "Service", metadata: { name: "web", namespace: ns.name } };
+    await applyAs("gitops", { ...ref, spec: { publishNotReadyAddresses: false } } as V1Service, { force: true });
+    // Then healthgate does not stop on the old version's say-so: it looks again shortly
+    expect(await hg.reconcile()).toBe(1_000);
+    expect((await hg.recordPanic())?.phase).toBe("Panicking");
+
+    // and once the cache shows the revert, it stops and names who took the field
+    await hg.catchUp();
+    await hg.reconcile();
+    const stopped = await hg.recordPanic();
+    expect(stopped?.phase).toBe("Stopped");
+    expect(stopped?.conflict).toEqual({ service: "web", manager: "gitops" });
+    const svc = await hg.readService();
+    expect(svc.spec?.publishNotReadyAddresses ?? false).toBe(false);
+    expect(owners(svc)).toEqual(["gitops"]);
+  });
+
+  it("publishes only the Service version it decided on: a newer one is decided on again, and no edit is forced over", async () => {
+    const hg = await setUp();
+    // Given a cache that read the Service before someone changed it (here, a label)
+    await hg.catchUp();
+    const ref = { apiVersion: "v1", kind: "Service", metadata: { name: "web", namespace: ns.name } };
+    await applyAs("team", { ...ref, metadata: { ...ref.metadata, labels: { team: "a" } } } as V1Service);
+
+    // When healthgate enters panic on that older version, its publish is refused by the server
+    expect(await hg.reconcile()).toBe(1_000);
+    const untouched = await hg.readService();
+    expect(untouched.spec?.publishNotReadyAddresses ?? false).toBe(false);
+    expect(owners(untouched)).toEqual([]);
+    expect(untouched.metadata?.labels?.team).toBe("a");
+
+    // Then, with the cache caught up, it publishes
+    await hg.catchUp();
+    await hg.reconcile();
+    const published = await hg.readService();
+    expect(published.spec?.publishNotReadyAddresses).toBe(true);
+    expect(owners(published)).toEqual([PANIC_FIELD_MANAGER]);
+    expect((await hg.recordPanic())?.phase).toBe("Panicking");
+  });
+});
