@@ -407,7 +407,7 @@ export class HealthgateReconciler implements Reconciler {
       withRollout(
         this.withRefusal(
           key,
-          release.released ? withEnforceCompliance(decision, deployment, release.released) : decision,
+          release.released ? withEnforceCompliance(decision, release.live, release.released) : decision,
         ),
         gating,
       ),
@@ -423,7 +423,8 @@ export class HealthgateReconciler implements Reconciler {
       for (const e of aboutDeployment.filter((e) => !reasons.has(e.reason)))
         await this.event(deployment, e.type, e.reason, e.message, signal);
     }
-    await this.writeDeploymentConditions(deployment, decided.conditions, now, signal, aboutDeployment);
+    // Judged from the release write's reply when there was one: the template admission left.
+    await this.writeDeploymentConditions(release.live, decided.conditions, now, signal, aboutDeployment);
     // RolloutHealthy (NewRevision first) is written before any gate and before the record says
     // which generation it is about.
     if (gating) await this.o.rollout?.act(policy, snapshot, record, gating, signal);
@@ -467,12 +468,13 @@ export class HealthgateReconciler implements Reconciler {
   }
 
   /**
-   * Enforce: the record (HealthTarget, named after the Deployment) and the release. Writes the
-   * released decision into the record's status, then — when the Deployment's release
-   * label does not name it yet — makes healthgate's release write: the label alone,
-   * under its own field manager, so the MutatingAdmissionPolicy runs and writes the decision
-   * into the template. Outside Enforce the record holds no decision and nothing is written to
-   * the Deployment. Returns the released decision, if any.
+   * Enforce: the record (HealthTarget, named after the Deployment) and the release. Puts the
+   * released decision into the namespace's index, then — when the Deployment's release label
+   * does not name it yet — makes healthgate's release write: the label alone, under its own
+   * field manager, so the MutatingAdmissionPolicy runs and writes the decision into the
+   * template; then writes the record's status, judged from the write's reply. Outside Enforce
+   * the record holds no decision and nothing is written to the Deployment. Returns the
+   * released decision, if any, and the Deployment as the server last returned it.
    */
   private async release(
     policy: HealthPolicy,
@@ -485,6 +487,8 @@ export class HealthgateReconciler implements Reconciler {
   ): Promise<{
     released?: Decision;
     wrote: boolean;
+    /** The release write's reply, else the cached Deployment. */
+    live: Deployment;
     retryAfterMs?: number;
     recheckMs?: number;
     refused?: unknown;
@@ -523,8 +527,49 @@ export class HealthgateReconciler implements Reconciler {
     let writing = `HealthTarget ${namespace}/${name}`;
     try {
       await this.applyRecordSpec(policy, deployment, record, signal);
+      writing = `HealthRelease ${namespace}/${indexNameOf(name)}`;
+      if (released) await this.releaseIndex.publish(namespace, name, released, signal);
+      else if (!held) await this.releaseIndex.withdraw(namespace, name, signal);
+      if (held && wanted && !this.heldReleases.has(`${namespace}/${name}`)) {
+        this.heldReleases.add(`${namespace}/${name}`);
+        this.o.logger.info(
+          { namespace, name, kind: "Deployment", revision: wanted.revision },
+          "holding the Enforce decision: correlated failure",
+        );
+        await this.event(deployment, "Warning", "ReleaseHeld", heldMessage(held, wanted, released), signal);
+      } else if (!held) this.heldReleases.delete(`${namespace}/${name}`);
+      const labels = released && {
+        [RELEASED_LABEL]: released.revision,
+        [RELEASE_SHARD_LABEL]: releaseShard(name),
+      };
+      const current =
+        labels !== undefined &&
+        Object.entries(labels).every(([k, v]) => deployment.metadata.labels?.[k] === v);
+      const retry =
+        released && current ? this.retryRelease(namespace, name, deployment, released) : undefined;
+      // The Deployment the status is judged from: the release write's reply when there is one
+      // (the object the server holds, the template as admission left it), else the cache's.
+      let live: Deployment = deployment;
+      if (released && !restoring && (!current || retry !== undefined)) {
+        writing = `the label ${RELEASED_LABEL} of Deployment ${namespace}/${name}`;
+        live = (await this.o.client.applyObject(
+          {
+            apiVersion: "apps/v1",
+            kind: "Deployment",
+            metadata: { name, namespace, labels },
+          },
+          { fieldManager: RELEASE_FIELD_MANAGER, force: true, signal },
+        )) as unknown as Deployment;
+        this.o.logger.info(
+          { namespace, name, kind: "Deployment", revision: released.revision },
+          "released the Enforce decision",
+        );
+      }
+      // The record's status after the release write, so that one write says both what is
+      // released and whether the live template carries it (written before, it said "not yet"
+      // and needed a second write once the template did).
       const status: HealthTargetStatus = {
-        ...recordStatus(record?.status, released, deployment, now, held && wanted && { hold: held, wanted }),
+        ...recordStatus(record?.status, released, live, now, held && wanted && { hold: held, wanted }),
         ...(paced
           ? { pacing: paced.pacing }
           : held && record?.status?.pacing
@@ -555,47 +600,12 @@ export class HealthgateReconciler implements Reconciler {
           signal,
         );
       }
-      writing = `HealthRelease ${namespace}/${indexNameOf(name)}`;
-      if (released) await this.releaseIndex.publish(namespace, name, released, signal);
-      else if (!held) await this.releaseIndex.withdraw(namespace, name, signal);
-      if (held && wanted && !this.heldReleases.has(`${namespace}/${name}`)) {
-        this.heldReleases.add(`${namespace}/${name}`);
-        this.o.logger.info(
-          { namespace, name, kind: "Deployment", revision: wanted.revision },
-          "holding the Enforce decision: correlated failure",
-        );
-        await this.event(deployment, "Warning", "ReleaseHeld", heldMessage(held, wanted, released), signal);
-      } else if (!held) this.heldReleases.delete(`${namespace}/${name}`);
-      const labels = released && {
-        [RELEASED_LABEL]: released.revision,
-        [RELEASE_SHARD_LABEL]: releaseShard(name),
-      };
-      const current =
-        labels !== undefined &&
-        Object.entries(labels).every(([k, v]) => deployment.metadata.labels?.[k] === v);
-      const retry =
-        released && current ? this.retryRelease(namespace, name, deployment, released) : undefined;
-      let wrote = false;
-      if (released && !restoring && (!current || retry !== undefined)) {
-        wrote = true;
-        writing = `the label ${RELEASED_LABEL} of Deployment ${namespace}/${name}`;
-        await this.o.client.applyObject(
-          {
-            apiVersion: "apps/v1",
-            kind: "Deployment",
-            metadata: { name, namespace, labels },
-          },
-          { fieldManager: RELEASE_FIELD_MANAGER, force: true, signal },
-        );
-        this.o.logger.info(
-          { namespace, name, kind: "Deployment", revision: released.revision },
-          "released the Enforce decision",
-        );
-      }
+      const wrote = live !== deployment;
       this.refusals.delete(refusal);
       return {
         ...(released ? { released } : {}),
         wrote,
+        live,
         ...(retry !== undefined ? { retryAfterMs: retry } : {}),
         ...(paced?.recheckMs !== undefined ? { recheckMs: paced.recheckMs } : {}),
       };
@@ -611,7 +621,7 @@ export class HealthgateReconciler implements Reconciler {
           "The template does not carry healthgate's decision until this is fixed: lift the refusal (an " +
           "admission policy or RBAC), or set the HealthPolicy's spec.mode to Audit.",
       });
-      return { ...(released ? { released } : {}), wrote: false, refused: err };
+      return { ...(released ? { released } : {}), wrote: false, live: deployment, refused: err };
     }
   }
 
