@@ -205,11 +205,25 @@ export class HealthgateReconciler implements Reconciler {
   private readonly o: ReconcilerOptions;
   /**
    * Release writes re-sent per Deployment for one revision. The admission policy reads the
-   * record from the API server's own cache, which may not hold the status written a moment
-   * before: a release write that came too early is re-sent (same label: admission runs
-   * again) a few times, with backoff, before the record says EnforceNotApplied.
+   * namespace's HealthRelease from the API server's own cache, which may not hold the entry
+   * written a moment before: a release write that came too early is re-sent (same label:
+   * admission runs again) a few times, with backoff, before the record says EnforceNotApplied.
    */
-  private readonly releaseRetries = new Map<string, { revision: string; attempts: number }>();
+  private readonly releaseRetries = new Map<
+    string,
+    { revision: string; attempts: number; notBefore: number }
+  >();
+  /**
+   * The record status write last made per Deployment: the release fields the cache showed
+   * before it, what it wrote, and when (withRecordWrite reads it until the cache shows the write).
+   * The Deployment events a release write causes (the label's own, the controller's) arrive
+   * before the record's echo: read from the cache alone, they wrote most records twice, and a
+   * paced release lost the time its slot was granted.
+   */
+  private readonly recordWrites = new Map<
+    string,
+    { before: Partial<HealthTargetStatus>; written: HealthTargetStatus; atMs: number }
+  >();
   /** Deployments whose new decision a correlated failure holds (the ReleaseHeld Event went out). */
   private readonly heldReleases = new Set<string>();
   /**
@@ -349,6 +363,7 @@ export class HealthgateReconciler implements Reconciler {
       this.lastWritten.delete(targetKey(namespace, name));
       for (const type of REFUSABLE) this.refusals.delete(refusalKey(deploymentKey(namespace, name), type));
       this.releaseRetries.delete(`${namespace}/${name}`);
+      this.recordWrites.delete(`${namespace}/${name}`);
       this.pacer.forget(`${namespace}/${name}`);
       this.o.rollout?.forget(namespace, name);
       this.heldReleases.delete(`${namespace}/${name}`);
@@ -372,6 +387,7 @@ export class HealthgateReconciler implements Reconciler {
       await this.writeDeploymentConditions(deployment, [], now, signal);
       await this.panic.reconcile(undefined, deployment, [], signal);
       await this.deleteRecord(namespace, name, signal);
+      this.recordWrites.delete(`${namespace}/${name}`);
       this.pacer.forget(`${namespace}/${name}`);
       this.heldReleases.delete(`${namespace}/${name}`);
       this.o.rollout?.forget(namespace, name);
@@ -495,7 +511,12 @@ export class HealthgateReconciler implements Reconciler {
   }> {
     const namespace = deployment.metadata.namespace ?? "";
     const name = deployment.metadata.name;
-    const record = this.o.world.targets.get(`${namespace}/${name}`);
+    const nowMs = now.getTime();
+    const record = this.withRecordWrite(
+      `${namespace}/${name}`,
+      this.o.world.targets.get(`${namespace}/${name}`),
+      nowMs,
+    );
     const enforce = this.enforcing(policy) && decision.ownedSpec !== undefined;
     const wanted = enforce && decision.ownedSpec ? decisionOf(decision.ownedSpec, strategy) : undefined;
     // onFailure Rollback: while the rollback holds, admission applies the decision the stable
@@ -545,12 +566,14 @@ export class HealthgateReconciler implements Reconciler {
       const current =
         labels !== undefined &&
         Object.entries(labels).every(([k, v]) => deployment.metadata.labels?.[k] === v);
-      const retry =
-        released && current ? this.retryRelease(namespace, name, deployment, released) : undefined;
+      let retry =
+        released && current ? this.retryRelease(namespace, name, deployment, released, nowMs) : undefined;
       // The Deployment the status is judged from: the release write's reply when there is one
       // (the object the server holds, the template as admission left it), else the cache's.
       let live: Deployment = deployment;
-      if (released && !restoring && (!current || retry !== undefined)) {
+      let wrote = false;
+      if (released && !restoring && (!current || retry?.resend === true)) {
+        wrote = true;
         writing = `the label ${RELEASED_LABEL} of Deployment ${namespace}/${name}`;
         live = (await this.o.client.applyObject(
           {
@@ -564,7 +587,16 @@ export class HealthgateReconciler implements Reconciler {
           { namespace, name, kind: "Deployment", revision: released.revision },
           "released the Enforce decision",
         );
+        // A release write admission did not apply: its view of the index lags the entry just
+        // written. Re-sent shortly (retryRelease), not reported as EnforceNotApplied yet.
+        retry = this.releaseLanded(namespace, name, live, released)
+          ? undefined
+          : (retry ?? this.firstReleaseMissed(namespace, name, released, nowMs));
       }
+      // Still releasing while re-sends are under way: judged as not yet written, so neither the
+      // record nor the conditions flip to EnforceNotApplied and back for a lagging cache.
+      const releasing = released !== undefined && retry !== undefined;
+      if (releasing) live = withoutReleaseLabel(live);
       // The record's status after the release write, so that one write says both what is
       // released and whether the live template carries it (written before, it said "not yet"
       // and needed a second write once the template did).
@@ -578,10 +610,8 @@ export class HealthgateReconciler implements Reconciler {
       };
       writing = `the status of HealthTarget ${namespace}/${name}`;
       // Only the release's own fields: status.rollout and the other parts' fields are not its own.
-      const { released: r, stable, guard, conditions, pacing } = record?.status ?? {};
-      const releaseFields = Object.fromEntries(
-        Object.entries({ released: r, stable, guard, conditions, pacing }).filter(([, v]) => v !== undefined),
-      );
+      const releaseFields = releaseFieldsOf(record?.status);
+      const pacing = record?.status?.pacing;
       if (!wanted && Object.values(releaseFields).some((v) => v !== undefined)) {
         // Leaving Enforce: withdraw the decision (a merge patch of nulls; admission then has
         // nothing to apply). The Deployment keeps what it has: leaving writes nothing there.
@@ -590,7 +620,12 @@ export class HealthgateReconciler implements Reconciler {
           { released: null, stable: null, guard: null, conditions: null, pacing: null },
           { fieldManager: STATUS_FIELD_MANAGER, signal },
         );
-      } else if (wanted && !sameJson(releaseFields, status)) {
+      } else if (
+        wanted &&
+        !sameJson(releaseFields, status) &&
+        !(releasing && sameJson(pacing, status.pacing))
+      ) {
+        // (While releasing, the write waits for the outcome: one write, not "releasing" then "enforced".)
         await this.applyStatus(
           targetKey(namespace, name),
           { metadata: { name, namespace } },
@@ -599,14 +634,18 @@ export class HealthgateReconciler implements Reconciler {
           status,
           signal,
         );
+        this.recordWrites.set(`${namespace}/${name}`, {
+          before: releaseFieldsOf(this.o.world.targets.get(`${namespace}/${name}`)?.status),
+          written: status,
+          atMs: nowMs,
+        });
       }
-      const wrote = live !== deployment;
       this.refusals.delete(refusal);
       return {
         ...(released ? { released } : {}),
         wrote,
         live,
-        ...(retry !== undefined ? { retryAfterMs: retry } : {}),
+        ...(retry !== undefined ? { retryAfterMs: retry.recheckMs } : {}),
         ...(paced?.recheckMs !== undefined ? { recheckMs: paced.recheckMs } : {}),
       };
     } catch (err) {
@@ -680,8 +719,19 @@ export class HealthgateReconciler implements Reconciler {
     };
   }
 
-  /** Whether (and after how long to look again) to re-send a release the template does not show yet. */
-  private retryRelease(namespace: string, name: string, deployment: Deployment, released: Decision) {
+  /**
+   * Whether to re-send a release the template does not show yet, and after how long to look
+   * again: undefined when there is nothing to re-send (it landed, a guard keeps it out) or the
+   * re-sends ran out (the record then says EnforceNotApplied). A re-send waits for its backoff
+   * (250 ms · 2^attempt): the reconciles its own write triggers do not spend the attempts.
+   */
+  private retryRelease(
+    namespace: string,
+    name: string,
+    deployment: Deployment,
+    released: Decision,
+    nowMs: number,
+  ): { resend: boolean; recheckMs: number } | undefined {
     const key = `${namespace}/${name}`;
     if (
       carriesDecision(deployment.spec.template, released, deployment.spec) ||
@@ -691,10 +741,56 @@ export class HealthgateReconciler implements Reconciler {
       return undefined;
     }
     const previous = this.releaseRetries.get(key);
-    const attempts = previous?.revision === released.revision ? previous.attempts + 1 : 1;
+    const same = previous?.revision === released.revision;
+    if (same && previous.attempts <= MAX_RELEASE_RETRIES && nowMs < previous.notBefore)
+      return { resend: false, recheckMs: previous.notBefore - nowMs };
+    const attempts = same ? previous.attempts + 1 : 1;
     if (attempts > MAX_RELEASE_RETRIES) return undefined;
-    this.releaseRetries.set(key, { revision: released.revision, attempts });
-    return 500 * 2 ** attempts;
+    const recheckMs = RELEASE_RETRY_BASE_MS * 2 ** attempts;
+    this.releaseRetries.set(key, { revision: released.revision, attempts, notBefore: nowMs + recheckMs });
+    return { resend: true, recheckMs };
+  }
+
+  /**
+   * The record as this process last wrote its release fields while the cache has not shown that
+   * write yet (it still shows the fields from before it, for at most RECORD_ECHO_MS); else the
+   * cached record. Decisions read from it (pacing's slot, what is released) then follow the
+   * newest write, as the Deployment events that a release write causes arrive before the
+   * record's own echo; and the same status is not written twice.
+   */
+  private withRecordWrite(key: string, cached: CachedTarget | undefined, nowMs: number) {
+    const last = this.recordWrites.get(key);
+    if (!last) return cached;
+    if (nowMs - last.atMs >= RECORD_ECHO_MS || !sameJson(releaseFieldsOf(cached?.status), last.before)) {
+      this.recordWrites.delete(key);
+      return cached;
+    }
+    if (!cached) return cached;
+    return { ...cached, status: { ...withoutReleaseFields(cached.status), ...last.written } };
+  }
+
+  /** Whether the release write's reply carries the decision (or a guard keeps it out): nothing to re-send. */
+  private releaseLanded(namespace: string, name: string, reply: Deployment, released: Decision): boolean {
+    const landed =
+      carriesDecision(reply.spec.template, released, reply.spec) ||
+      guardProblems(reply.spec.template, released, reply.spec).length > 0;
+    if (landed) this.releaseRetries.delete(`${namespace}/${name}`);
+    return landed;
+  }
+
+  /** The first release write's reply lacks the decision: attempt 0, re-sent after the base backoff. */
+  private firstReleaseMissed(
+    namespace: string,
+    name: string,
+    released: Decision,
+    nowMs: number,
+  ): { resend: boolean; recheckMs: number } {
+    this.releaseRetries.set(`${namespace}/${name}`, {
+      revision: released.revision,
+      attempts: 0,
+      notBefore: nowMs + RELEASE_RETRY_BASE_MS,
+    });
+    return { resend: false, recheckMs: RELEASE_RETRY_BASE_MS };
   }
 
   /** The record's spec and ownerReference (the Deployment: the record goes when it goes). */
@@ -1177,6 +1273,29 @@ export class HealthgateReconciler implements Reconciler {
 }
 
 const MAX_RELEASE_RETRIES = 4;
+/** Backoff of release re-sends: 500 ms, 1 s, 2 s, 4 s after the first miss's 250 ms. */
+const RELEASE_RETRY_BASE_MS = 250;
+/** The record status fields the release writes (status.rollout, panic and the rest are other parts'). */
+const RELEASE_FIELDS = ["released", "stable", "guard", "conditions", "pacing"] as const;
+function releaseFieldsOf(status: HealthTargetStatus | undefined): Partial<HealthTargetStatus> {
+  return Object.fromEntries(
+    RELEASE_FIELDS.flatMap((k) => (status?.[k] !== undefined ? [[k, status[k]]] : [])),
+  ) as Partial<HealthTargetStatus>;
+}
+function withoutReleaseFields(status: HealthTargetStatus | undefined): HealthTargetStatus {
+  const rest: Record<string, unknown> = { ...status };
+  for (const k of RELEASE_FIELDS) delete rest[k];
+  return rest as HealthTargetStatus;
+}
+
+/** How long a record status write is taken as not yet seen by the cache (recordWrites). */
+const RECORD_ECHO_MS = 5_000;
+
+/** The Deployment as if the release label named nothing yet: Enforced judges it Releasing. */
+function withoutReleaseLabel(deployment: Deployment): Deployment {
+  const { [RELEASED_LABEL]: _released, ...labels } = deployment.metadata.labels ?? {};
+  return { ...deployment, metadata: { ...deployment.metadata, labels } };
+}
 
 /** The conditions a refused write can override, and the key of one such refusal. */
 const REFUSABLE = [ConditionType.HeadroomSufficient, ConditionType.ProbesCompliant] as const;

@@ -104,9 +104,11 @@ export interface PaceInput {
 export function pace(input: PaceInput): PaceVerdict {
   const { settings, now, revision } = input;
   if (settings.maxConcurrentRollouts <= 0) return { release: true, reason: "Unpaced" };
-  if (!input.changesTemplate) return { release: true, reason: "NoTemplateChange" };
+  // Its own slot first: a release that has just landed (the template carries it) before the
+  // record says so is still the one holding that slot, since when it was granted.
   if (input.ownSlot)
     return { release: true, reason: "SlotHeld", slot: { revision, since: input.ownSlot.since } };
+  if (!input.changesTemplate) return { release: true, reason: "NoTemplateChange" };
   if (input.rolling) return { release: true, reason: "RidesAlong" };
   const free = settings.maxConcurrentRollouts - input.inUse;
   if (input.queuedAhead < free)

@@ -153,6 +153,11 @@ describe("pace", () => {
       want: { release: true, reason: "SlotHeld", slot: { revision: "r2", since: T0 - 5_000 } },
     },
     {
+      name: "its own release has landed (the template carries it) before the record says so: the slot it holds, since unchanged",
+      input: { inUse: 2, ownSlot: { revision: "r2", since: T0 - 5_000 }, changesTemplate: false },
+      want: { release: true, reason: "SlotHeld", slot: { revision: "r2", since: T0 - 5_000 } },
+    },
+    {
       name: "pacing off (0)",
       input: { settings: { ...settings, maxConcurrentRollouts: 0 }, inUse: 9 },
       want: { release: true, reason: "Unpaced" },
