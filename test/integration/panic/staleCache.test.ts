@@ -28,7 +28,10 @@ const policy = {
 
 const pod = (name: string, ready: boolean): Pod =>
   ({
-    metadata: { name, ownerReferences: [{ controller: true, uid: "rs-1", kind: "ReplicaSet", name: "web-1" }] },
+    metadata: {
+      name,
+      ownerReferences: [{ controller: true, uid: "rs-1", kind: "ReplicaSet", name: "web-1" }],
+    },
     spec: { containers: [] },
     status: { phase: "Running", conditions: [{ type: "Ready", status: ready ? "True" : "False" }] },
   }) as unknown as Pod;
@@ -93,7 +96,10 @@ describe("panic mode with a cache behind the API server", () => {
     /** The cache catches up with the server: the Service as it is now. */
     const catchUp = async () => {
       const svc = await readService();
-      cache.services.set(`${ns.name}/web`, slimService(svc as unknown as KubeObject & Record<string, unknown>));
+      cache.services.set(
+        `${ns.name}/web`,
+        slimService(svc as unknown as KubeObject & Record<string, unknown>),
+      );
     };
     const recordPanic = async () =>
       (
@@ -111,7 +117,9 @@ describe("panic mode with a cache behind the API server", () => {
 
   const owners = (svc: V1Service) =>
     (svc.metadata?.managedFields ?? [])
-      .filter((m) => !m.subresource && JSON.stringify(m.fieldsV1 ?? {}).includes('"f:publishNotReadyAddresses"'))
+      .filter(
+        (m) => !m.subresource && JSON.stringify(m.fieldsV1 ?? {}).includes('"f:publishNotReadyAddresses"'),
+      )
       .map((m) => m.manager);
 
   it("names the manager that took the field from the version that shows it, not from an older one that names nobody", async () => {
@@ -124,7 +132,9 @@ describe("panic mode with a cache behind the API server", () => {
 
     // When a GitOps tool takes the field back before the cache has seen either write
     const ref = { apiVersion: "v1", kind: "Service", metadata: { name: "web", namespace: ns.name } };
-    await applyAs("gitops", { ...ref, spec: { publishNotReadyAddresses: false } } as V1Service, { force: true });
+    await applyAs("gitops", { ...ref, spec: { publishNotReadyAddresses: false } } as V1Service, {
+      force: true,
+    });
     // Then healthgate does not stop on the old version's say-so: it looks again shortly
     expect(await hg.reconcile()).toBe(1_000);
     expect((await hg.recordPanic())?.phase).toBe("Panicking");
