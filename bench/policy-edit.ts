@@ -426,14 +426,19 @@ try {
     Promise.all(reconcileKinds.map((kind) => scrape(operator.port, "healthgate_reconcile_total", { kind })));
   const reconcilesBefore = await reconcilesNow();
   let reconcilesAtEdit: number[] = [];
+  let requestsAtEdit = new Map<string, number>();
   say(ENFORCE ? "editing the policy: shutdown.drainSeconds 5 -> 8" : "editing the policy: /healthz is deep");
   const editStart = performance.now();
+  const editStartedAt = Date.now();
   await client.applyObject(policy(1) as KubeObject, { fieldManager: "bench" });
   let editDone = false;
   const [, underEdit] = await Promise.all([
     untilAll(1).then(async () => {
       editDone = true;
-      reconcilesAtEdit = await reconcilesNow();
+      [reconcilesAtEdit, requestsAtEdit] = await Promise.all([
+        reconcilesNow(),
+        requestsByKind(operator.port),
+      ]);
     }),
     IDLE_SAMPLES > 0 ? sampler.run(() => editDone) : Promise.resolve([]),
   ]);
@@ -442,6 +447,18 @@ try {
   while ((await scrape(operator.port, "healthgate_events_pending")) > 0) await delay(100);
   const eventsSeconds = (performance.now() - editStart) / 1000;
   const requests = diffCounts(await requestsByKind(operator.port), requestsBefore);
+  const requestsUntilShown = diffCounts(requestsAtEdit, requestsBefore);
+  // healthgate's Events since the edit, by reason (the reaction samples' own flips included).
+  const eventReasons = new Map<string, number>();
+  for (const e of (await client.list(resources.events, NS, {})).items as unknown as {
+    reason?: string;
+    eventTime?: string;
+    metadata: { creationTimestamp?: string };
+  }[]) {
+    const at = Date.parse(e.eventTime ?? e.metadata.creationTimestamp ?? "");
+    if (at >= editStartedAt - 1_000)
+      eventReasons.set(e.reason ?? "", (eventReasons.get(e.reason ?? "") ?? 0) + 1);
+  }
   const reconcilesAfter = await reconcilesNow();
   const reconciles = (upTo: number[]) =>
     reconcileKinds.map((kind, i) => `${kind} ${upTo[i]! - reconcilesBefore[i]!}`).join(", ");
@@ -466,6 +483,18 @@ try {
   console.log(
     `reconciles until the edit showed everywhere: ${reconciles(reconcilesAtEdit)}; until its Events were created: ${reconciles(reconcilesAfter)}`,
   );
+  const byCount = (counts: Map<string, number>) =>
+    [...counts]
+      .sort((a, b) => b[1] - a[1])
+      .map(([k, v]) => `${k} ${v}`)
+      .join(", ");
+  console.log(
+    `until the edit showed everywhere: writes: ` +
+      byCount(
+        new Map([...requestsUntilShown].filter(([k]) => /^(apply|patch|create|update|delete) /.test(k))),
+      ),
+  );
+  console.log(`Events since the edit by reason: ${byCount(eventReasons)}`);
   console.log(
     `during the edit and its Events: requests: ` +
       [...requests]
