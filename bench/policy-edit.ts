@@ -9,7 +9,8 @@
 // HealthPolicy selecting them all, waits until kube-controller-manager has created every
 // ReplicaSet and pod (it writes at most 20 requests a second: minutes for 1,000 Deployments),
 // runs `healthgate run` (compiled, the image's Node flags) and
-// waits until every Deployment carries the policy's preStop drain. Then it edits the policy once
+// waits until every Deployment carries the policy's preStop drain and healthgate has created
+// the Events of that first enforcement (25 a second). Then it edits the policy once
 // (shutdown.drainSeconds 5 → 8) and measures the time until every Deployment's template carries
 // the new drain and healthgate's queue is empty, with healthgate's writes per second, beside
 // the bare throughput of patching the same Deployments (32 in flight) measured in the same run,
@@ -84,14 +85,15 @@ const DEEP = "/health/deep";
 const CONDITION = "healthgate.io/LivenessShallow";
 
 /** healthgate's API requests so far by "verb resource". */
-async function requestsByKind(port: number): Promise<Map<string, number>> {
+/** healthgate's requests by verb and resource (and with `byCode`, by response code too). */
+async function requestsByKind(port: number, byCode = false): Promise<Map<string, number>> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const counts = new Map<string, number>();
   for (const line of text.split("\n")) {
     const m = /^healthgate_api_requests_total\{(.*)\} (\S+)$/.exec(line);
     if (!m) continue;
     const label = (name: string) => new RegExp(`${name}="([^"]*)"`).exec(m[1]!)?.[1] ?? "";
-    const key = `${label("verb")} ${label("resource")}`;
+    const key = `${label("verb")} ${label("resource")}${byCode ? ` ${label("code")}` : ""}`;
     counts.set(key, (counts.get(key) ?? 0) + Number(m[2]));
   }
   return counts;
@@ -414,6 +416,11 @@ try {
   const firstStart = performance.now();
   await untilAll(0);
   const firstSeconds = (performance.now() - firstStart) / 1000;
+  // The first enforcement's Events (a few per Deployment) trail it at 25 a second: the edit
+  // starts once they are all created, on a settled cluster, not beside their creation.
+  say("waiting for the first enforcement's Events to be created");
+  while ((await scrape(operator.port, "healthgate_events_pending")) > 0) await delay(200);
+  const firstEventsSeconds = (performance.now() - firstStart) / 1000;
 
   await sampler.untilConditions("True");
   say(`reaction while idle: ${IDLE_SAMPLES} flips`);
@@ -421,6 +428,7 @@ try {
   const idleLoad = machineLoad();
 
   const requestsBefore = await requestsByKind(operator.port);
+  const codesBefore = await requestsByKind(operator.port, true);
   const reconcileKinds = ["Deployment", "HealthPolicy"] as const;
   const reconcilesNow = async () =>
     Promise.all(reconcileKinds.map((kind) => scrape(operator.port, "healthgate_reconcile_total", { kind })));
@@ -448,16 +456,27 @@ try {
   const eventsSeconds = (performance.now() - editStart) / 1000;
   const requests = diffCounts(await requestsByKind(operator.port), requestsBefore);
   const requestsUntilShown = diffCounts(requestsAtEdit, requestsBefore);
-  // healthgate's Events since the edit, by reason (the reaction samples' own flips included).
+  // Writes by response code: refusals and throttling show here.
+  const writeCodes = new Map(
+    [...diffCounts(await requestsByKind(operator.port, true), codesBefore)].filter(([k]) =>
+      /^(apply|patch|create|update|delete) /.test(k),
+    ),
+  );
+  // Events since the edit in every namespace, by who reported them and why (the reaction
+  // samples' own flips included); the namespace too when it is not the bench's.
   const eventReasons = new Map<string, number>();
-  for (const e of (await client.list(resources.events, NS, {})).items as unknown as {
+  for (const e of (await client.list(resources.events, undefined, {})).items as unknown as {
     reason?: string;
+    reportingController?: string;
     eventTime?: string;
-    metadata: { creationTimestamp?: string };
+    metadata: { namespace?: string; creationTimestamp?: string };
   }[]) {
     const at = Date.parse(e.eventTime ?? e.metadata.creationTimestamp ?? "");
-    if (at >= editStartedAt - 1_000)
-      eventReasons.set(e.reason ?? "", (eventReasons.get(e.reason ?? "") ?? 0) + 1);
+    if (at < editStartedAt - 1_000) continue;
+    const who = e.reportingController === "healthgate.io/healthgate" ? "healthgate" : "others";
+    const where = e.metadata.namespace === NS ? "" : ` (namespace ${e.metadata.namespace})`;
+    const key = `${who} ${e.reason ?? ""}${where}`;
+    eventReasons.set(key, (eventReasons.get(key) ?? 0) + 1);
   }
   const reconcilesAfter = await reconcilesNow();
   const reconciles = (upTo: number[]) =>
@@ -471,7 +490,9 @@ try {
   console.log(
     `kube-controller-manager created every ReplicaSet and pod ${settleSeconds.toFixed(0)} s after the Deployments (healthgate started then)`,
   );
-  console.log(`first enforcement of all ${N}: ${firstSeconds.toFixed(1)} s`);
+  console.log(
+    `first enforcement of all ${N}: ${firstSeconds.toFixed(1)} s; its Events all created: ${firstEventsSeconds.toFixed(1)} s (the edit started after them)`,
+  );
   console.log(
     `policy edit → all ${N} carry ${ENFORCE ? "the new template" : "LivenessShallow=False"}, queue empty: ${editSeconds.toFixed(1)} s; ` +
       `healthgate's applies ${writes} (${(writes / editSeconds).toFixed(0)}/s)`,
@@ -495,6 +516,7 @@ try {
       ),
   );
   console.log(`Events since the edit by reason: ${byCount(eventReasons)}`);
+  console.log(`during the edit and its Events: writes by response code: ${byCount(writeCodes)}`);
   console.log(
     `during the edit and its Events: requests: ` +
       [...requests]
