@@ -82,6 +82,11 @@ export class PanicMode {
   /** Services this process published (namespace/name): a revert seen there is a conflict even when managedFields name nobody. */
   private readonly published = new Set<string>();
   /**
+   * Services whose publish the server refused (the cache was behind) and that this process has
+   * not published since: another manager's ownership of the field there is no revert of ours.
+   */
+  private readonly refusedPublish = new Set<string>();
+  /**
    * status.panic as this process last wrote it, per Deployment (namespace/name), until the cache
    * shows it. Only healthgate-panic writes that field, so this is newer than a cache that has
    * not seen the write come back yet; after a restart the cache alone is the truth.
@@ -255,7 +260,7 @@ export class PanicMode {
         publishes: svc.spec.publishNotReadyAddresses === true,
         ownedByPanic,
         ...(sharedWith ? { sharedWith } : {}),
-        ...(other !== undefined ? { otherManager: other } : {}),
+        ...(other !== undefined && !this.refusedPublish.has(key) ? { otherManager: other } : {}),
         ...(this.published.has(key) && !ownedByPanic ? { takenBack: true } : {}),
       });
     }
@@ -289,9 +294,11 @@ export class PanicMode {
     try {
       await this.applyPublish(namespace, name, true, signal, cached?.metadata.resourceVersion);
     } catch (err) {
-      if (isConflict(err)) return false;
-      throw err;
+      if (!isConflict(err)) throw err;
+      this.refusedPublish.add(key);
+      return false;
     }
+    this.refusedPublish.delete(key);
     this.published.add(key);
     this.changes.inc({ change: "publish" });
     await this.serviceEvent(
@@ -312,6 +319,7 @@ export class PanicMode {
       svc = await this.applyPublish(namespace, name, undefined, signal);
     }
     this.published.delete(`${namespace}/${name}`);
+    this.refusedPublish.delete(`${namespace}/${name}`);
     this.changes.inc({ change: "restore" });
     await this.serviceEvent(
       namespace,

@@ -172,4 +172,28 @@ describe("panic mode with a cache behind the API server", () => {
     expect(owners(published)).toEqual([PANIC_FIELD_MANAGER]);
     expect((await hg.recordPanic())?.phase).toBe("Panicking");
   });
+
+  it("a refused publish is no revert: a GitOps applier that owned false all along is not named as taking it back", async () => {
+    const hg = await setUp();
+    // Given a Service whose publishNotReadyAddresses: false a GitOps tool applied and owns
+    const ref = { apiVersion: "v1", kind: "Service", metadata: { name: "web", namespace: ns.name } };
+    await applyAs("gitops", { ...ref, spec: { publishNotReadyAddresses: false } } as V1Service, {
+      force: true,
+    });
+    await hg.catchUp();
+    // and a change the cache has not seen yet
+    await applyAs("team", { ...ref, metadata: { ...ref.metadata, labels: { team: "a" } } } as V1Service);
+
+    // When healthgate enters panic and its publish is refused (the cache was behind)
+    expect(await hg.reconcile()).toBe(1_000);
+    expect((await hg.recordPanic())?.phase).toBe("Panicking");
+
+    // Then, the cache caught up, it publishes instead of stopping on gitops's old ownership
+    await hg.catchUp();
+    await hg.reconcile();
+    expect((await hg.recordPanic())?.phase).toBe("Panicking");
+    const published = await hg.readService();
+    expect(published.spec?.publishNotReadyAddresses).toBe(true);
+    expect(owners(published)).toEqual([PANIC_FIELD_MANAGER]);
+  });
 });
