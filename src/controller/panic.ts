@@ -165,10 +165,13 @@ export class PanicMode {
       const cachedVersion = this.o.world.services.get(`${ns}/${state.conflict.service}`)?.metadata
         .resourceVersion;
       if (found.items.some((svc) => svc.metadata.resourceVersion !== cachedVersion)) return 1_000;
-      // Theirs now: the next incident starts from what the Service says, not from this process's memory.
-      this.published.delete(`${ns}/${state.conflict.service}`);
     }
     if (state && !sameJson(state, previous)) await this.writeState(ns, name, state, signal);
+    // Theirs now: the next incident starts from what the Service says, not from this process's
+    // memory. Forgotten only once Stopped is written: should that write fail, the retry must
+    // still see the revert, not publish over it.
+    if (state?.phase === "Stopped" && previous?.phase === "Panicking" && state.conflict)
+      this.published.delete(`${ns}/${state.conflict.service}`);
     for (const svc of decision.publish) {
       // Refused: the Service moved on since the cache's version; decide again on the newer one.
       if (!(await this.publish(ns, svc, signal))) return 1_000;

@@ -107,8 +107,20 @@ describe("panic mode with a cache behind the API server", () => {
           status?: { panic?: PanicState };
         }
       ).status?.panic;
+    /** The cache catches up with the record too. */
+    const catchUpRecord = async () => {
+      const record = (await custom.getNamespacedCustomObject({
+        ...targets,
+        namespace: ns.name,
+        name: "web",
+      })) as KubeObject & {
+        status?: { panic?: PanicState };
+      };
+      cache.targets.set(`${ns.name}/web`, record);
+    };
     return {
       reconcile: () => panic.reconcile(policy, deployment, pods, controller.signal),
+      catchUpRecord,
       catchUp,
       readService,
       recordPanic,
@@ -171,6 +183,45 @@ describe("panic mode with a cache behind the API server", () => {
     expect(published.spec?.publishNotReadyAddresses).toBe(true);
     expect(owners(published)).toEqual([PANIC_FIELD_MANAGER]);
     expect((await hg.recordPanic())?.phase).toBe("Panicking");
+  });
+
+  it("a Stopped write that fails is retried as Stopped: the revert is not published over", async () => {
+    const hg = await setUp();
+    const { core, custom } = testClients();
+    // Given healthgate panicking, and someone editing the Service back (an update: no owner)
+    await hg.catchUp();
+    await hg.reconcile();
+    await hg.catchUpRecord();
+    const live = await hg.readService();
+    live.spec!.publishNotReadyAddresses = false;
+    await core.replaceNamespacedService({
+      name: "web",
+      namespace: ns.name,
+      body: live,
+      fieldManager: "kubectl-edit",
+    });
+    await hg.catchUp();
+
+    // When its write of Stopped fails (here: the record is gone for a moment)
+    await custom.deleteNamespacedCustomObject({ ...targets, namespace: ns.name, name: "web" });
+    await expect(hg.reconcile()).rejects.toThrow();
+    await custom.createNamespacedCustomObject({
+      ...targets,
+      namespace: ns.name,
+      body: {
+        apiVersion: "healthgate.io/v1alpha1",
+        kind: "HealthTarget",
+        metadata: { name: "web" },
+        spec: { deployment: "web", policy: "p" },
+      },
+    });
+
+    // Then the retry stops again, and leaves the Service as edited
+    await hg.reconcile();
+    expect((await hg.recordPanic())?.phase).toBe("Stopped");
+    const svc = await hg.readService();
+    expect(svc.spec?.publishNotReadyAddresses ?? false).toBe(false);
+    expect(owners(svc)).toEqual([]);
   });
 
   it("a refused publish is no revert: a GitOps applier that owned false all along is not named as taking it back", async () => {
