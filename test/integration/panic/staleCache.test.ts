@@ -45,11 +45,9 @@ describe("panic mode with a cache behind the API server", () => {
   const stops: (() => void)[] = [];
   afterEach(() => stops.splice(0).forEach((stop) => stop()));
 
-  /** A PanicMode over a cache the test moves by hand, and the real Service and record. */
-  async function setUp() {
-    const { core, custom } = testClients();
-    await core.createNamespacedService({ namespace: ns.name, body: makeService("web") });
-    await custom.createNamespacedCustomObject({
+  /** The HealthTarget record web, as healthgate makes it (spec only). */
+  const createRecord = () =>
+    testClients().custom.createNamespacedCustomObject({
       ...targets,
       namespace: ns.name,
       body: {
@@ -59,6 +57,12 @@ describe("panic mode with a cache behind the API server", () => {
         spec: { deployment: "web", policy: "p" },
       },
     });
+
+  /** A PanicMode over a cache the test moves by hand, and the real Service and record. */
+  async function setUp() {
+    const { core, custom } = testClients();
+    await core.createNamespacedService({ namespace: ns.name, body: makeService("web") });
+    await createRecord();
     const deployment = {
       metadata: { name: "web", namespace: ns.name, uid: "d-1", generation: 1 },
       spec: { replicas: 2, template: { metadata: { labels: { app: "web" } } } },
@@ -205,16 +209,7 @@ describe("panic mode with a cache behind the API server", () => {
     // When its write of Stopped fails (here: the record is gone for a moment)
     await custom.deleteNamespacedCustomObject({ ...targets, namespace: ns.name, name: "web" });
     await expect(hg.reconcile()).rejects.toThrow();
-    await custom.createNamespacedCustomObject({
-      ...targets,
-      namespace: ns.name,
-      body: {
-        apiVersion: "healthgate.io/v1alpha1",
-        kind: "HealthTarget",
-        metadata: { name: "web" },
-        spec: { deployment: "web", policy: "p" },
-      },
-    });
+    await createRecord();
 
     // Then the retry stops again, and leaves the Service as edited
     await hg.reconcile();
