@@ -79,7 +79,12 @@ function rollingOut(d: Deployment): boolean {
 export class PanicMode {
   private readonly o: PanicModeOptions;
   private readonly changes: Counter<"change">;
-  /** Services this process published (namespace/name): a revert seen there is a conflict even when managedFields name nobody. */
+  /**
+   * Services healthgate published (namespace/name): a revert seen there is a conflict even when
+   * managedFields name nobody. Added on a publish's reply, and also when the cache shows the field
+   * held by healthgate-panic on a Service the Panicking record lists: a publish whose reply was
+   * lost (timeout, leadership lost mid-request) or an earlier process's publish is healthgate's too.
+   */
   private readonly published = new Set<string>();
   /**
    * Services whose publish the server refused (the cache was behind) and that this process has
@@ -133,7 +138,9 @@ export class PanicMode {
     const engaged =
       previous?.phase === "Panicking" ||
       (settings !== undefined && readyPods * 100 < settings.floorPercent * live.length);
-    const services = engaged ? await this.services(deployment, signal) : [];
+    const recorded =
+      previous?.phase === "Panicking" ? new Set(previous.services?.map((s) => s.name)) : new Set<string>();
+    const services = engaged ? await this.services(deployment, recorded, signal) : [];
     const decision = decidePanic({
       settings,
       servingPods: live.length,
@@ -218,7 +225,11 @@ export class PanicMode {
    * live pod it selects is not this Deployment's (a list by the selector: the pod cache holds
    * only governed workloads' pods).
    */
-  private async services(deployment: Deployment, signal: AbortSignal): Promise<PanicService[]> {
+  private async services(
+    deployment: Deployment,
+    recorded: ReadonlySet<string>,
+    signal: AbortSignal,
+  ): Promise<PanicService[]> {
     const ns = deployment.metadata.namespace ?? "";
     const labels = deployment.spec.template.metadata?.labels ?? {};
     const ours = new Set(
@@ -257,6 +268,10 @@ export class PanicMode {
         if (foreign) sharedWith = `pod ${foreign.metadata.name}`;
       }
       const ownedByPanic = svc.publishOwners.includes(PANIC_FIELD_MANAGER);
+      // A hold from before healthgate let go cannot show here: it lets go only of a hold its cache
+      // shows, and a Panicking record lists only Services its cache showed not publishing after.
+      if (ownedByPanic && svc.spec.publishNotReadyAddresses && recorded.has(svc.metadata.name))
+        this.published.add(key);
       const other = svc.publishOwners.find((m) => m !== PANIC_FIELD_MANAGER);
       result.push({
         name: svc.metadata.name,

@@ -87,13 +87,15 @@ describe("panic mode with a cache behind the API server", () => {
       replicaSets: { byIndex: () => [{ metadata: { uid: "rs-1" } }] },
       deployments: { list: () => [deployment] },
     } as unknown as World;
-    const panic = new PanicMode({
-      world,
-      client: new KubeClient(testKubeConfig(), { metrics: createMetrics() }),
-      clock: systemClock,
-      logger: createLogger("silent"),
-      event: async () => {},
-    });
+    const start = () =>
+      new PanicMode({
+        world,
+        client: new KubeClient(testKubeConfig(), { metrics: createMetrics() }),
+        clock: systemClock,
+        logger: createLogger("silent"),
+        event: async () => {},
+      });
+    let panic = start();
     const controller = new AbortController();
     stops.push(() => controller.abort());
     const readService = () => core.readNamespacedService({ name: "web", namespace: ns.name });
@@ -124,6 +126,10 @@ describe("panic mode with a cache behind the API server", () => {
     };
     return {
       reconcile: () => panic.reconcile(policy, deployment, pods, controller.signal),
+      /** Another process takes over, with nothing in memory: the same cache, a new PanicMode. */
+      restart: () => {
+        panic = start();
+      },
       catchUpRecord,
       catchUp,
       readService,
@@ -214,6 +220,40 @@ describe("panic mode with a cache behind the API server", () => {
     // Then the retry stops again, and leaves the Service as edited
     await hg.reconcile();
     expect((await hg.recordPanic())?.phase).toBe("Stopped");
+    const svc = await hg.readService();
+    expect(svc.spec?.publishNotReadyAddresses ?? false).toBe(false);
+    expect(owners(svc)).toEqual([]);
+  });
+
+  it("a process that did not see its publish's reply (a restart, a lost reply) still stops at a kubectl edit, not publishing over it", async () => {
+    const hg = await setUp();
+    const { core } = testClients();
+    // Given healthgate panicking, its publish made by a process that is gone
+    await hg.catchUp();
+    await hg.reconcile();
+    await hg.catchUpRecord();
+    hg.restart();
+    // and the new process's cache showing the Service as published by healthgate-panic
+    await hg.catchUp();
+    await hg.reconcile();
+    expect((await hg.recordPanic())?.phase).toBe("Panicking");
+
+    // When someone edits the Service back (an update: no managedFields entry names them)
+    const live = await hg.readService();
+    live.spec!.publishNotReadyAddresses = false;
+    await core.replaceNamespacedService({
+      name: "web",
+      namespace: ns.name,
+      body: live,
+      fieldManager: "kubectl-edit",
+    });
+    await hg.catchUp();
+    await hg.reconcile();
+
+    // Then it stops, and leaves the Service as edited
+    const stopped = await hg.recordPanic();
+    expect(stopped?.phase).toBe("Stopped");
+    expect(stopped?.conflict).toEqual({ service: "web", manager: "" });
     const svc = await hg.readService();
     expect(svc.spec?.publishNotReadyAddresses ?? false).toBe(false);
     expect(owners(svc)).toEqual([]);
