@@ -140,7 +140,9 @@ export class PanicMode {
       (settings !== undefined && readyPods * 100 < settings.floorPercent * live.length);
     const recorded =
       previous?.phase === "Panicking" ? new Set(previous.services?.map((s) => s.name)) : new Set<string>();
-    const services = engaged ? await this.services(deployment, recorded, signal) : [];
+    /** Service name → the resourceVersion of the cached version the decision reads. */
+    const read = new Map<string, string | undefined>();
+    const services = engaged ? await this.services(deployment, recorded, read, signal) : [];
     const decision = decidePanic({
       settings,
       servingPods: live.length,
@@ -167,11 +169,11 @@ export class PanicMode {
         signal,
       );
       if (found.items.some((svc) => publishOwners(svc).includes(PANIC_FIELD_MANAGER))) return 1_000;
-      // The cache is behind the server: who took the field is named from the version the
-      // decision reads, once the cache has it (an older one may name nobody).
-      const cachedVersion = this.o.world.services.get(`${ns}/${state.conflict.service}`)?.metadata
-        .resourceVersion;
-      if (found.items.some((svc) => svc.metadata.resourceVersion !== cachedVersion)) return 1_000;
+      // The decision read an older version than the server's: who took the field is named from
+      // the version that shows it (an older one may name nobody). Compared with the version the
+      // decision read, not the cache now: it may have moved on meanwhile.
+      const decidedOn = read.get(state.conflict.service);
+      if (found.items.some((svc) => svc.metadata.resourceVersion !== decidedOn)) return 1_000;
     }
     if (state && !sameJson(state, previous)) await this.writeState(ns, name, state, signal);
     // Theirs now: the next incident starts from what the Service says, not from this process's
@@ -228,6 +230,7 @@ export class PanicMode {
   private async services(
     deployment: Deployment,
     recorded: ReadonlySet<string>,
+    read: Map<string, string | undefined>,
     signal: AbortSignal,
   ): Promise<PanicService[]> {
     const ns = deployment.metadata.namespace ?? "";
@@ -268,6 +271,7 @@ export class PanicMode {
         if (foreign) sharedWith = `pod ${foreign.metadata.name}`;
       }
       const ownedByPanic = svc.publishOwners.includes(PANIC_FIELD_MANAGER);
+      read.set(svc.metadata.name, svc.metadata.resourceVersion);
       // A hold from before healthgate let go cannot show here: it lets go only of a hold its cache
       // shows, and a Panicking record lists only Services its cache showed not publishing after.
       if (ownedByPanic && svc.spec.publishNotReadyAddresses && recorded.has(svc.metadata.name))

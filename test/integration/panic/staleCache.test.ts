@@ -40,6 +40,19 @@ const pods = [pod("web-a", true), pod("web-b", false)];
 
 beforeAll(() => installCrd());
 
+/** The real client, with a hook that runs once before its next list of Services. */
+class HookedClient extends KubeClient {
+  beforeServiceList: (() => Promise<void>) | undefined;
+  override async list(...args: Parameters<KubeClient["list"]>): ReturnType<KubeClient["list"]> {
+    const hook = this.beforeServiceList;
+    if (hook && args[0].plural === "services") {
+      this.beforeServiceList = undefined;
+      await hook();
+    }
+    return super.list(...args);
+  }
+}
+
 describe("panic mode with a cache behind the API server", () => {
   const ns = useTestNamespace();
   const stops: (() => void)[] = [];
@@ -87,10 +100,11 @@ describe("panic mode with a cache behind the API server", () => {
       replicaSets: { byIndex: () => [{ metadata: { uid: "rs-1" } }] },
       deployments: { list: () => [deployment] },
     } as unknown as World;
+    const client = new HookedClient(testKubeConfig(), { metrics: createMetrics() });
     const start = () =>
       new PanicMode({
         world,
-        client: new KubeClient(testKubeConfig(), { metrics: createMetrics() }),
+        client,
         clock: systemClock,
         logger: createLogger("silent"),
         event: async () => {},
@@ -126,6 +140,10 @@ describe("panic mode with a cache behind the API server", () => {
     };
     return {
       reconcile: () => panic.reconcile(policy, deployment, pods, controller.signal),
+      /** Runs once, when healthgate next lists Services (the live look before it stops). */
+      beforeServiceList: (hook: () => Promise<void>) => {
+        client.beforeServiceList = hook;
+      },
       /** Another process takes over, with nothing in memory: the same cache, a new PanicMode. */
       restart: () => {
         panic = start();
@@ -170,6 +188,30 @@ describe("panic mode with a cache behind the API server", () => {
     const svc = await hg.readService();
     expect(svc.spec?.publishNotReadyAddresses ?? false).toBe(false);
     expect(owners(svc)).toEqual(["gitops"]);
+  });
+
+  it("does not stop on an old version's say-so when the cache catches up while it looks at the live Service", async () => {
+    const hg = await setUp();
+    // Given healthgate panicking, its publish not yet in the cache
+    await hg.catchUp();
+    await hg.reconcile();
+    await hg.catchUpRecord();
+    // and a GitOps tool taking the field back
+    const ref = { apiVersion: "v1", kind: "Service", metadata: { name: "web", namespace: ns.name } };
+    await applyAs("gitops", { ...ref, spec: { publishNotReadyAddresses: false } } as V1Service, {
+      force: true,
+    });
+
+    // When the cache catches up while healthgate looks at the live Service
+    hg.beforeServiceList(hg.catchUp);
+    // Then the decision read from the old version (no owner) does not stop panic naming nobody
+    expect(await hg.reconcile()).toBe(1_000);
+    expect((await hg.recordPanic())?.phase).toBe("Panicking");
+    // and the next look, at the version that shows the revert, names gitops
+    await hg.reconcile();
+    const stopped = await hg.recordPanic();
+    expect(stopped?.phase).toBe("Stopped");
+    expect(stopped?.conflict).toEqual({ service: "web", manager: "gitops" });
   });
 
   it("publishes only the Service version it decided on: a newer one is decided on again, and no edit is forced over", async () => {
