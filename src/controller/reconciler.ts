@@ -549,8 +549,13 @@ export class HealthgateReconciler implements Reconciler {
     try {
       await this.applyRecordSpec(policy, deployment, record, signal);
       writing = `HealthRelease ${namespace}/${indexNameOf(name)}`;
-      if (released) await this.releaseIndex.publish(namespace, name, released, signal);
-      else if (!held) await this.releaseIndex.withdraw(namespace, name, signal);
+      if (released) {
+        const others =
+          !this.releaseIndex.carries(namespace, name, released) && paced !== undefined
+            ? this.shardReleases(namespace, name, now)
+            : undefined;
+        await this.releaseIndex.publish(namespace, name, released, signal, others);
+      } else if (!held) await this.releaseIndex.withdraw(namespace, name, signal);
       if (held && wanted && !this.heldReleases.has(`${namespace}/${name}`)) {
         this.heldReleases.add(`${namespace}/${name}`);
         this.o.logger.info(
@@ -662,6 +667,53 @@ export class HealthgateReconciler implements Reconciler {
       });
       return { ...(released ? { released } : {}), wrote: false, live: deployment, refused: err };
     }
+  }
+
+  /**
+   * With pacing off, the new decisions the other Deployments of `name`'s index shard would
+   * release in their own reconciles now, decided as those would decide them: released before
+   * (a policy edit, not a first enforcement), neither held by a correlated failure nor pinned by
+   * a rollback. Their entries go into the index with this release: one patch for the shard, and
+   * there by the time their own release writes come. Each release write stays its own.
+   */
+  private shardReleases(namespace: string, name: string, now: Date): Map<string, Decision> {
+    const others = new Map<string, Decision>();
+    if (this.pacer.settings.maxConcurrentRollouts > 0) return others;
+    const shard = releaseShard(name);
+    const policies = this.policiesIn(namespace);
+    for (const deployment of this.o.world.deployments.list()) {
+      const other = deployment.metadata.name;
+      if (
+        deployment.metadata.namespace !== namespace ||
+        other === name ||
+        deployment.metadata.deletionTimestamp ||
+        releaseShard(other) !== shard
+      )
+        continue;
+      const policy = governingPolicy(policies, deployment);
+      if (!policy || !this.enforcing(policy)) continue;
+      const key = `${namespace}/${other}`;
+      const record = this.withRecordWrite(key, this.o.world.targets.get(key), now.getTime());
+      const before = record?.status?.released;
+      if (!before) continue;
+      const snapshot = this.snapshot(policy, deployment);
+      const ownedSpec = decideTarget(snapshot, this.o.concerns).ownedSpec;
+      if (!ownedSpec) continue;
+      const wanted = decisionOf(
+        ownedSpec,
+        strategyDecision(
+          policy.spec.rollout,
+          servingFloor(snapshot, policy.spec.headroom),
+          deployment.spec.replicas ?? 1,
+        ),
+      );
+      if (wanted.revision === before.revision) continue;
+      const rollout = this.o.rollout?.stateOf(namespace, other, record);
+      if (policy.spec.rollout?.onFailure === "Rollback" && rollbackHolds(rollout)) continue;
+      if (releaseHold(capacityShrinkHold(snapshot), before, wanted)) continue;
+      others.set(other, wanted);
+    }
+    return others;
   }
 
   /**

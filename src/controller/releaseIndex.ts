@@ -6,9 +6,13 @@
 // Enforce removes it. Before each write, decisions no entry names and entries of Deployments
 // that are gone are pruned by a patch conditional on the cached resourceVersion: a release that
 // landed in between makes it fail (409, pruned next time) instead of losing that decision.
+// A release may carry other Deployments' entries of the same shard (a policy edit with pacing
+// off, decided as their own reconciles would): one patch for the shard instead of one each, and
+// written well before their release writes, so admission's cache has them by then.
 import type { Decision } from "../api/v1alpha1/index.ts";
 import { RELEASE_INDEX_KIND, releaseIndexName, releaseShard } from "../api/v1alpha1/index.ts";
 import { isConflict, isNotFound, resources } from "../kube/client.ts";
+import type { Clock } from "../kube/clock.ts";
 import type { TermClient } from "./reconciler.ts";
 import { FIELD_MANAGER, STATUS_FIELD_MANAGER, type World } from "./world.ts";
 
@@ -22,10 +26,26 @@ const ref = (namespace: string, name: string) => ({
   name,
 });
 
-export class ReleaseIndex {
-  private readonly o: { world: Pick<World, "releaseIndexes" | "deployments">; client: TermClient };
+/** How long an entry this process wrote counts as there while the cache does not show it yet. */
+const WRITE_ECHO_MS = 5_000;
 
-  constructor(options: { world: Pick<World, "releaseIndexes" | "deployments">; client: TermClient }) {
+export class ReleaseIndex {
+  private readonly o: {
+    world: Pick<World, "releaseIndexes" | "deployments">;
+    client: TermClient;
+    clock: Clock;
+  };
+  /**
+   * Entries this process wrote (namespace/Deployment → revision, when), until the cache shows
+   * them: a Deployment whose entry came with another's release does not write it again.
+   */
+  private readonly written = new Map<string, { revision: string; atMs: number }>();
+
+  constructor(options: {
+    world: Pick<World, "releaseIndexes" | "deployments">;
+    client: TermClient;
+    clock: Clock;
+  }) {
     this.o = options;
   }
 
@@ -33,18 +53,42 @@ export class ReleaseIndex {
     return this.o.world.releaseIndexes.get(`${namespace}/${index}`);
   }
 
-  /** Whether the namespace's index names `decision` for Deployment `name` (in the cache). */
+  /** Whether the namespace's index names `decision` for Deployment `name` (in the cache, or as this process just wrote it). */
   carries(namespace: string, name: string, decision: Decision): boolean {
     const status = this.cached(namespace, indexNameOf(name))?.status;
-    return (
-      status?.deployments?.[name] === decision.revision && status.decisions?.[decision.revision] !== undefined
-    );
+    const key = `${namespace}/${name}`;
+    if (
+      status?.deployments?.[name] === decision.revision &&
+      status.decisions?.[decision.revision] !== undefined
+    ) {
+      this.written.delete(key);
+      return true;
+    }
+    const written = this.written.get(key);
+    if (written?.revision === decision.revision && this.o.clock.now() - written.atMs < WRITE_ECHO_MS)
+      return true;
+    this.written.delete(key);
+    return false;
   }
 
-  /** Makes the index name `decision` for Deployment `name`; creates its shard's HealthRelease when missing. */
-  async publish(namespace: string, name: string, decision: Decision, signal: AbortSignal): Promise<boolean> {
+  /**
+   * Makes the index name `decision` for Deployment `name`, and `others` for theirs (Deployments of
+   * the same shard; those it names already are left out); creates the shard's HealthRelease when
+   * missing.
+   */
+  async publish(
+    namespace: string,
+    name: string,
+    decision: Decision,
+    signal: AbortSignal,
+    others: ReadonlyMap<string, Decision> = new Map(),
+  ): Promise<boolean> {
     if (this.carries(namespace, name, decision)) return false;
     const index = indexNameOf(name);
+    const entries = new Map([[name, decision]]);
+    for (const [other, d] of others) {
+      if (indexNameOf(other) === index && !this.carries(namespace, other, d)) entries.set(other, d);
+    }
     await this.prune(namespace, index, signal);
     if (!this.cached(namespace, index)) {
       await this.o.client.applyObject(
@@ -52,16 +96,25 @@ export class ReleaseIndex {
         { fieldManager: FIELD_MANAGER, force: true, signal },
       );
     }
+    const deployments: Record<string, string> = {};
+    const decisions: Record<string, Decision> = {};
+    for (const [n, d] of entries) {
+      deployments[n] = d.revision;
+      decisions[d.revision] = d;
+    }
     await this.o.client.mergePatchStatus(
       ref(namespace, index),
-      { deployments: { [name]: decision.revision }, decisions: { [decision.revision]: decision } },
+      { deployments, decisions },
       { fieldManager: STATUS_FIELD_MANAGER, signal },
     );
+    const atMs = this.o.clock.now();
+    for (const [n, d] of entries) this.written.set(`${namespace}/${n}`, { revision: d.revision, atMs });
     return true;
   }
 
   /** Removes Deployment `name`'s entry: admission then has nothing to apply to it. */
   async withdraw(namespace: string, name: string, signal: AbortSignal): Promise<void> {
+    this.written.delete(`${namespace}/${name}`);
     const index = indexNameOf(name);
     const status = this.cached(namespace, index)?.status;
     if (status?.deployments?.[name] === undefined) return;

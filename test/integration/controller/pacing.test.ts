@@ -8,8 +8,10 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { makeDeployment, withImage } from "../../support/builders.ts";
 import { testClients } from "../../support/kube.ts";
 import { waitFor } from "../../support/waitFor.ts";
-import { readRecord, type HealthTargetObject } from "./admission.ts";
+import { releaseShard } from "../../../src/api/v1alpha1/index.ts";
+import { indexedDeployments, readRecord, type HealthTargetObject } from "./admission.ts";
 import {
+  apiRequests,
   installCrd,
   kubectl,
   makePolicy,
@@ -17,6 +19,7 @@ import {
   patchPolicySpec,
   readDeployment,
   readPolicy,
+  requestLog,
   selectingApp,
   useControllerHarness,
   waitForRolloutComplete,
@@ -200,6 +203,72 @@ describe("release pacing", () => {
     const policy = await readPolicy(hg.namespace, "fleet");
     expect(policy.status?.releasesQueued).toBeUndefined();
   }, 600_000);
+
+  it("pacing off: a policy edit writes each shard's HealthRelease once for its Deployments, not once per Deployment; each rolls once", async () => {
+    const { apps } = testClients();
+    // Given 16 Deployments in two shards of the release index, enforced by one policy, pacing off
+    const shards = new Map<string, string[]>();
+    for (let i = 0; [...shards.values()].filter((n) => n.length >= 8).length < 2; i++) {
+      const name = `batch-${i}`;
+      const shard = releaseShard(name);
+      if (!shards.has(shard) && shards.size >= 2) continue;
+      shards.set(shard, [...(shards.get(shard) ?? []), name]);
+    }
+    const fleet = [...shards.values()].flatMap((n) => n.slice(0, 8));
+    for (const name of fleet)
+      await hg.apply(makeDeployment(name, (d) => void (d.metadata!.labels!.batch = "yes")));
+    await hg.createPolicy(
+      makePolicy(
+        "batch",
+        (p) => void (p.spec.selector = { matchLabels: { batch: "yes" } }),
+        withMode("Enforce"),
+        withShutdown({ drainSeconds: 5, maxInFlightSeconds: 20 }),
+      ),
+    );
+    const operator = await hg.startOperator({ pacing: { maxConcurrentRollouts: 0, slotTimeoutMs: 600_000 } });
+    const drains = async () =>
+      new Map(
+        (await apps.listNamespacedDeployment({ namespace: hg.namespace })).items.map((d) => [
+          d.metadata!.name!,
+          {
+            drain: d.spec?.template.spec?.containers[0]?.lifecycle?.preStop?.sleep?.seconds,
+            generation: d.metadata!.generation!,
+          },
+        ]),
+      );
+    const first = await waitFor(
+      async () => {
+        const now = await drains();
+        expect([...now.values()].filter((d) => d.drain === 5).length).toBe(fleet.length);
+        return now;
+      },
+      { what: `all ${fleet.length} Deployments to carry the 5 s drain`, timeoutMs: 120_000, intervalMs: 500 },
+    );
+    const patches = () => apiRequests(operator, { verb: "patch", resource: "healthreleases/status" });
+    const before = await patches();
+
+    // When the policy's drain changes
+    await patchPolicySpec(hg.namespace, "batch", { shutdown: { drainSeconds: 8, maxInFlightSeconds: 20 } });
+
+    // Then every Deployment carries the new drain, each rolled once more
+    await waitFor(
+      async () => {
+        const now = await drains();
+        expect([...now.entries()].filter(([, d]) => d.drain !== 8).map(([n]) => n)).toEqual([]);
+        for (const [name, d] of now) expect(d.generation, name).toBe(first.get(name)!.generation + 1);
+        return true;
+      },
+      { what: `all ${fleet.length} Deployments to carry the 8 s drain`, timeoutMs: 120_000, intervalMs: 500 },
+    );
+    const records = await listRecords(hg.namespace);
+    const indexed = await indexedDeployments(hg.namespace);
+    for (const record of records)
+      expect(indexed[record.metadata!.name!], record.metadata!.name).toBe(record.status?.released?.revision);
+    // with the index written once per shard (more only when reconciles of one shard ran at once)
+    const written = (await patches()) - before;
+    expect(written, (await requestLog(operator)).join("\n")).toBeGreaterThan(0);
+    expect(written, (await requestLog(operator)).join("\n")).toBeLessThan(fleet.length / 2);
+  }, 300_000);
 
   /**
    * One slot (maxConcurrentRollouts 1), held by `hog`, whose new pods (with healthgate's probes)
