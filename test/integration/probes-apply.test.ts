@@ -167,18 +167,34 @@ describe("every pair of handler kinds", () => {
 });
 
 describe("admission cost", () => {
-  /** kube-apiserver's count of enforce-policy evaluations (every error type) for the test's policy. */
-  async function enforceChecks(): Promise<number> {
+  /** kube-apiserver's count of evaluations (every error type) of one of the test's policies. */
+  async function policyChecks(policy: string): Promise<number> {
     const text = await kubectl(["get", "--raw", "/metrics"]);
     return text
       .split("\n")
       .filter(
         (l) =>
           l.startsWith("apiserver_mutating_admission_policy_check_total{") &&
-          l.includes('policy="healthgate-test-enforce"'),
+          l.includes(`policy="${policy}"`),
       )
       .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(" ") + 1)), 0);
   }
+  const enforceChecks = () => policyChecks("healthgate-test-enforce");
+
+  it("the handler-merge policy is not evaluated for a Deployment update without a two-handler probe or hook", async () => {
+    // Given a Deployment whose probes and hooks carry one handler each
+    await applyAs("test-user", makeDeployment("plain", inNamespace(ns.name)));
+    const before = await policyChecks("healthgate-test-handler-merge");
+
+    // When it is updated three times
+    for (let i = 0; i < 3; i++)
+      await kubectl(["label", "--overwrite", "-n", ns.name, "deployment/plain", `write=${i}`]);
+
+    // Then the API server did not evaluate handler-merge's mutations for any of them (its match
+    // condition left them out: each mutation patches the whole object, bench/write-cost.ts)
+    expect(await policyChecks("healthgate-test-handler-merge")).toBe(before);
+    expect((await read("plain")).metadata?.labels?.write).toBe("2");
+  });
 
   it("evaluations of the enforce policy per write do not grow with the Deployments the namespace releases to", async () => {
     // Given a released Deployment in a namespace where healthgate released decisions to others
