@@ -15,7 +15,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { setTimeout as delay } from "node:timers/promises";
 import { admissionList } from "../src/admission/enforce.ts";
-import { RELEASED_LABEL, decisionOf } from "../src/policy/enforce.ts";
+import { RELEASED_LABEL } from "../src/policy/enforce.ts";
 import {
   RELEASE_SHARD_LABEL,
   releaseIndexName,
@@ -25,6 +25,7 @@ import {
 import { resources } from "../src/kube/client.ts";
 import {
   benchClient,
+  benchDecision,
   inParallel,
   installCrd,
   kubectl,
@@ -70,29 +71,7 @@ try {
   const ns = "bench-admission";
   await kubectl(plane, ["create", "namespace", ns]);
 
-  const decision = decisionOf({
-    terminationGracePeriodSeconds: 25,
-    containers: [
-      {
-        name: "web",
-        livenessProbe: {
-          httpGet: { path: "/healthz", port: "http", scheme: "HTTP" },
-          periodSeconds: 10,
-          timeoutSeconds: 1,
-          successThreshold: 1,
-          failureThreshold: 3,
-        },
-        readinessProbe: {
-          httpGet: { path: "/readyz", port: "http", scheme: "HTTP" },
-          periodSeconds: 5,
-          timeoutSeconds: 1,
-          successThreshold: 2,
-          failureThreshold: 3,
-        },
-        lifecycle: { preStop: { sleep: { seconds: 5 } } },
-      },
-    ],
-  });
+  const decision = benchDecision();
   const record = (name: string) => ({
     apiVersion: "healthgate.io/v1alpha1",
     kind: "HealthTarget",

@@ -14,7 +14,9 @@
 // (shutdown.drainSeconds 5 → 8) and measures the time until every Deployment's template carries
 // the new drain and healthgate's queue is empty, with healthgate's writes per second, beside
 // the bare throughput of patching the same Deployments (32 in flight) measured in the same run,
-// and the requests healthgate made during the edit by verb and resource.
+// and the requests healthgate made during the edit by verb and resource, and the CPU seconds
+// each process (kube-apiserver, etcd, kube-controller-manager, healthgate, the bench) used until
+// the edit showed everywhere.
 //
 // `--mode audit`: the same with an Audit policy whose edit declares the Deployments' liveness path
 // (/healthz) deep, which flips every Deployment's LivenessShallow condition (no release write, no admission): healthgate's own throughput.
@@ -24,6 +26,7 @@
 // /health/deep, which flips healthgate's LivenessShallow condition), 100 ms apart: first while
 // nothing else happens (the idle baseline), then for as long as the edit runs. Reaction = the
 // patch's response → our watch delivers the Deployment with the flipped condition.
+import os from "node:os";
 import { parseArgs } from "node:util";
 import { setTimeout as delay } from "node:timers/promises";
 import { CoreV1Api } from "@kubernetes/client-node";
@@ -39,7 +42,9 @@ import {
 import { KubeClient } from "../src/kube/client.ts";
 import { createMetrics } from "../src/observability/metrics.ts";
 import {
+  benchDeployment,
   buildHealthgate,
+  cpuByProcess,
   percentile,
   table,
   imageEnv,
@@ -286,28 +291,7 @@ try {
     .createNamespace({ body: { metadata: { name: NS } } });
   const names = Array.from({ length: N }, (_, i) => `web-${String(i).padStart(4, "0")}`);
   const deployment = (name: string, tier: string, liveness?: string) =>
-    ({
-      apiVersion: "apps/v1",
-      kind: "Deployment",
-      metadata: { name, namespace: NS, labels: { tier } },
-      spec: {
-        replicas: 1,
-        selector: { matchLabels: { app: name } },
-        template: {
-          metadata: { labels: { app: name } },
-          spec: {
-            containers: [
-              {
-                name: "web",
-                image: "registry.example/web:1",
-                ports: [{ name: "http", containerPort: 8080 }],
-                ...(liveness ? { livenessProbe: { httpGet: { path: liveness, port: "http" } } } : {}),
-              },
-            ],
-          },
-        },
-      },
-    }) as KubeObject;
+    benchDeployment(name, NS, { tier }, liveness);
   say(`creating ${N} Deployments`);
   await inParallel(names, 32, (name) =>
     client.create(deployment(name, "bench", ENFORCE ? undefined : SHALLOW)),
@@ -435,6 +419,15 @@ try {
   const reconcilesBefore = await reconcilesNow();
   let reconcilesAtEdit: number[] = [];
   let requestsAtEdit = new Map<string, number>();
+  // Who spends the machine's CPUs during the edit: the plane's processes, healthgate, this bench.
+  const cpuPids = {
+    "kube-apiserver": plane.pids.kubeApiServer,
+    etcd: plane.pids.etcd,
+    "kube-controller-manager": plane.pids.kubeControllerManager,
+    healthgate: operator.pid,
+  };
+  const cpuBefore = await cpuByProcess(cpuPids);
+  let cpuAtEdit = new Map<string, number>();
   say(ENFORCE ? "editing the policy: shutdown.drainSeconds 5 -> 8" : "editing the policy: /healthz is deep");
   const editStart = performance.now();
   const editStartedAt = Date.now();
@@ -443,6 +436,7 @@ try {
   const [, underEdit] = await Promise.all([
     untilAll(1).then(async () => {
       editDone = true;
+      cpuAtEdit = await cpuByProcess(cpuPids);
       [reconcilesAtEdit, requestsAtEdit] = await Promise.all([
         reconcilesNow(),
         requestsByKind(operator.port),
@@ -501,6 +495,18 @@ try {
     `the edit's Events all created (they are sent in the background): ${eventsSeconds.toFixed(1)} s`,
   );
   console.log(`bare patch throughput of the same plane (32 in flight): ${patchesPerSecond.toFixed(0)}/s`);
+  const cpuUsed = [...cpuAtEdit].map(([name, at]) => [name, at - (cpuBefore.get(name) ?? at)] as const);
+  console.log(
+    `CPU seconds until the edit showed everywhere (${os.availableParallelism()} CPUs × ${editSeconds.toFixed(1)} s = ` +
+      `${(os.availableParallelism() * editSeconds).toFixed(1)}): ` +
+      cpuUsed
+        .sort((a, b) => b[1] - a[1])
+        .map(
+          ([name, seconds]) =>
+            `${name === "self" ? "this bench (watch, reaction sampler)" : name} ${seconds.toFixed(1)}`,
+        )
+        .join(", "),
+  );
   console.log(
     `reconciles until the edit showed everywhere: ${reconciles(reconcilesAtEdit)}; until its Events were created: ${reconciles(reconcilesAfter)}`,
   );

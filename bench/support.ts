@@ -11,6 +11,8 @@ import { promisify } from "node:util";
 import { admissionList } from "../src/admission/enforce.ts";
 import { defaultBinDir, startControlPlane, type ControlPlane } from "../src/devcluster/controlPlane.ts";
 import { freePort } from "../src/devcluster/net.ts";
+import { procStatFields } from "../src/devcluster/processes.ts";
+import { decisionOf } from "../src/policy/enforce.ts";
 import { KubeClient, type KubeObject } from "../src/kube/client.ts";
 import { loadKubeConfig } from "../src/kube/client.ts";
 import { createMetrics } from "../src/observability/metrics.ts";
@@ -319,6 +321,88 @@ export async function procMemory(pid: number): Promise<ProcMemory | undefined> {
   }
   const kib = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(status)?.[1] ?? NaN);
   return { rssMiB: kib("VmRSS") / 1024, hwmMiB: kib("VmHWM") / 1024, anonMiB: kib("RssAnon") / 1024 };
+}
+
+// ---- Enforce ------------------------------------------------------------------------------
+
+/** A one-replica Deployment with one container "web" and a named port "http"; `liveness`: its liveness path. */
+export const benchDeployment = (
+  name: string,
+  namespace: string,
+  labels: Record<string, string>,
+  liveness?: string,
+): KubeObject =>
+  ({
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: { name, namespace, labels },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: { app: name } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: {
+          containers: [
+            {
+              name: "web",
+              image: "registry.example/web:1",
+              ports: [{ name: "http", containerPort: 8080 }],
+              ...(liveness ? { livenessProbe: { httpGet: { path: liveness, port: "http" } } } : {}),
+            },
+          ],
+        },
+      },
+    },
+  }) as KubeObject;
+
+/** A released decision as healthgate makes one for the benches' container "web": probes, a preStop sleep of `drainSeconds`. */
+export const benchDecision = (drainSeconds = 5) =>
+  decisionOf({
+    terminationGracePeriodSeconds: 20 + drainSeconds,
+    containers: [
+      {
+        name: "web",
+        livenessProbe: {
+          httpGet: { path: "/healthz", port: "http", scheme: "HTTP" },
+          periodSeconds: 10,
+          timeoutSeconds: 1,
+          successThreshold: 1,
+          failureThreshold: 3,
+        },
+        readinessProbe: {
+          httpGet: { path: "/readyz", port: "http", scheme: "HTTP" },
+          periodSeconds: 5,
+          timeoutSeconds: 1,
+          successThreshold: 2,
+          failureThreshold: 3,
+        },
+        lifecycle: { preStop: { sleep: { seconds: drainSeconds } } },
+      },
+    ],
+  });
+
+// ---- CPU ----------------------------------------------------------------------------------
+
+/** Clock ticks per second of /proc/<pid>/stat's times (USER_HZ: 100 on Linux). */
+const USER_HZ = 100;
+
+/** CPU seconds (user + system) a process has used so far; undefined when it is gone. */
+export async function procCpuSeconds(pid: number): Promise<number | undefined> {
+  const fields = await procStatFields(pid);
+  // utime and stime: fields 14 and 15.
+  return fields && (Number(fields[11]) + Number(fields[12])) / USER_HZ;
+}
+
+/** CPU seconds used so far by each named process (and by this one, as `self`). */
+export async function cpuByProcess(pids: Record<string, number | undefined>): Promise<Map<string, number>> {
+  const result = new Map<string, number>();
+  for (const [name, pid] of Object.entries(pids)) {
+    const seconds = pid === undefined ? undefined : await procCpuSeconds(pid);
+    if (seconds !== undefined) result.set(name, seconds);
+  }
+  const self = process.cpuUsage();
+  result.set("self", (self.user + self.system) / 1e6);
+  return result;
 }
 
 // ---- statistics ---------------------------------------------------------------------------

@@ -23,8 +23,11 @@ export interface Exit {
   signal: NodeJS.Signals | null;
 }
 
-/** The start time of `pid`, or undefined when no such process is alive. Zombies count as gone. */
-export async function processStartTime(pid: number): Promise<string | undefined> {
+/**
+ * The fields of /proc/<pid>/stat from field 3 (state) on: index 0 is field 3, index 11 field 14
+ * (utime), index 19 field 22 (starttime). Undefined when no such process exists.
+ */
+export async function procStatFields(pid: number): Promise<string[] | undefined> {
   let stat: string;
   try {
     stat = await readFile(`/proc/${pid}/stat`, "utf8");
@@ -32,10 +35,14 @@ export async function processStartTime(pid: number): Promise<string | undefined>
     return undefined;
   }
   // The command name (field 2) may contain spaces and parentheses; fields
-  // after the last ")" are plain. There, index 0 is field 3 (state) and
-  // index 19 is field 22 (starttime).
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  if (fields[0] === "Z" || fields[0] === "X") return undefined;
+  // after the last ")" are plain.
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+}
+
+/** The start time of `pid`, or undefined when no such process is alive. Zombies count as gone. */
+export async function processStartTime(pid: number): Promise<string | undefined> {
+  const fields = await procStatFields(pid);
+  if (!fields || fields[0] === "Z" || fields[0] === "X") return undefined;
   return fields[19];
 }
 
