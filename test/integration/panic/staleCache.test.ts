@@ -113,6 +113,7 @@ describe("panic mode with a cache behind the API server", () => {
     const controller = new AbortController();
     stops.push(() => controller.abort());
     const readService = () => core.readNamespacedService({ name: "web", namespace: ns.name });
+    const serviceRef = { apiVersion: "v1", kind: "Service", metadata: { name: "web", namespace: ns.name } };
     /** The cache catches up with the server: the Service as it is now. */
     const catchUp = async () => {
       const svc = await readService();
@@ -140,6 +141,28 @@ describe("panic mode with a cache behind the API server", () => {
     };
     return {
       reconcile: () => panic.reconcile(policy, deployment, pods, controller.signal),
+      /** Someone edits the Service back to publishNotReadyAddresses: false (an update: no managedFields entry names them). */
+      kubectlEdit: async () => {
+        const live = await readService();
+        live.spec!.publishNotReadyAddresses = false;
+        await core.replaceNamespacedService({
+          name: "web",
+          namespace: ns.name,
+          body: live,
+          fieldManager: "kubectl-edit",
+        });
+      },
+      /** A GitOps tool force-applies publishNotReadyAddresses: false, owning the field. */
+      gitopsApplies: () =>
+        applyAs("gitops", { ...serviceRef, spec: { publishNotReadyAddresses: false } } as V1Service, {
+          force: true,
+        }),
+      /** Another manager changes the Service elsewhere (a label). */
+      teamLabels: () =>
+        applyAs("team", {
+          ...serviceRef,
+          metadata: { ...serviceRef.metadata, labels: { team: "a" } },
+        } as V1Service),
       /** Runs once, when healthgate next lists Services (the live look before it stops). */
       beforeServiceList: (hook: () => Promise<void>) => {
         client.beforeServiceList = hook;
@@ -171,10 +194,7 @@ describe("panic mode with a cache behind the API server", () => {
     expect(owners(await hg.readService())).toEqual([PANIC_FIELD_MANAGER]);
 
     // When a GitOps tool takes the field back before the cache has seen either write
-    const ref = { apiVersion: "v1", kind: "Service", metadata: { name: "web", namespace: ns.name } };
-    await applyAs("gitops", { ...ref, spec: { publishNotReadyAddresses: false } } as V1Service, {
-      force: true,
-    });
+    await hg.gitopsApplies();
     // Then healthgate does not stop on the old version's say-so: it looks again shortly
     expect(await hg.reconcile()).toBe(1_000);
     expect((await hg.recordPanic())?.phase).toBe("Panicking");
@@ -197,10 +217,7 @@ describe("panic mode with a cache behind the API server", () => {
     await hg.reconcile();
     await hg.catchUpRecord();
     // and a GitOps tool taking the field back
-    const ref = { apiVersion: "v1", kind: "Service", metadata: { name: "web", namespace: ns.name } };
-    await applyAs("gitops", { ...ref, spec: { publishNotReadyAddresses: false } } as V1Service, {
-      force: true,
-    });
+    await hg.gitopsApplies();
 
     // When the cache catches up while healthgate looks at the live Service
     hg.beforeServiceList(hg.catchUp);
@@ -218,8 +235,7 @@ describe("panic mode with a cache behind the API server", () => {
     const hg = await setUp();
     // Given a cache that read the Service before someone changed it (here, a label)
     await hg.catchUp();
-    const ref = { apiVersion: "v1", kind: "Service", metadata: { name: "web", namespace: ns.name } };
-    await applyAs("team", { ...ref, metadata: { ...ref.metadata, labels: { team: "a" } } } as V1Service);
+    await hg.teamLabels();
 
     // When healthgate enters panic on that older version, its publish is refused by the server
     expect(await hg.reconcile()).toBe(1_000);
@@ -239,19 +255,12 @@ describe("panic mode with a cache behind the API server", () => {
 
   it("a Stopped write that fails is retried as Stopped: the revert is not published over", async () => {
     const hg = await setUp();
-    const { core, custom } = testClients();
+    const { custom } = testClients();
     // Given healthgate panicking, and someone editing the Service back (an update: no owner)
     await hg.catchUp();
     await hg.reconcile();
     await hg.catchUpRecord();
-    const live = await hg.readService();
-    live.spec!.publishNotReadyAddresses = false;
-    await core.replaceNamespacedService({
-      name: "web",
-      namespace: ns.name,
-      body: live,
-      fieldManager: "kubectl-edit",
-    });
+    await hg.kubectlEdit();
     await hg.catchUp();
 
     // When its write of Stopped fails (here: the record is gone for a moment)
@@ -269,7 +278,6 @@ describe("panic mode with a cache behind the API server", () => {
 
   it("a process that did not see its publish's reply (a restart, a lost reply) still stops at a kubectl edit, not publishing over it", async () => {
     const hg = await setUp();
-    const { core } = testClients();
     // Given healthgate panicking, its publish made by a process that is gone
     await hg.catchUp();
     await hg.reconcile();
@@ -281,14 +289,7 @@ describe("panic mode with a cache behind the API server", () => {
     expect((await hg.recordPanic())?.phase).toBe("Panicking");
 
     // When someone edits the Service back (an update: no managedFields entry names them)
-    const live = await hg.readService();
-    live.spec!.publishNotReadyAddresses = false;
-    await core.replaceNamespacedService({
-      name: "web",
-      namespace: ns.name,
-      body: live,
-      fieldManager: "kubectl-edit",
-    });
+    await hg.kubectlEdit();
     await hg.catchUp();
     await hg.reconcile();
 
@@ -304,13 +305,10 @@ describe("panic mode with a cache behind the API server", () => {
   it("a refused publish is no revert: a GitOps applier that owned false all along is not named as taking it back", async () => {
     const hg = await setUp();
     // Given a Service whose publishNotReadyAddresses: false a GitOps tool applied and owns
-    const ref = { apiVersion: "v1", kind: "Service", metadata: { name: "web", namespace: ns.name } };
-    await applyAs("gitops", { ...ref, spec: { publishNotReadyAddresses: false } } as V1Service, {
-      force: true,
-    });
+    await hg.gitopsApplies();
     await hg.catchUp();
     // and a change the cache has not seen yet
-    await applyAs("team", { ...ref, metadata: { ...ref.metadata, labels: { team: "a" } } } as V1Service);
+    await hg.teamLabels();
 
     // When healthgate enters panic and its publish is refused (the cache was behind)
     expect(await hg.reconcile()).toBe(1_000);
