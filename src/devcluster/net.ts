@@ -6,17 +6,53 @@ import https from "node:https";
 import net from "node:net";
 import { setTimeout as delay } from "node:timers/promises";
 
-/** A TCP port that was free on `host` a moment ago (the kernel picks it). */
-export function freePort(host: string): Promise<number> {
+/**
+ * The first port of the kernel's ephemeral range (where it picks local ports of outgoing
+ * connections and of listen(0)); 32768, Linux's default, where /proc does not say.
+ */
+function ephemeralStart(): number {
+  try {
+    const first = Number(
+      readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0],
+    );
+    return Number.isInteger(first) && first > 1024 ? first : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+const PORTS_FROM = 10_000;
+
+function tryListen(host: string, port: number): Promise<number | undefined> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
     server.unref();
-    server.once("error", reject);
-    server.listen(0, host, () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
+    server.once("error", (err: NodeJS.ErrnoException) =>
+      err.code === "EADDRINUSE" || err.code === "EACCES" ? resolve(undefined) : reject(err),
+    );
+    server.listen(port, host, () => {
+      const { port: bound } = server.address() as net.AddressInfo;
+      server.close(() => resolve(bound));
     });
   });
+}
+
+/**
+ * A TCP port that was free on `host` a moment ago, for a process started next to listen on.
+ * Picked at random below the ephemeral range: a port the kernel picked (listen(0)) is free again
+ * once closed, and until the process binds it, any outgoing connection on the machine may take
+ * it as its local port (EADDRINUSE, seen under a busy test run). Below that range only another
+ * listener can.
+ */
+export async function freePort(host: string): Promise<number> {
+  const end = ephemeralStart();
+  for (let attempt = 0; end > PORTS_FROM && attempt < 50; attempt++) {
+    const port = await tryListen(host, PORTS_FROM + Math.floor(Math.random() * (end - PORTS_FROM)));
+    if (port !== undefined) return port;
+  }
+  const port = await tryListen(host, 0);
+  if (port === undefined) throw new Error(`no free TCP port on ${host}`);
+  return port;
 }
 
 export interface TlsClient {
