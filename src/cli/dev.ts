@@ -18,7 +18,7 @@ import os, { tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs, promisify } from "node:util";
 import { ADMISSION_V1_DISCOVERY, admissionList, servesMutatingPolicies } from "../admission/enforce.ts";
-import { DEPLOYMENT_CONDITION_PREFIX } from "../api/v1alpha1/index.ts";
+import { DEPLOYMENT_CONDITION_PREFIX, TargetConditionType } from "../api/v1alpha1/index.ts";
 import { Operator } from "../controller/operator.ts";
 import { defaultBinDir, startControlPlane, type ControlPlane } from "../devcluster/controlPlane.ts";
 import { zonedNodes } from "../devcluster/nodes.ts";
@@ -171,6 +171,7 @@ export async function runDev(argv: readonly string[], io: Io = defaultIo): Promi
       deployments: (
         JSON.parse(await k("get", "deploy", "-n", ns, "-o", "json")) as { items: DeploymentView[] }
       ).items,
+      records: (JSON.parse(await k("get", "htgt", "-n", ns, "-o", "json")) as { items: RecordView[] }).items,
     });
     // On our own plane the example's pods run on the real kubelet: wait for the rollout that
     // Enforce starts to finish too, so the headroom verdict is about the pods that stay.
@@ -283,11 +284,17 @@ interface ConditionView {
 }
 interface PolicyView {
   metadata: { name: string; generation?: number };
+  spec?: { mode?: string };
   status?: {
     observedGeneration?: number;
     conditions?: ConditionView[];
     targets?: { name: string; governed?: boolean }[];
   };
+}
+/** A HealthTarget record: its Enforced condition says whether the release reached the template. */
+interface RecordView {
+  metadata: { name: string };
+  status?: { conditions?: ConditionView[] };
 }
 interface DeploymentView {
   metadata: { name: string; generation?: number };
@@ -315,6 +322,14 @@ function rolledOut(d: DeploymentView): boolean {
 
 const STATUS_RANK: Record<string, number> = { False: 0, Unknown: 1, True: 2 };
 
+/** The record of Deployment `name` says Enforced=True, or why it is not for a lasting reason (not Releasing). */
+function releaseSettled(records: RecordView[], name: string): boolean {
+  const enforced = records
+    .find((r) => r.metadata.name === name)
+    ?.status?.conditions?.find((c) => c.type === TargetConditionType.Enforced);
+  return enforced !== undefined && (enforced.status === "True" || enforced.reason !== "Releasing");
+}
+
 /**
  * Whether every policy's status is current (observedGeneration), reports ProbesCompliant, and
  * agrees with the `healthgate.io/…` conditions of the Deployments it governs: for each type,
@@ -323,9 +338,11 @@ const STATUS_RANK: Record<string, number> = { False: 0, Unknown: 1, True: 2 };
 export function settled({
   policies,
   deployments,
+  records,
 }: {
   policies: PolicyView[];
   deployments: DeploymentView[];
+  records: RecordView[];
 }): boolean {
   return (
     policies.length > 0 &&
@@ -334,9 +351,16 @@ export function settled({
       if (!status || status.observedGeneration !== policy.metadata.generation) return false;
       const conditions = status.conditions ?? [];
       if (!conditions.some((c) => c.type === "ProbesCompliant")) return false;
-      const governed = (status.targets ?? [])
-        .filter((t) => t.governed)
-        .map((t) => deployments.find((d) => d.metadata.name === t.name));
+      const names = (status.targets ?? []).filter((t) => t.governed).map((t) => t.name);
+      // Enforce: the release must have reached each template (Enforced, or a lasting reason why
+      // not). While it is on its way, the Deployment still runs its own probes and both verdicts
+      // agree on what is about to change.
+      // (Unless the cluster cannot Enforce: the policy's Ready says so, and nothing is released.)
+      const enforcing =
+        policy.spec?.mode === "Enforce" &&
+        !conditions.some((c) => c.type === "Ready" && c.reason === "EnforceUnavailable");
+      if (enforcing && !names.every((name) => releaseSettled(records, name))) return false;
+      const governed = names.map((name) => deployments.find((d) => d.metadata.name === name));
       if (governed.some((d) => d === undefined)) return false;
       return conditions
         .filter((c) => c.type !== "Ready")
