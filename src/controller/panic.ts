@@ -276,6 +276,10 @@ export class PanicMode {
       // shows, and a Panicking record lists only Services its cache showed not publishing after.
       if (ownedByPanic && svc.spec.publishNotReadyAddresses && recorded.has(svc.metadata.name))
         this.published.add(key);
+      // The cache shows healthgate's hold: a refusal before it was about a version older than
+      // that hold (its own earlier publish, say), and another manager taking the field from now
+      // on is a revert of it.
+      if (ownedByPanic) this.refusedPublish.delete(key);
       const other = svc.publishOwners.find((m) => m !== PANIC_FIELD_MANAGER);
       result.push({
         name: svc.metadata.name,

@@ -302,6 +302,31 @@ describe("panic mode with a cache behind the API server", () => {
     expect(owners(svc)).toEqual([]);
   });
 
+  it("a publish refused only because healthgate's own earlier publish had landed: a GitOps tool taking the field later is named", async () => {
+    const hg = await setUp();
+    // Given healthgate panicking, its publish made by a process that is gone
+    await hg.catchUp();
+    await hg.reconcile();
+    await hg.catchUpRecord();
+    hg.restart();
+    // and the new process publishing on a cache from before that publish: refused
+    expect(await hg.reconcile()).toBe(1_000);
+    // then the cache showing healthgate's hold
+    await hg.catchUp();
+    await hg.reconcile();
+    expect((await hg.recordPanic())?.phase).toBe("Panicking");
+
+    // When a GitOps tool takes the field back, and the cache shows it
+    await hg.gitopsApplies();
+    await hg.catchUp();
+    await hg.reconcile();
+
+    // Then healthgate stops and names it (the refusal was about healthgate's own hold)
+    const stopped = await hg.recordPanic();
+    expect(stopped?.phase).toBe("Stopped");
+    expect(stopped?.conflict).toEqual({ service: "web", manager: "gitops" });
+  });
+
   it("a refused publish is no revert: a GitOps applier that owned false all along is not named as taking it back", async () => {
     const hg = await setUp();
     // Given a Service whose publishNotReadyAddresses: false a GitOps tool applied and owns
