@@ -8,7 +8,7 @@
 // and the template keeps the decision; once the record is gone, the same re-apply lands and
 // brings the user's handler back (the handler-merge policy).
 import type { V1Deployment } from "@kubernetes/client-node";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { Deployment } from "../../src/api/k8s.ts";
 import { healthPolicy } from "../../src/api/v1alpha1/index.ts";
 import { carriesDecision, decisionOf } from "../../src/policy/enforce.ts";
@@ -27,7 +27,13 @@ import {
   writeRecord,
   type HandlerKind,
 } from "./controller/admission.ts";
-import { applyAs, installCrd, kubectl } from "./controller/support.ts";
+import {
+  PRIVATE_ADMISSION_LABEL,
+  applyAs,
+  installCrd,
+  kubectl,
+  privateAdmission,
+} from "./controller/support.ts";
 
 const { apps } = testClients();
 const ns = useTestNamespace();
@@ -68,14 +74,18 @@ function snapshot(deployment: Deployment, namespace: string): TargetSnapshot {
   };
 }
 
-const read = (name: string) => apps.readNamespacedDeployment({ name, namespace: ns.name });
+const read = (name: string, namespace = ns.name) => apps.readNamespacedDeployment({ name, namespace });
 
 /** Waits until the live template carries the decision (admission reads the record from its own cache). */
-async function releaseUntilCarried(name: string, decision: ReturnType<typeof decisionOf>) {
+async function releaseUntilCarried(
+  name: string,
+  decision: ReturnType<typeof decisionOf>,
+  namespace = ns.name,
+) {
   return waitFor(
     async () => {
-      await releaseWrite(ns.name, name, decision.revision);
-      const stored = asDeployment(await read(name));
+      await releaseWrite(namespace, name, decision.revision);
+      const stored = asDeployment(await read(name, namespace));
       expect(carriesDecision(stored.spec.template, decision)).toBe(true);
       return stored;
     },
@@ -167,7 +177,18 @@ describe("every pair of handler kinds", () => {
 });
 
 describe("admission cost", () => {
-  /** kube-apiserver's count of evaluations (every error type) of one of the test's policies. */
+  // Its own namespace, where only its own copies of Enforce's two mutating policies act: the API
+  // server counts evaluations per policy across the cluster, and other test files write
+  // Deployments at the same time (the shared copies leave this namespace out).
+  const costNs = useTestNamespace({ labels: { [PRIVATE_ADMISSION_LABEL]: "true" } });
+  let policies: Awaited<ReturnType<typeof privateAdmission>>;
+  beforeEach(async () => {
+    policies = await privateAdmission(costNs.name);
+  });
+  afterEach(() => policies.remove());
+  const readHere = (name: string) => apps.readNamespacedDeployment({ name, namespace: costNs.name });
+
+  /** kube-apiserver's count of evaluations (every error type) of one policy. */
   async function policyChecks(policy: string): Promise<number> {
     const text = await kubectl(["get", "--raw", "/metrics"]);
     return text
@@ -179,21 +200,43 @@ describe("admission cost", () => {
       )
       .reduce((sum, l) => sum + Number(l.slice(l.lastIndexOf(" ") + 1)), 0);
   }
-  const enforceChecks = () => policyChecks("healthgate-test-enforce");
 
   it("the handler-merge policy is not evaluated for a Deployment update without a two-handler probe or hook", async () => {
-    // Given a Deployment whose probes and hooks carry one handler each
-    await applyAs("test-user", makeDeployment("plain", inNamespace(ns.name)));
-    const before = await policyChecks("healthgate-test-handler-merge");
+    // Given a Deployment whose probes and hooks carry one handler each, in a namespace where
+    // handler-merge acts: an update that gives its liveness probe a second handler is evaluated,
+    // and lands with the new handler alone
+    await applyAs(
+      "test-user",
+      makeDeployment("plain", inNamespace(costNs.name), withProbe("plain", "liveness", HANDLERS.httpGet)),
+    );
+    await waitFor(
+      async () => {
+        const now = handlerKinds(containerNamed(await readHere("plain"), "plain")?.livenessProbe);
+        const other = now[0] === "exec" ? "httpGet" : "exec";
+        const before = await policyChecks(policies.handlerMerge);
+        const probe = HANDLERS[other];
+        const patch = {
+          spec: { template: { spec: { containers: [{ name: "plain", livenessProbe: probe }] } } },
+        };
+        await kubectl(["patch", "-n", costNs.name, "deployment/plain", "-p", JSON.stringify(patch)]);
+        expect(handlerKinds(containerNamed(await readHere("plain"), "plain")?.livenessProbe)).toEqual([
+          other,
+        ]);
+        expect(await policyChecks(policies.handlerMerge)).toBeGreaterThan(before);
+        return true;
+      },
+      { what: "handler-merge to act on a two-handler update in its namespace" },
+    );
+    const before = await policyChecks(policies.handlerMerge);
 
-    // When it is updated three times
+    // When it is updated three times (no probe or hook with two handlers)
     for (let i = 0; i < 3; i++)
-      await kubectl(["label", "--overwrite", "-n", ns.name, "deployment/plain", `write=${i}`]);
+      await kubectl(["label", "--overwrite", "-n", costNs.name, "deployment/plain", `write=${i}`]);
 
     // Then the API server did not evaluate handler-merge's mutations for any of them (its match
     // condition left them out: each mutation patches the whole object, bench/write-cost.ts)
-    expect(await policyChecks("healthgate-test-handler-merge")).toBe(before);
-    expect((await read("plain")).metadata?.labels?.write).toBe("2");
+    expect(await policyChecks(policies.handlerMerge)).toBe(before);
+    expect((await readHere("plain")).metadata?.labels?.write).toBe("2");
   });
 
   it("evaluations of the enforce policy per write do not grow with the Deployments the namespace releases to", async () => {
@@ -204,18 +247,18 @@ describe("admission cost", () => {
     };
     const releaseOthers = async (from: number, to: number) => {
       for (let i = from; i < to; i++)
-        await writeRecord(ns.name, `cost-other-${i}`, { ...decision, revision: `cost-${i}` });
+        await writeRecord(costNs.name, `cost-other-${i}`, { ...decision, revision: `cost-${i}` });
     };
     await releaseOthers(0, 2);
-    await applyAs("test-user", makeDeployment("cost", inNamespace(ns.name)));
-    await writeRecord(ns.name, "cost", decision);
-    await releaseUntilCarried("cost", decision);
+    await applyAs("test-user", makeDeployment("cost", inNamespace(costNs.name)));
+    await writeRecord(costNs.name, "cost", decision);
+    await releaseUntilCarried("cost", decision, costNs.name);
     let label = 0;
     const checksPerThreeWrites = async () => {
-      const before = await enforceChecks();
+      const before = await policyChecks(policies.enforce);
       for (let i = 0; i < 3; i++)
-        await kubectl(["label", "--overwrite", "-n", ns.name, "deployment/cost", `write=${label++}`]);
-      return (await enforceChecks()) - before;
+        await kubectl(["label", "--overwrite", "-n", costNs.name, "deployment/cost", `write=${label++}`]);
+      return (await policyChecks(policies.enforce)) - before;
     };
     const few = await checksPerThreeWrites();
 
@@ -228,6 +271,6 @@ describe("admission cost", () => {
     expect(many).toBe(few);
     expect(few).toBeGreaterThanOrEqual(3);
     expect(few).toBeLessThanOrEqual(6);
-    expect(carriesDecision(asDeployment(await read("cost")).spec.template, decision)).toBe(true);
+    expect(carriesDecision(asDeployment(await readHere("cost")).spec.template, decision)).toBe(true);
   });
 });

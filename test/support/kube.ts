@@ -122,10 +122,13 @@ function slug(text: string, max: number): string {
 export const TEST_NAMESPACE_LABEL = "test.healthgate.io/run";
 
 /** Creates a namespace whose name starts with `hint` (slugged) and ends with a random suffix. */
-export async function createTestNamespace(hint = "test"): Promise<string> {
+export async function createTestNamespace(
+  hint = "test",
+  labels: Record<string, string> = {},
+): Promise<string> {
   const name = `${slug(hint, 40) || "test"}-${randomBytes(3).toString("hex")}`;
   await testClients().core.createNamespace({
-    body: { metadata: { name, labels: { [TEST_NAMESPACE_LABEL]: "true" } } },
+    body: { metadata: { name, labels: { ...labels, [TEST_NAMESPACE_LABEL]: "true" } } },
   });
   return name;
 }
@@ -202,6 +205,8 @@ export interface TestNamespaceOptions {
    * rather than once per test. "afterEach": each test waits for its own.
    */
   awaitDeletion?: "afterEach" | "afterAll";
+  /** Labels the namespace carries from its creation (admission's namespace selectors see them at once). */
+  labels?: Record<string, string>;
 }
 
 /**
@@ -216,7 +221,7 @@ export function useTestNamespace(options: TestNamespaceOptions = {}): { readonly
   let current: string | undefined;
   const deleting: string[] = [];
   beforeEach(async (context) => {
-    current = await createTestNamespace(context.task.name);
+    current = await createTestNamespace(context.task.name, options.labels);
   });
   afterEach(async () => {
     if (!current) return;

@@ -39,6 +39,8 @@ import {
 import {
   ADMISSION_V1_DISCOVERY,
   admissionList,
+  enforceManifests,
+  handlerMergeManifests,
   servesMutatingPolicies,
 } from "../../../src/admission/enforce.ts";
 import { Operator } from "../../../src/controller/operator.ts";
@@ -121,8 +123,59 @@ export async function installCrd(kubeconfig?: string): Promise<void> {
   await kubectl([...apply, "-f", "-"], {
     ...opts,
     // Operators run as the admin, or as a chart ServiceAccount named per test (chartIdentity.ts).
-    stdin: JSON.stringify(admissionList("healthgate-test", writer, true, mutating)),
+    stdin: JSON.stringify(exceptPrivateNamespaces(admissionList("healthgate-test", writer, true, mutating))),
   });
+}
+
+/**
+ * A namespace created with this label (useTestNamespace({ labels })) gets none of the run's shared
+ * mutating policies: a test installs its own copies there (privateAdmission), so the API server's
+ * evaluation counts for them are that namespace's writes alone, not every test file's.
+ */
+export const PRIVATE_ADMISSION_LABEL = "healthgate.io/test-private-admission";
+
+type Manifest = { kind: string; metadata: { name: string }; spec: Record<string, unknown> };
+
+const withNamespaceSelector = (items: readonly Manifest[], namespaceSelector: unknown) =>
+  items.map((item) =>
+    item.kind === "MutatingAdmissionPolicyBinding"
+      ? {
+          ...item,
+          spec: {
+            ...item.spec,
+            matchResources: { ...(item.spec.matchResources as object | undefined), namespaceSelector },
+          },
+        }
+      : item,
+  );
+
+function exceptPrivateNamespaces<T extends { items: readonly unknown[] }>(list: T): T {
+  return {
+    ...list,
+    items: withNamespaceSelector(list.items as Manifest[], {
+      matchExpressions: [{ key: PRIVATE_ADMISSION_LABEL, operator: "DoesNotExist" }],
+    }),
+  };
+}
+
+/**
+ * Enforce's two mutating policies, as the chart has them, bound to one namespace (created with
+ * PRIVATE_ADMISSION_LABEL): their names, to read kube-apiserver's counts by, and how to remove them.
+ */
+export async function privateAdmission(namespace: string) {
+  const names = { enforce: `${namespace}-enforce`, handlerMerge: `${namespace}-handler-merge` };
+  const manifests = withNamespaceSelector(
+    [...enforceManifests(names.enforce), ...handlerMergeManifests(names.handlerMerge)] as Manifest[],
+    { matchLabels: { "kubernetes.io/metadata.name": namespace } },
+  );
+  const list = JSON.stringify({ apiVersion: "v1", kind: "List", items: manifests });
+  await kubectl(["apply", "--server-side", "--field-manager=healthgate-controller-test", "-f", "-"], {
+    stdin: list,
+  });
+  return {
+    ...names,
+    remove: () => kubectl(["delete", "--ignore-not-found", "--wait=false", "-f", "-"], { stdin: list }),
+  };
 }
 
 /** The CRD as generated, parsed (for tests that install a variant of it). */
