@@ -526,7 +526,13 @@ export async function waitUntilIdle(operator: Operator, atLeast: number, quietMs
 
 // ---- the per-test harness -----------------------------------------------------------------
 
-/** The operator logs nothing in tests unless HEALTHGATE_TEST_LOG_LEVEL (e.g. debug) asks for its pino lines. */
+/** How many of the operator's last log lines a failed test shows. */
+const KEPT_LOG_LINES = 300;
+
+/**
+ * The operator's pino lines go to stdout only when HEALTHGATE_TEST_LOG_LEVEL (e.g. debug) asks
+ * for them; otherwise its info lines are kept and shown when a test fails.
+ */
 function operatorLogLevel(): LogLevel {
   const wanted = process.env.HEALTHGATE_TEST_LOG_LEVEL;
   return logLevels.find((level) => level === wanted) ?? "silent";
@@ -578,8 +584,22 @@ export function useControllerHarness(options: { app?: (pod: V1Pod) => App } = {}
   let simulator: PodSimulator | undefined;
   let served: Awaited<ReturnType<typeof servePods>> | undefined;
   let operator: Operator | undefined;
+  /** The operators' pino lines (info and above) of the running test, shown only if it fails. */
+  let logLines: string[] = [];
+  const keptLog: DestinationStream = {
+    write: (line: string) => {
+      logLines.push(line);
+      if (logLines.length > 2 * KEPT_LOG_LINES) logLines = logLines.slice(-KEPT_LOG_LINES);
+    },
+  };
 
   beforeEach(async (context) => {
+    logLines = [];
+    context.onTestFailed(() => {
+      const shown = logLines.slice(-KEPT_LOG_LINES);
+      if (shown.length > 0)
+        console.error(`healthgate's log (info and above) in "${context.task.name}":\n${shown.join("")}`);
+    });
     namespace = await createTestNamespace(context.task.name);
     if (options.app) served = await servePods(namespace, options.app);
     else simulator = await PodSimulator.start({ namespace });
@@ -624,7 +644,9 @@ export function useControllerHarness(options: { app?: (pod: V1Pod) => App } = {}
         kubeConfig: options.kubeConfig ?? operatorKubeConfig(),
         logger: options.logDestination
           ? createLogger("info", options.logDestination)
-          : createLogger(operatorLogLevel()),
+          : process.env.HEALTHGATE_TEST_LOG_LEVEL
+            ? createLogger(operatorLogLevel())
+            : createLogger("info", keptLog),
         namespaces: [need(namespace, "the namespace")],
         port: 0,
         leaderElection: { enabled: false },

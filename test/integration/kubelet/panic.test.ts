@@ -76,9 +76,19 @@ const publishOwners = (svc: V1Service) =>
 async function waitForPanic(namespace: string, name: string, phase: string, reason?: string) {
   return waitFor(
     async () => {
-      const panic = (await readRecord(namespace, name)).status?.panic;
-      expect(panic?.phase, panic?.message).toBe(phase);
-      if (reason !== undefined) expect(panic?.reason, panic?.message).toBe(reason);
+      const record = await readRecord(namespace, name);
+      const panic = record.status?.panic;
+      if (panic?.phase === phase && (reason === undefined || panic.reason === reason)) return panic;
+      // Not yet: say what the server holds beside it (an Inactive message is written once, when
+      // panic is armed, and does not follow readiness), so that a timeout shows what was seen.
+      const pods = (await livePods(namespace, name)).map(
+        (p) =>
+          `${p.metadata!.name} ${p.status?.phase} ${isReady(p) ? "Ready" : "unready"}` +
+          (p.metadata?.deletionTimestamp ? " terminating" : ""),
+      );
+      const seen = `${JSON.stringify(panic)}; rollout ${record.status?.rollout?.phase ?? "-"}; pods: ${pods.join(", ")}`;
+      expect(panic?.phase, seen).toBe(phase);
+      expect(panic?.reason, seen).toBe(reason);
       return panic!;
     },
     { what: `HealthTarget ${name} status.panic.phase=${phase}`, timeoutMs: 60_000, intervalMs: 500 },
