@@ -350,6 +350,22 @@ function bakeVersusDeadline(bakeSeconds: number, deadline = 600): string {
 const stableMessage = (revision: string, deployment: string, first: boolean) =>
   `revision ${revision} of Deployment ${deployment} is stable${first ? " (its first revision, not gated)" : ""}`;
 
+/**
+ * The first revision, seen but not yet marked stable (it was not fully available yet, or
+ * healthgate had not looked since it became so), when a newer revision appears while its pods
+ * serve: the stable revision the newer one is judged against. Without it, a revision applied
+ * moments after the first one became available was taken for a first revision and not gated.
+ */
+function servingFirstRevision(
+  previous: RolloutState | undefined,
+  revision: string | undefined,
+  live: readonly GatePod[],
+): string | undefined {
+  const first = previous?.revision;
+  if (first === undefined || revision === undefined || first === revision) return undefined;
+  return live.some((p) => p.revision === first && p.ready) ? first : undefined;
+}
+
 export function decideRollout(input: RolloutInput): RolloutOutcome {
   const { rollout, previous, now, deployment: d } = input;
   const live = input.pods.filter((p) => !p.deleting);
@@ -368,7 +384,7 @@ export function decideRollout(input: RolloutInput): RolloutOutcome {
     floor: input.floor.floor,
   };
   const revision = input.newestRevision;
-  const stable = previous?.stableRevision;
+  const stable = previous?.stableRevision ?? servingFirstRevision(previous, revision, live);
   if (revision === undefined) {
     // The controller has not caught up with the Deployment's generation: keep what was known.
     const kept: RolloutState = { ...(previous ?? { phase: "Idle" }), ...base };

@@ -13,12 +13,14 @@ import { holdsFor, waitFor } from "../../support/waitFor.ts";
 import {
   installCrd,
   kubectl,
+  makePolicy,
   readDeployment,
   useControllerHarness,
   waitForDeploymentCondition,
 } from "../controller/support.ts";
 import {
   DEEP,
+  LATE_READY_MS,
   app,
   gateOf,
   hash,
@@ -27,6 +29,8 @@ import {
   setImage,
   stableAtTag1,
   waitForRecord,
+  web,
+  withRollout,
 } from "./rolloutSupport.ts";
 
 beforeAll(() => installCrd());
@@ -95,6 +99,47 @@ describe("rollouts gated on deep checks (real kubelet)", () => {
     );
     // A restarted operator (no memory) resumes from the record and writes nothing
     await hg.expectSecondReconcileWritesNothing();
+  });
+
+  it("a revision applied before the first one was marked stable, while it serves, is gated against it", async () => {
+    // Given healthgate seeing the first revision (tag "late": not Ready yet) and stopping before it
+    // marks it stable
+    await hg.createPolicy(makePolicy("web", withRollout({ steps: [{ weight: 33 }, { weight: 100 }] })));
+    await hg.startOperator();
+    await hg.apply(web("late"));
+    const first = await waitForRecord(
+      hg.namespace,
+      (s) => s.revision !== undefined && s.stableRevision === undefined && s.reason === "FirstRevision",
+      "the first revision to be seen, not yet stable",
+    );
+    await hg.stopOperator();
+    // and its pods turning Ready meanwhile
+    await waitFor(async () => (await readyOf(hg.namespace, first.revision!)).length === 3, {
+      what: "the first revision's 3 pods to be Ready",
+      timeoutMs: LATE_READY_MS + 60_000,
+      intervalMs: 500,
+    });
+
+    // When a new revision (its deep check fails) is applied before healthgate looks again
+    await setImage(hg.namespace, "broken");
+    await hg.startOperator();
+
+    // Then it is gated against the first (before: taken for a first revision, its pods admitted
+    // unchecked), and aborted on its deep check; none of its pods is ever Ready
+    let ready = 0;
+    const aborted = await waitFor(
+      async () => {
+        const state = await readRecord(hg.namespace);
+        const fresh = (await livePods(hg.namespace, "web")).filter((p) => hash(p) !== first.revision);
+        ready = Math.max(ready, fresh.filter(isReady).length);
+        expect(ready, "Ready pods of the new revision").toBe(0);
+        expect(state?.phase, JSON.stringify(state)).toBe("Aborted");
+        return state!;
+      },
+      { what: "the new revision to be gated and aborted", timeoutMs: 90_000, intervalMs: 250 },
+    );
+    expect(aborted).toMatchObject({ stableRevision: first.revision, reason: "DeepCheckFailed" });
+    expect(aborted.revision).not.toBe(first.revision);
   });
 
   it("a bad revision never has more Ready new pods than the first step allows; the abort takes its admitted pod out of the Service", async () => {

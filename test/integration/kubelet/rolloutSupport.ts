@@ -29,21 +29,28 @@ function flapping(): App[string] {
   return () => (requests++ % 2 === 0 ? {} : { status: 500 });
 }
 
+/** How long a pod of tag "late" answers /readyz 503 after its container starts. */
+export const LATE_READY_MS = 12_000;
+
 /**
  * Tag "bad": the deep check passes for the first 8 s of the container, then answers 500.
- * Tag "flap": it alternates pass and fail. Any other tag: it passes.
+ * Tag "flap": it alternates pass and fail. Tag "broken": it always answers 500. Any other tag:
+ * it passes. Tag "late": not Ready for its first LATE_READY_MS.
  */
 export const app = (pod: V1Pod): App => {
   const tag = imageTag(pod);
   return {
     "/healthz": {},
-    "/readyz": {},
+    "/readyz":
+      tag === "late" ? ({ sinceStartMs }) => (sinceStartMs < LATE_READY_MS ? { status: 503 } : {}) : {},
     [DEEP]:
       tag === "bad"
         ? ({ sinceStartMs }) => (sinceStartMs < 8_000 ? {} : { status: 500 })
         : tag === "flap"
           ? flapping()
-          : {},
+          : tag === "broken"
+            ? { status: 500 }
+            : {},
   };
 };
 

@@ -126,6 +126,31 @@ describe("revisions", () => {
     expect(done.condition).toMatchObject({ status: "True", reason: "RolloutComplete" });
   });
 
+  it("a revision applied while the first one serves, before healthgate marked it stable, is gated against it", () => {
+    // The first revision r1 was seen (not yet fully available when healthgate last looked), and
+    // serves; r2 appears
+    const pods = [pod("a", "r1", { ready: true }), pod("b", "r1", { ready: true }), pod("n1", "r2")];
+    const seen = decideRollout(
+      input({ newestRevision: "r2", previous: { phase: "Progressing", revision: "r1" }, pods }),
+    );
+    expect(seen.state).toMatchObject({ phase: "Progressing", revision: "r2", stableRevision: "r1" });
+    expect(seen.condition?.message).toContain("gated against stable revision r1");
+    // and its pod stays held until its deep checks pass (it was opened as a "first revision" before)
+    const next = decideRollout(input({ newestRevision: "r2", previous: seen.state, pods }));
+    expect(opened(next)).not.toContain("n1");
+    expect(next.state).toMatchObject({ revision: "r2", stableRevision: "r1" });
+  });
+
+  it("a newer revision after a first one that never served is still a first revision (nothing to judge it against)", () => {
+    const pods = [pod("a", "r1", { ready: false }), pod("n1", "r2")];
+    const seen = decideRollout(
+      input({ newestRevision: "r2", previous: { phase: "Progressing", revision: "r1" }, pods }),
+    );
+    expect(seen.state?.stableRevision).toBeUndefined();
+    const next = decideRollout(input({ newestRevision: "r2", previous: seen.state, pods }));
+    expect(opened(next)).toContain("n1");
+  });
+
   it("no spec.rollout: every gated pod is admitted at once and no state is kept", () => {
     const o = decideRollout(input({ rollout: undefined, pods: [pod("n1", "new"), stablePod("s1")] }));
     expect(opened(o)).toEqual(["n1"]);
