@@ -21,7 +21,8 @@ function ephemeralStart(): number {
   }
 }
 
-const PORTS_FROM = 10_000;
+/** Above 10080, the highest port fetch() refuses to connect to ("bad port", the Fetch standard). */
+const PORTS_FROM = 10_081;
 
 function tryListen(host: string, port: number): Promise<number | undefined> {
   return new Promise((resolve, reject) => {
