@@ -575,7 +575,8 @@ export class Operator {
       update: (o, n) => {
         const key = deploymentKey(n.metadata.namespace ?? "", n.metadata.name);
         if (sameApartFromOwnConditions(o, n) && this.reconciler.isOwnEcho(key, ownConditions(n))) return;
-        deploymentChanged(n);
+        // healthgate's own release write coming back: the reconcile that wrote it judged its reply.
+        if (!this.reconciler.isReleaseEcho(n)) deploymentChanged(n);
         if (!sameJson(o.metadata.labels, n.metadata.labels)) {
           this.governanceWidened(
             this.policiesSelecting(n).length > 0 && this.policiesSelecting(o).length === 0,

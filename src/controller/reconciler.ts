@@ -233,6 +233,13 @@ export class HealthgateReconciler implements Reconciler {
    */
   private readonly lastWritten = new Map<Key, unknown>();
   /**
+   * The resourceVersion of the object each Deployment's last release write returned. The
+   * reconcile that wrote it judged that very object (conditions, record, retry), so its watch
+   * echo needs no reconcile of its own (isReleaseEcho); what follows from the new template (the
+   * new ReplicaSet, the Deployment controller's status) brings its own events.
+   */
+  private readonly releaseReplies = new Map<string, string>();
+  /**
    * Writes the API server refused, per Deployment key and condition type (refusalKey): an
    * owned object's (HeadroomSufficient), Enforce's release (ProbesCompliant). The condition that
    * says so overrides what the concern decided, on the Deployment and on the policy, until the
@@ -363,6 +370,7 @@ export class HealthgateReconciler implements Reconciler {
       this.lastWritten.delete(targetKey(namespace, name));
       for (const type of REFUSABLE) this.refusals.delete(refusalKey(deploymentKey(namespace, name), type));
       this.releaseRetries.delete(`${namespace}/${name}`);
+      this.releaseReplies.delete(`${namespace}/${name}`);
       this.recordWrites.delete(`${namespace}/${name}`);
       this.pacer.forget(`${namespace}/${name}`);
       this.o.rollout?.forget(namespace, name);
@@ -588,6 +596,8 @@ export class HealthgateReconciler implements Reconciler {
           },
           { fieldManager: RELEASE_FIELD_MANAGER, force: true, signal },
         )) as unknown as Deployment;
+        const replied = live.metadata.resourceVersion;
+        if (replied !== undefined) this.releaseReplies.set(`${namespace}/${name}`, replied);
         this.o.logger.info(
           { namespace, name, kind: "Deployment", revision: released.revision },
           "released the Enforce decision",
@@ -972,6 +982,21 @@ export class HealthgateReconciler implements Reconciler {
    */
   isOwnEcho(key: Key, written: unknown): boolean {
     return this.lastWritten.has(key) && sameJson(this.lastWritten.get(key), written);
+  }
+
+  /**
+   * Whether `d` is the version of the Deployment that healthgate's own release write returned:
+   * the reconcile that made the write judged that object already. Told once per write.
+   */
+  isReleaseEcho(d: Deployment): boolean {
+    const key = `${d.metadata.namespace ?? ""}/${d.metadata.name}`;
+    if (
+      d.metadata.resourceVersion === undefined ||
+      this.releaseReplies.get(key) !== d.metadata.resourceVersion
+    )
+      return false;
+    this.releaseReplies.delete(key);
+    return true;
   }
 
   /** Whether healthgate still keeps what it last wrote for `key` (dropped once the object is gone). */
