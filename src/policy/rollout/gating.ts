@@ -351,19 +351,27 @@ const stableMessage = (revision: string, deployment: string, first: boolean) =>
   `revision ${revision} of Deployment ${deployment} is stable${first ? " (its first revision, not gated)" : ""}`;
 
 /**
- * The first revision, seen but not yet marked stable (it was not fully available yet, or
- * healthgate had not looked since it became so), when a newer revision appears while its pods
- * serve: the stable revision the newer one is judged against. Without it, a revision applied
- * moments after the first one became available was taken for a first revision and not gated.
+ * The revision a Deployment ran before a newer one appeared, when healthgate governed it then but
+ * had not marked any revision stable yet: the first revision was not fully available when it
+ * last looked, or kube-controller-manager had not caught up enough to name a revision at all.
+ * While pods of it are Ready, it is the stable revision the newer one is judged against; without
+ * this, a revision applied moments after the first became Ready was taken for a first revision
+ * and not gated. (A Deployment healthgate first looks at mid-rollout is still not gated: there
+ * is no earlier look.) The one healthgate saw, if it saw one; else the one with most Ready pods.
  */
 function servingFirstRevision(
   previous: RolloutState | undefined,
   revision: string | undefined,
   live: readonly GatePod[],
 ): string | undefined {
-  const first = previous?.revision;
-  if (first === undefined || revision === undefined || first === revision) return undefined;
-  return live.some((p) => p.revision === first && p.ready) ? first : undefined;
+  if (!previous || revision === undefined || previous.revision === revision) return undefined;
+  const ready = new Map<string, number>();
+  for (const p of live) {
+    if (!p.ready || p.revision === revision) continue;
+    if (previous.revision !== undefined && p.revision !== previous.revision) continue;
+    ready.set(p.revision, (ready.get(p.revision) ?? 0) + 1);
+  }
+  return [...ready].sort(([a, m], [b, n]) => n - m || (a < b ? -1 : 1))[0]?.[0];
 }
 
 export function decideRollout(input: RolloutInput): RolloutOutcome {

@@ -141,6 +141,20 @@ describe("revisions", () => {
     expect(next.state).toMatchObject({ revision: "r2", stableRevision: "r1" });
   });
 
+  it("a revision applied before kube-controller-manager ever let healthgate see the first one is gated against the one serving", () => {
+    // healthgate looked while the controller had not caught up (no revision: Idle); by its next
+    // look r2 is the newest, and r1's pods serve
+    const pods = [pod("a", "r1", { ready: true }), pod("b", "r1", { ready: true }), pod("n1", "r2")];
+    const seen = decideRollout(input({ newestRevision: "r2", previous: { phase: "Idle" }, pods }));
+    expect(seen.state).toMatchObject({ revision: "r2", stableRevision: "r1" });
+  });
+
+  it("a Deployment healthgate first looks at mid-rollout is not gated (no earlier look: nothing was known to be stable)", () => {
+    const pods = [pod("a", "r1", { ready: true }), pod("n1", "r2")];
+    const seen = decideRollout(input({ newestRevision: "r2", previous: undefined, pods }));
+    expect(seen.state?.stableRevision).toBeUndefined();
+  });
+
   it("a newer revision after a first one that never served is still a first revision (nothing to judge it against)", () => {
     const pods = [pod("a", "r1", { ready: false }), pod("n1", "r2")];
     const seen = decideRollout(
