@@ -186,7 +186,7 @@ describe("admission cost", () => {
     policies = await privateAdmission(costNs.name);
   });
   afterEach(() => policies.remove());
-  const readHere = (name: string) => apps.readNamespacedDeployment({ name, namespace: costNs.name });
+  const readHere = (name: string) => read(name, costNs.name);
 
   /** The sum of a kube-apiserver metric's samples whose labels include `label`. */
   async function apiserverCount(metric: string, label: string): Promise<number> {

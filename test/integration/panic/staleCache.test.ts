@@ -167,8 +167,14 @@ describe("panic mode with a cache behind the API server", () => {
       beforeServiceList: (hook: () => Promise<void>) => {
         client.beforeServiceList = hook;
       },
-      /** Another process takes over, with nothing in memory: the same cache, a new PanicMode. */
-      restart: () => {
+      /**
+       * healthgate panicking, its publish made by a process that is gone: another one took over
+       * with nothing in memory (the same cache, a new PanicMode).
+       */
+      publishedByAGoneProcess: async () => {
+        await catchUp();
+        await panic.reconcile(policy, deployment, pods, controller.signal);
+        await catchUpRecord();
         panic = start();
       },
       catchUpRecord,
@@ -279,10 +285,7 @@ describe("panic mode with a cache behind the API server", () => {
   it("a process that did not see its publish's reply (a restart, a lost reply) still stops at a kubectl edit, not publishing over it", async () => {
     const hg = await setUp();
     // Given healthgate panicking, its publish made by a process that is gone
-    await hg.catchUp();
-    await hg.reconcile();
-    await hg.catchUpRecord();
-    hg.restart();
+    await hg.publishedByAGoneProcess();
     // and the new process's cache showing the Service as published by healthgate-panic
     await hg.catchUp();
     await hg.reconcile();
@@ -305,10 +308,7 @@ describe("panic mode with a cache behind the API server", () => {
   it("a publish refused only because healthgate's own earlier publish had landed: a GitOps tool taking the field later is named", async () => {
     const hg = await setUp();
     // Given healthgate panicking, its publish made by a process that is gone
-    await hg.catchUp();
-    await hg.reconcile();
-    await hg.catchUpRecord();
-    hg.restart();
+    await hg.publishedByAGoneProcess();
     // and the new process publishing on a cache from before that publish: refused
     expect(await hg.reconcile()).toBe(1_000);
     // then the cache showing healthgate's hold
