@@ -1,6 +1,7 @@
 // How long one policy edit takes to reach every Deployment it governs.
 //
 //   node_modules/.bin/node bench/policy-edit.ts [--deployments 1000] [--concurrency N] [--cpu-prof DIR]
+//     [--apiserver-profile FILE [--apiserver-profile-seconds 12]]
 //
 // Starts etcd, kube-apiserver and kube-controller-manager (the real Deployment and ReplicaSet
 // controllers, so each new template brings a new ReplicaSet and its events, as on a cluster; no
@@ -26,6 +27,8 @@
 // /health/deep, which flips healthgate's LivenessShallow condition), 100 ms apart: first while
 // nothing else happens (the idle baseline), then for as long as the edit runs. Reaction = the
 // patch's response → our watch delivers the Deployment with the flipped condition.
+import { writeFile } from "node:fs/promises";
+import https from "node:https";
 import os from "node:os";
 import { parseArgs } from "node:util";
 import { setTimeout as delay } from "node:timers/promises";
@@ -67,6 +70,12 @@ const { values: args } = parseArgs({
     concurrency: { type: "string" },
     /** Write a CPU profile of healthgate (node --cpu-prof) into this directory. */
     "cpu-prof": { type: "string" },
+    /**
+     * Write kube-apiserver's CPU profile of the edit (pprof, `--profiling=true`, the first
+     * `--apiserver-profile-seconds`) to this file; read it with `go tool pprof -top FILE`.
+     */
+    "apiserver-profile": { type: "string" },
+    "apiserver-profile-seconds": { type: "string", default: "12" },
     /** Reaction samples while idle before the edit (then as many as fit in the edit). 0: none. */
     samples: { type: "string", default: "50" },
     /**
@@ -89,7 +98,27 @@ const SHALLOW = "/healthz";
 const DEEP = "/health/deep";
 const CONDITION = "healthgate.io/LivenessShallow";
 
-/** healthgate's API requests so far by "verb resource". */
+/** kube-apiserver's CPU profile (pprof) of the next `seconds`, fetched as the admin. */
+async function apiServerCpuProfile(seconds: number): Promise<Buffer> {
+  const url = new URL(`${plane.server}/debug/pprof/profile?seconds=${seconds}`);
+  const options: https.RequestOptions = { method: "GET" };
+  await loadKubeConfig(plane.kubeconfigPath).applyToHTTPSOptions(options);
+  return new Promise((resolve, reject) => {
+    const req = https.request(url, options, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (chunk: Buffer) => chunks.push(chunk));
+      res.on("end", () =>
+        res.statusCode === 200
+          ? resolve(Buffer.concat(chunks))
+          : reject(new Error(`kube-apiserver's profile: HTTP ${res.statusCode}`)),
+      );
+      res.on("error", reject);
+    });
+    req.on("error", reject);
+    req.end();
+  });
+}
+
 /** healthgate's requests by verb and resource (and with `byCode`, by response code too). */
 async function requestsByKind(port: number, byCode = false): Promise<Map<string, number>> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
@@ -278,7 +307,11 @@ class ReactionSampler {
   }
 }
 
-const plane = await startControlPlane({ binDir: defaultBinDir(), log: say });
+const plane = await startControlPlane({
+  binDir: defaultBinDir(),
+  log: say,
+  ...(args["apiserver-profile"] ? { extraApiServerArgs: ["--profiling=true"] } : {}),
+});
 const client = new KubeClient(loadKubeConfig(plane.kubeconfigPath), { metrics: createMetrics() });
 const build = await buildHealthgate();
 const cleanups: (() => Promise<unknown>)[] = [() => plane.stop(), () => build.remove()];
@@ -429,6 +462,9 @@ try {
   const cpuBefore = await cpuByProcess(cpuPids);
   let cpuAtEdit = new Map<string, number>();
   say(ENFORCE ? "editing the policy: shutdown.drainSeconds 5 -> 8" : "editing the policy: /healthz is deep");
+  const apiServerProfile = args["apiserver-profile"]
+    ? apiServerCpuProfile(Number(args["apiserver-profile-seconds"]))
+    : undefined;
   const editStart = performance.now();
   const editStartedAt = Date.now();
   await client.applyObject(policy(1) as KubeObject, { fieldManager: "bench" });
@@ -445,6 +481,10 @@ try {
     IDLE_SAMPLES > 0 ? sampler.run(() => editDone) : Promise.resolve([]),
   ]);
   const editSeconds = (performance.now() - editStart) / 1000;
+  if (apiServerProfile && args["apiserver-profile"]) {
+    await writeFile(args["apiserver-profile"], await apiServerProfile);
+    say(`kube-apiserver's CPU profile of the edit: ${args["apiserver-profile"]}`);
+  }
   // Events leave the reconcile (src/kube/eventSink.ts): they trail the conditions.
   while ((await scrape(operator.port, "healthgate_events_pending")) > 0) await delay(100);
   const eventsSeconds = (performance.now() - editStart) / 1000;
