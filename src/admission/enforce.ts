@@ -14,7 +14,7 @@ import { RELEASED_LABEL } from "../policy/enforce.ts";
 // the API server runs, generated into the chart by hack/gen-admission.ts:
 //
 // 1. enforce: a MutatingAdmissionPolicy whose one parameter is the HealthRelease of the
-//    Deployment's shard (the index of the decisions released into the HealthTarget records). On every
+//    Deployment's shard (the index of the released decisions, and the one place they are kept). On every
 //    CREATE/UPDATE of a released Deployment it replaces each named container's probes and
 //    lifecycle.preStop, and the pod's terminationGracePeriodSeconds, with its released
 //    decision. JSONPatch `add` replaces a whole probe, so a

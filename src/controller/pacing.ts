@@ -35,6 +35,8 @@ export interface ReleasePacerOptions {
   applied: (key: string, revision: string, deployment: Deployment) => boolean;
   /** Every cached record (seeds the slots and the queue once). */
   records: () => readonly CachedTarget[];
+  /** The revision released for Deployment `namespace/name` (the release index names it), if any. */
+  released: (key: string) => string | undefined;
   /** Look at a queued Deployment again (a slot may be free for it). */
   wake: (namespace: string, name: string) => void;
 }
@@ -162,8 +164,9 @@ export class ReleasePacer {
       if (!pacing || Number.isNaN(since)) continue;
       if (pacing.state === "Queued" && pacing.pendingRevision) {
         this.queue.set(key, { revision: pacing.pendingRevision, since });
-      } else if (pacing.state === "Released" && record.status?.released) {
-        this.slots.set(key, { revision: record.status.released.revision, since });
+      } else if (pacing.state === "Released") {
+        const revision = this.o.released(key);
+        if (revision !== undefined) this.slots.set(key, { revision, since });
       }
     }
     this.sweep(this.o.clock.now());

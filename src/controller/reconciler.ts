@@ -272,12 +272,13 @@ export class HealthgateReconciler implements Reconciler {
       clock: options.clock,
       deployment: (key) => options.world.deployments.get(key),
       applied: (key, revision, deployment) => {
-        const released = options.world.targets.get(key)?.status?.released;
+        const released = this.releasedOf(key);
         if (released?.revision !== revision) return false;
         const template = deployment.spec.template;
         return carriesDecision(template, released) || guardProblems(template, released).length > 0;
       },
       records: () => options.world.targets.list(),
+      released: (key) => this.releasedOf(key)?.revision,
       wake: (namespace, name) => options.enqueue(deploymentKey(namespace, name)),
     });
     this.releaseIndex = new ReleaseIndex(options);
@@ -486,6 +487,12 @@ export class HealthgateReconciler implements Reconciler {
     return this.o.liveness.observe(policy, ns, deployment.metadata.name, pods, revision, signal);
   }
 
+  /** The decision released for Deployment `namespace/name` (the index holds it). */
+  private releasedOf(key: string): Decision | undefined {
+    const slash = key.indexOf("/");
+    return this.releaseIndex.released(key.slice(0, slash), key.slice(slash + 1));
+  }
+
   /** Whether this policy's Enforce can act: mode Enforce on a cluster that serves MutatingAdmissionPolicies. */
   private enforcing(policy: HealthPolicy): boolean {
     return policy.spec.mode === "Enforce" && (this.o.enforceAvailable?.() ?? true);
@@ -496,8 +503,11 @@ export class HealthgateReconciler implements Reconciler {
    * released decision into the namespace's index, then — when the Deployment's release label
    * does not name it yet — makes healthgate's release write: the label alone, under its own
    * field manager, so the MutatingAdmissionPolicy runs and writes the decision into the
-   * template; then writes the record's status, judged from the write's reply. Outside Enforce
-   * the record holds no decision and nothing is written to the Deployment. Returns the
+   * template; then writes the record's status, judged from the write's reply, when it changed.
+   * The index alone holds the released decision: the record says whether the template carries
+   * it (Enforced), what is stable, what a guard keeps out and what pacing waits for, none of
+   * which a policy edit that rolls out changes, so such a release writes no record. Outside
+   * Enforce nothing is released and nothing is written to the Deployment. Returns the
    * released decision, if any, and the Deployment as the server last returned it.
    */
   private async release(
@@ -540,17 +550,19 @@ export class HealthgateReconciler implements Reconciler {
     const restoring = pinned !== undefined && rollout?.rollback?.phase === "Pending";
     // A correlated failure holds a new decision (releasing it rolls the Deployment): the one
     // released before stays, the record says what waits and why, and it takes no rollout slot.
-    const held = pinned ? undefined : releaseHold(capacityHold, record?.status?.released, wanted);
+    // What was released before: the index holds it (the record does not).
+    const before = this.releaseIndex.released(namespace, name);
+    const held = pinned ? undefined : releaseHold(capacityHold, before, wanted);
     // Pacing: a new decision that would roll the Deployment waits for a rollout slot; meanwhile
-    // the record keeps releasing the previous one (or none), so no write of the Deployment,
+    // the index keeps releasing the previous one (or none), so no write of the Deployment,
     // healthgate's or anyone's, carries the new one before its turn.
     const paced =
       wanted && !held && !pinned
-        ? this.paceRelease(`${namespace}/${name}`, wanted, deployment, record, now)
+        ? this.paceRelease(`${namespace}/${name}`, wanted, deployment, record, before, now)
         : undefined;
     // Out of Enforce (or nothing to decide), or rolled back: it neither waits nor rolls for healthgate.
     if (!wanted || pinned) this.pacer.forget(`${namespace}/${name}`);
-    const released = pinned ?? (held ? record?.status?.released : paced?.released);
+    const released = pinned ?? (held ? before : paced?.released);
     const refusal = refusalKey(deploymentKey(namespace, name), ConditionType.ProbesCompliant);
     // What is being written, for the condition that says so when the API server refuses it.
     let writing = `HealthTarget ${namespace}/${name}`;
@@ -632,7 +644,7 @@ export class HealthgateReconciler implements Reconciler {
         // nothing to apply). The Deployment keeps what it has: leaving writes nothing there.
         await this.o.client.mergePatchStatus(
           { apiVersion: API_VERSION_TARGET, kind: "HealthTarget", namespace, name },
-          { released: null, stable: null, guard: null, conditions: null, pacing: null },
+          { stable: null, guard: null, conditions: null, pacing: null },
           { fieldManager: STATUS_FIELD_MANAGER, signal },
         );
       } else if (
@@ -704,7 +716,7 @@ export class HealthgateReconciler implements Reconciler {
       if (!policy || !this.enforcing(policy)) continue;
       const key = `${namespace}/${other}`;
       const record = this.withRecordWrite(key, this.o.world.targets.get(key), now.getTime());
-      const before = record?.status?.released;
+      const before = this.releaseIndex.released(namespace, other);
       if (!before) continue;
       const snapshot = this.snapshot(policy, deployment);
       const ownedSpec = decideTarget(snapshot, this.o.concerns).ownedSpec;
@@ -735,9 +747,9 @@ export class HealthgateReconciler implements Reconciler {
     wanted: Decision,
     deployment: Deployment,
     record: CachedTarget | undefined,
+    previous: Decision | undefined,
     now: Date,
   ): { released?: Decision; pacing: NonNullable<HealthTargetStatus["pacing"]>; recheckMs?: number } {
-    const previous = record?.status?.released;
     const before = record?.status?.pacing;
     if (previous?.revision === wanted.revision) {
       // Released already: whatever waited before (a newer decision that is wanted no more) waits no more.
@@ -1240,7 +1252,7 @@ export class HealthgateReconciler implements Reconciler {
       const snapshot = this.snapshot(policy, deployment);
       const decided = decideTarget(snapshot, this.o.concerns);
       const record = this.o.world.targets.get(`${namespace}/${deployment.metadata.name}`);
-      const released = record?.status?.released;
+      const released = this.releaseIndex.released(namespace, deployment.metadata.name);
       const pacing = this.enforcing(policy) ? record?.status?.pacing : undefined;
       const decision = pacing ? { ...decided, status: { ...decided.status, pacing } } : decided;
       const rollout = policy.spec.rollout
@@ -1353,7 +1365,7 @@ const MAX_RELEASE_RETRIES = 4;
 /** Backoff of release re-sends: 500 ms, 1 s, 2 s, 4 s after the first miss's 250 ms. */
 const RELEASE_RETRY_BASE_MS = 250;
 /** The record status fields the release writes (status.rollout, panic and the rest are other parts'). */
-const RELEASE_FIELDS = ["released", "stable", "guard", "conditions", "pacing"] as const;
+const RELEASE_FIELDS = ["stable", "guard", "conditions", "pacing"] as const;
 function releaseFieldsOf(status: HealthTargetStatus | undefined): Partial<HealthTargetStatus> {
   return Object.fromEntries(
     RELEASE_FIELDS.flatMap((k) => (status?.[k] !== undefined ? [[k, status[k]]] : [])),
@@ -1399,9 +1411,11 @@ function withEnforceCompliance(
 }
 
 /**
- * The record's status: the released decision; the stable one (the released decision once the
- * live template carries it and the rollout completed, else the previous stable); the guards
- * that keep parts of it out; and Enforced, judged from the live template.
+ * The record's status: the stable decision (the released one once the live template carries it
+ * and the rollout completed, else the previous stable); the guards that keep parts of the
+ * released decision out; and Enforced, judged from the live template. The released decision
+ * itself is the index's (ReleaseIndex): it is not copied here, so releasing a new decision
+ * changes the record only where one of these changes.
  */
 function recordStatus(
   previous: HealthTargetStatus | undefined,
@@ -1446,7 +1460,6 @@ function recordStatus(
     now,
   );
   return {
-    released,
     ...(stable ? { stable } : {}),
     ...(guard.length > 0 ? { guard } : {}),
     conditions,

@@ -36,10 +36,11 @@ export class ReleaseIndex {
     clock: Clock;
   };
   /**
-   * Entries this process wrote (namespace/Deployment → revision, when), until the cache shows
-   * them: a Deployment whose entry came with another's release does not write it again.
+   * Entries this process wrote (namespace/Deployment → decision, or undefined once withdrawn;
+   * when), until the cache shows them: a Deployment whose entry came with another's release does
+   * not write it again, and released() follows the newest write.
    */
-  private readonly written = new Map<string, { revision: string; atMs: number }>();
+  private readonly written = new Map<string, { decision: Decision | undefined; atMs: number }>();
 
   constructor(options: {
     world: Pick<World, "releaseIndexes" | "deployments">;
@@ -65,10 +66,33 @@ export class ReleaseIndex {
       return true;
     }
     const written = this.written.get(key);
-    if (written?.revision === decision.revision && this.o.clock.now() - written.atMs < WRITE_ECHO_MS)
+    if (
+      written?.decision?.revision === decision.revision &&
+      this.o.clock.now() - written.atMs < WRITE_ECHO_MS
+    )
       return true;
     this.written.delete(key);
     return false;
+  }
+
+  /**
+   * The decision released for Deployment `name`: the one this process wrote while the cache does
+   * not show that write yet, else the one the cached index names. The index is where a released
+   * decision is kept (the record holds none): admission applies it, and the reconciler reads
+   * what it released before (pacing, holds, a policy edit) from it.
+   */
+  released(namespace: string, name: string): Decision | undefined {
+    const key = `${namespace}/${name}`;
+    const status = this.cached(namespace, indexNameOf(name))?.status;
+    const revision = status?.deployments?.[name];
+    const cached =
+      revision !== undefined ? (status?.decisions?.[revision] as Decision | undefined) : undefined;
+    const written = this.written.get(key);
+    if (written && written.decision?.revision !== cached?.revision) {
+      if (this.o.clock.now() - written.atMs < WRITE_ECHO_MS) return written.decision;
+      this.written.delete(key);
+    }
+    return cached;
   }
 
   /**
@@ -108,7 +132,7 @@ export class ReleaseIndex {
       { fieldManager: STATUS_FIELD_MANAGER, signal },
     );
     const atMs = this.o.clock.now();
-    for (const [n, d] of entries) this.written.set(`${namespace}/${n}`, { revision: d.revision, atMs });
+    for (const [n, d] of entries) this.written.set(`${namespace}/${n}`, { decision: d, atMs });
     return true;
   }
 
@@ -125,6 +149,7 @@ export class ReleaseIndex {
         { deployments: { [name]: null } },
         { fieldManager: STATUS_FIELD_MANAGER, signal },
       );
+      this.written.set(`${namespace}/${name}`, { decision: undefined, atMs: this.o.clock.now() });
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }

@@ -174,7 +174,9 @@ export function enforcedCondition({ decision, template, releasedLabel, spec }: E
     return {
       status: "True",
       reason: "Enforced",
-      message: `the Deployment's template carries the released decision ${decision.revision}`,
+      // No revision here: the message stays the same across releases, so a release that lands
+      // changes nothing in the record (the Deployment's label and the index name the revision).
+      message: `the Deployment's template carries the released decision (its revision: the Deployment's label ${RELEASED_LABEL})`,
     };
   }
   const guards = guardProblems(template, decision, spec);

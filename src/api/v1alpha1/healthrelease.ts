@@ -13,8 +13,10 @@ import { GROUP } from "./healthpolicy.ts";
 // evaluated once, but the API server converts the whole parameter object on each evaluation:
 // 0.5 s per write with 1,000 distinct decisions in it. Shards keep the parameter small.)
 //
-// The per-Deployment HealthTarget record stays the record (its status.released is what this
-// index copies); this object only indexes it for admission. Decisions are stored once per
+// This index is where a released decision is kept, and the only place: the per-Deployment
+// HealthTarget record says whether the template carries it (Enforced), what is stable and what
+// pacing waits for, but holds no copy of it, so a release that lands writes the index (once per
+// shard for a policy edit) and the Deployment, not the record. Decisions are stored once per
 // revision: Deployments with the same decision share it, so the object stays small. Only
 // healthgate's ServiceAccount may write its status (the record-status ValidatingAdmissionPolicy).
 
@@ -49,7 +51,7 @@ export const healthReleaseStatus = z.object({
       z
         .looseObject({})
         .meta({ "x-kubernetes-preserve-unknown-fields": true, "x-kubernetes-map-type": "atomic" })
-        .describe("A released decision, as in HealthTarget status.released."),
+        .describe("A released decision (the same shape as HealthTarget status.stable)."),
     )
     .optional()
     .describe("Revision → released decision, each stored once however many Deployments carry it."),
@@ -70,7 +72,7 @@ export function healthReleaseCRD() {
         "HealthRelease indexes Enforce decisions healthgate released in its namespace for the admission policy " +
         "that applies them: up to 32 per namespace, named healthgate-00 to healthgate-31, each for the Deployments " +
         "labelled with that shard (healthgate.io/release-shard). Written by healthgate only; the per-Deployment " +
-        "HealthTarget records hold the same decisions.",
+        "HealthTarget records hold no copy: this is where a released decision is kept.",
       type: "object",
       properties: {
         apiVersion: { type: "string" },

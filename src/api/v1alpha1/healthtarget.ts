@@ -6,11 +6,13 @@ import { condition, pacing, rolloutPhase } from "./status.ts";
 
 // HealthTarget: the per-Deployment record (DESIGN.md, "The seam"). One object per
 // governed Deployment, named after it, in its namespace. healthgate writes its
-// spec (who governs it) and its status: the *released* Enforce decision that the
-// MutatingAdmissionPolicy applies to every write of the Deployment, the decision
-// of the stable revision beside it, and (later) rollout state. Only healthgate's
-// ServiceAccount may write the status (a ValidatingAdmissionPolicy in the chart):
-// admission applies the decision literally.
+// spec (who governs it) and its status: whether the live template carries the
+// released Enforce decision (Enforced), the decision of the stable revision, and
+// rollout state. The released decision itself, which the MutatingAdmissionPolicy
+// applies to every write of the Deployment, is kept in the namespace's
+// HealthRelease index alone (healthrelease.ts): a release that lands writes no
+// record. Only healthgate's ServiceAccount may write the status (a
+// ValidatingAdmissionPolicy in the chart): rollback restores `stable` literally.
 
 export const TARGET_KIND = "HealthTarget";
 export const TARGET_PLURAL = "healthtargets";
@@ -280,11 +282,6 @@ export type GatingState = z.infer<typeof gatingState>;
 
 export const healthTargetStatus = z.object({
   observedGeneration: z.int().min(0).meta({ format: "int64" }).optional(),
-  released: decision
-    .optional()
-    .describe(
-      "The released Enforce decision: admission writes it into every write of the Deployment. Absent outside Enforce.",
-    ),
   stable: decision
     .optional()
     .describe("The decision the stable revision carries (the last released one that rolled out completely)."),
@@ -315,19 +312,13 @@ export const healthTargetStatus = z.object({
     .optional()
     .describe(
       "Release pacing (maxConcurrentRollouts): Queued while the newest decision waits for a rollout slot " +
-        "(released keeps the previous one meanwhile). Absent outside Enforce.",
+        "(the index, HealthRelease, keeps the previous one released meanwhile). Absent outside Enforce.",
     ),
 });
 export type HealthTargetStatus = z.infer<typeof healthTargetStatus>;
 
 const targetColumns = [
   { name: "Policy", type: "string", jsonPath: ".spec.policy", description: "Governing HealthPolicy." },
-  {
-    name: "Released",
-    type: "string",
-    jsonPath: ".status.released.revision",
-    description: "Revision of the released Enforce decision.",
-  },
   {
     name: "Enforced",
     type: "string",
@@ -367,8 +358,10 @@ export function healthTargetCRD() {
     targetColumns,
     {
       description:
-        "HealthTarget is healthgate's record of one governed Deployment (same name): the released Enforce " +
-        "decision that admission applies, the stable revision's decision, and rollout state. Written by healthgate only.",
+        "HealthTarget is healthgate's record of one governed Deployment (same name): whether its template " +
+        "carries the released Enforce decision (the namespace's HealthRelease holds that decision, and the " +
+        "Deployment's healthgate.io/released label names it), the stable revision's decision, and rollout state. " +
+        "Written by healthgate only.",
       type: "object",
       properties: {
         apiVersion: { type: "string" },

@@ -1,7 +1,8 @@
 // What the Enforce-at-admission tests share: writing a HealthTarget record and its released
-// decision as healthgate does — into the record and into the namespace's HealthRelease, the
-// index admission reads (the test plane's admin user is the status writer the test admission
-// objects admit, see installCrd) —, healthgate's release write, and readers.
+// decision as healthgate does — the decision into the namespace's HealthRelease, the index
+// admission reads and the only place a released decision is kept (the test plane's admin user
+// is the status writer the test admission objects admit, see installCrd) —, healthgate's
+// release write, and readers.
 import type { KubernetesObject, V1Container, V1Deployment, V1Probe } from "@kubernetes/client-node";
 import {
   RELEASE_SHARD_LABEL,
@@ -24,7 +25,7 @@ export interface HealthTargetObject extends KubernetesObject {
   status?: HealthTargetStatus;
 }
 
-/** Creates (or updates) the record of Deployment `name` and writes `released` into its status. */
+/** Creates (or updates) the record of Deployment `name` and indexes `released` for it. */
 export async function writeRecord(namespace: string, name: string, released: Decision | undefined) {
   const record = {
     apiVersion: "healthgate.io/v1alpha1",
@@ -43,7 +44,7 @@ export async function writeRecord(namespace: string, name: string, released: Dec
       "-f",
       "-",
     ],
-    { stdin: JSON.stringify({ ...record, status: released ? { released } : {} }) },
+    { stdin: JSON.stringify({ ...record, status: {} }) },
   );
   await indexDecision(namespace, name, released);
 }
@@ -93,6 +94,19 @@ export async function indexedDeployments(namespace: string): Promise<Record<stri
     items: { status?: HealthReleaseStatus }[];
   };
   return Object.assign({}, ...list.items.map((i) => i.status?.deployments ?? {})) as Record<string, string>;
+}
+
+/** The decision the namespace's index (Deployment `name`'s shard) names for it, if any. */
+export async function readReleased(namespace: string, name: string): Promise<Decision | undefined> {
+  const index = (await ignoreNotFound(
+    testClients().custom.getNamespacedCustomObject({
+      ...releases,
+      namespace,
+      name: releaseIndexName(releaseShard(name)),
+    }),
+  )) as { status?: HealthReleaseStatus } | undefined;
+  const revision = index?.status?.deployments?.[name];
+  return revision === undefined ? undefined : (index?.status?.decisions?.[revision] as Decision | undefined);
 }
 
 export async function deleteReleaseIndexes(namespace: string) {

@@ -9,11 +9,11 @@ import { AppsV1Api, CustomObjectsApi } from "@kubernetes/client-node";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { makeDeployment, withProbe, withReplicas } from "../../support/builders.ts";
 import { testClients } from "../../support/kube.ts";
-import { waitFor } from "../../support/waitFor.ts";
+import { holdsFor, waitFor } from "../../support/waitFor.ts";
 import type { Deployment } from "../../../src/api/k8s.ts";
 import { healthPolicy } from "../../../src/api/v1alpha1/index.ts";
 import { probesConcern } from "../../../src/policy/probes/concern.ts";
-import { probeOwners, readRecord } from "./admission.ts";
+import { probeOwners, readRecord, readReleased } from "./admission.ts";
 import { chartIdentity, type ChartIdentity } from "./chartIdentity.ts";
 import { counter, refuseWrites, untilForbidden } from "./refusals.ts";
 import {
@@ -89,12 +89,13 @@ describe("Enforce", () => {
       .map((m) => m.manager);
     expect(managers).not.toContain("healthgate");
     expect(managers).toContain("healthgate-release");
-    // and the record holds the released decision, judged Enforced from the live template
+    // and the index holds the released decision, the record judges it Enforced from the live template
     await waitFor(
       async () => {
         const record = await readRecord(hg.namespace, "web");
-        expect(record.status?.released?.containers.map((c) => c.name)).toEqual(["web"]);
-        expect(patched.metadata!.labels?.["healthgate.io/released"]).toBe(record.status?.released?.revision);
+        const released = await readReleased(hg.namespace, "web");
+        expect(released?.containers.map((c) => c.name)).toEqual(["web"]);
+        expect(patched.metadata!.labels?.["healthgate.io/released"]).toBe(released?.revision);
         expect(record.status?.conditions?.find((c) => c.type === "Enforced")).toMatchObject({
           status: "True",
         });
@@ -202,12 +203,77 @@ describe("Enforce", () => {
     await waitFor(
       async () => {
         const r = await readRecord(hg.namespace, "web");
-        expect(r.status?.stable).toEqual(r.status?.released);
+        expect(r.status?.stable).toEqual(await readReleased(hg.namespace, "web"));
         return r;
       },
       { what: "the released decision to become the stable one" },
     );
     await hg.expectSecondReconcileWritesNothing();
+  });
+
+  it("with pacing off, releases a policy edit into the template and writes no record: the index alone holds the released decision", async () => {
+    // Given an enforced Deployment whose rollout completed (its record settled: Enforced, stable),
+    // then paused, so that no rollout of the next decision completes and writes the record's
+    // stable; pacing off (with pacing on, the release's rollout slot goes into status.pacing)
+    await hg.apply(makeDeployment("web", withReplicas(2)));
+    await hg.createPolicy(enforcePolicy());
+    await hg.startOperator({ pacing: { maxConcurrentRollouts: 0, slotTimeoutMs: 600_000 } });
+    await waitForRolloutComplete(hg.namespace, "web");
+    await waitFor(
+      async () => {
+        const r = await readRecord(hg.namespace, "web");
+        expect(r.status?.conditions?.find((c) => c.type === "Enforced")?.status).toBe("True");
+        expect(r.status?.stable).toEqual(await readReleased(hg.namespace, "web"));
+        return r;
+      },
+      { what: "the record to say Enforced with the released decision stable" },
+    );
+    await kubectl([
+      "patch",
+      "deployment",
+      "web",
+      "-n",
+      hg.namespace,
+      "--type=merge",
+      "-p",
+      '{"spec":{"paused":true}}',
+    ]);
+    await waitUntilIdle(hg.operator, 1);
+    const recordBefore = await readRecord(hg.namespace, "web");
+    const firstRevision = (await readReleased(hg.namespace, "web"))?.revision;
+    const recordWrites = () => apiRequests(hg.operator, { resource: "healthtargets/status" });
+    const writesBefore = await recordWrites();
+
+    // When the policy's drain changes (a new decision)
+    await patchPolicySpec(hg.namespace, "web", { shutdown: { drainSeconds: 8 } });
+
+    // Then the template carries it, the index and the Deployment's label name its revision
+    const released = await waitFor(
+      async () => {
+        const d = await readDeployment(hg.namespace, "web");
+        expect(container(d).lifecycle?.preStop?.sleep?.seconds).toBe(8);
+        const decision = await readReleased(hg.namespace, "web");
+        expect(decision?.revision).not.toBe(firstRevision);
+        expect(d.metadata?.labels?.["healthgate.io/released"]).toBe(decision?.revision);
+        return decision;
+      },
+      { what: "the new drain to reach the template" },
+    );
+    // and the record is not written: it says Enforced, as before, from the same object
+    await holdsFor(
+      async () => {
+        const r = await readRecord(hg.namespace, "web");
+        expect(
+          r.metadata?.resourceVersion,
+          `before: ${JSON.stringify(recordBefore)}\nnow: ${JSON.stringify(r)}`,
+        ).toBe(recordBefore.metadata?.resourceVersion);
+        expect(r.status?.conditions?.find((c) => c.type === "Enforced")?.status).toBe("True");
+        expect(r.status?.stable?.revision).toBe(firstRevision);
+        expect(await recordWrites()).toBe(writesBefore);
+      },
+      { forMs: 3_000, intervalMs: 250, what: "the record to stay as it was" },
+    );
+    expect(released?.revision).toBeDefined();
   });
 
   it("admits a GitOps controller re-applying the old deep-liveness manifest, which still carries the decision", async () => {

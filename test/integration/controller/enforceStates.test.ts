@@ -141,7 +141,10 @@ const waitForRecordsGone = (hg: ControllerHarness) =>
 const waitForNoDecision = (hg: ControllerHarness) =>
   waitFor(
     async () => {
-      for (const n of names) expect((await readRecord(hg.namespace, n)).status?.released).toBeUndefined();
+      for (const n of names) {
+        const conditions = (await readRecord(hg.namespace, n)).status?.conditions ?? [];
+        expect(conditions.find((c) => c.type === "Enforced")).toBeUndefined();
+      }
       await expectNoIndexEntries(hg);
       return true;
     },

@@ -20,6 +20,7 @@ import {
   handlerKinds,
   indexedDeployments,
   readRecord,
+  readReleased,
 } from "./admission.ts";
 import {
   applyAs,
@@ -190,7 +191,10 @@ describe("helm uninstall while Enforce is active", () => {
         { what: "helm uninstall to remove the enforce policy and keep handler-merge" },
       );
       // the CRDs, the record and its HealthRelease entry stay, and the Deployment keeps what Enforce wrote
-      expect((await readRecord(ns, "web")).status?.released).toBeDefined();
+      expect(
+        (await readRecord(ns, "web")).status?.conditions?.find((c) => c.type === "Enforced")?.status,
+      ).toBe("True");
+      expect(await readReleased(ns, "web")).toBeDefined();
       expect(Object.keys(await indexedDeployments(ns))).toContain("web");
       expect(handlerKinds(containerNamed(await readDeployment(ns, "web"), "web")?.livenessProbe)).toEqual([
         "httpGet",

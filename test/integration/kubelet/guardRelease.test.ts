@@ -16,12 +16,12 @@ import {
   waitForEvent,
   waitForRolloutComplete,
 } from "../controller/support.ts";
+import { readReleased } from "../controller/admission.ts";
 import { fastEnforcePolicy } from "./support.ts";
 
 beforeAll(() => installCrd());
 
 interface RecordStatus {
-  released?: { revision: string };
   conditions?: { type: string; status: string; reason: string; message: string }[];
 }
 
@@ -77,7 +77,7 @@ describe("the correlated-failure guard holds Enforce releases", () => {
     });
     await waitForRolloutComplete(hg.namespace, "web", 120_000);
     const pods = (await waitForReadyPods(hg.namespace, "web", 5, 120_000)).map((p) => p.metadata!.name!);
-    const first = (await readRecordStatus(hg.namespace)).released?.revision;
+    const first = (await readReleased(hg.namespace, "web"))?.revision;
     expect(first, "released revision").toBeDefined();
 
     // When three of the five go unready at once (a correlated failure)
@@ -96,7 +96,7 @@ describe("the correlated-failure guard holds Enforce releases", () => {
           status: "True",
           reason: "CorrelatedFailure",
         });
-        expect(status.released?.revision).toBe(first);
+        expect((await readReleased(hg.namespace, "web"))?.revision).toBe(first);
         return condition!;
       },
       { what: "the record's ReleaseHeld condition", timeoutMs: 30_000, intervalMs: 250 },
@@ -109,7 +109,7 @@ describe("the correlated-failure guard holds Enforce releases", () => {
         const d = await readDeployment(hg.namespace, "web");
         expect(d.metadata?.generation).toBe(generation);
         expect(d.spec?.template.spec?.containers[0]?.livenessProbe?.failureThreshold).toBe(3);
-        expect((await readRecordStatus(hg.namespace)).released?.revision).toBe(first);
+        expect((await readReleased(hg.namespace, "web"))?.revision).toBe(first);
       },
       { forMs: 5_000, intervalMs: 500, what: "the held release to stay held" },
     );
@@ -122,7 +122,7 @@ describe("the correlated-failure guard holds Enforce releases", () => {
     await waitFor(
       async () => {
         const status = await readRecordStatus(hg.namespace);
-        expect(status.released?.revision).not.toBe(first);
+        expect((await readReleased(hg.namespace, "web"))?.revision).not.toBe(first);
         expect(status.conditions?.find((c) => c.type === "ReleaseHeld")).toBeUndefined();
         expect(await livenessThreshold(hg.namespace)).toBe(4);
         return true;

@@ -13,7 +13,7 @@ import { withRollingUpdate, type Modifier } from "../../support/builders.ts";
 import { isReady, livePods } from "../../support/realNodes.ts";
 import { waitFor } from "../../support/waitFor.ts";
 import { installCrd, readDeployment, readPolicy, useControllerHarness } from "../controller/support.ts";
-import { readRecord as readTarget } from "../controller/admission.ts";
+import { readReleased } from "../controller/admission.ts";
 import {
   DEEP,
   app,
@@ -95,8 +95,7 @@ describe("the rollout's Deployment fields (real kubelet)", () => {
       },
       { what: "the release to lower maxUnavailable and raise progressDeadlineSeconds", timeoutMs: 60_000 },
     );
-    const target = await readTarget(hg.namespace, "web");
-    expect(target.status?.released?.strategy).toEqual({
+    expect((await readReleased(hg.namespace, "web"))?.strategy).toEqual({
       maxUnavailable: 1,
       progressDeadlineSeconds: 620,
       longestBakeSeconds: 20,

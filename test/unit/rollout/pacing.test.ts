@@ -185,7 +185,7 @@ describe("the queue", () => {
 
 /** The controller's slots and queue over a fake clock and a fake cache. */
 describe("ReleasePacer", () => {
-  function harness(records: CachedTarget[] = []) {
+  function harness(records: CachedTarget[] = [], released: Record<string, string> = {}) {
     let now = T0;
     const clock: Clock = { now: () => now, setTimeout: () => 0, clearTimeout: () => {} };
     const deployments = new Map<string, Deployment>();
@@ -197,6 +197,7 @@ describe("ReleasePacer", () => {
       deployment: (key) => deployments.get(key),
       applied: (key) => !notApplied.has(key),
       records: () => records,
+      released: (key) => released[key],
       wake: (ns, name) => woken.push(`${ns}/${name}`),
     });
     return {
@@ -294,21 +295,28 @@ describe("ReleasePacer", () => {
       metadata: { name, namespace: "ns" },
       status,
     });
-    const released = { revision: "r2", containers: [] };
-    const h = harness([
-      record("a", { released, pacing: { state: "Released", since: new Date(T0 - 1_000).toISOString() } }),
-      record("b", { released, pacing: { state: "Released", since: new Date(T0 - 2_000).toISOString() } }),
-      record("done", { released, pacing: { state: "Released", since: new Date(T0 - 3_000).toISOString() } }),
-      record("q2", {
-        pacing: { state: "Queued", pendingRevision: "r2", since: new Date(T0 - 10).toISOString() },
-      }),
-      record("q1", {
-        pacing: { state: "Queued", pendingRevision: "r2", since: new Date(T0 - 20).toISOString() },
-      }),
-    ]);
+    const h = harness(
+      [
+        record("a", { pacing: { state: "Released", since: new Date(T0 - 1_000).toISOString() } }),
+        record("b", { pacing: { state: "Released", since: new Date(T0 - 2_000).toISOString() } }),
+        record("done", { pacing: { state: "Released", since: new Date(T0 - 3_000).toISOString() } }),
+        // Released with a slot, but the index names nothing for it: no slot to resume.
+        record("unindexed", { pacing: { state: "Released", since: new Date(T0 - 500).toISOString() } }),
+        record("q2", {
+          pacing: { state: "Queued", pendingRevision: "r2", since: new Date(T0 - 10).toISOString() },
+        }),
+        record("q1", {
+          pacing: { state: "Queued", pendingRevision: "r2", since: new Date(T0 - 20).toISOString() },
+        }),
+      ],
+      // The revisions the release index names (it holds the released decisions; records do not).
+      { "ns/a": "r2", "ns/b": "r2", "ns/done": "r2" },
+    );
     h.deployments.set("ns/a", deployment({ label: "r2", available: 1 }));
     h.deployments.set("ns/b", deployment({ label: "r2", available: 0 }));
     h.deployments.set("ns/done", deployment({ label: "r2" }));
+    // Rolling like b, but nothing released for it: it holds no slot (else inUse would be 3).
+    h.deployments.set("ns/unindexed", deployment({ label: "r2", available: 0 }));
     for (const k of ["ns/q1", "ns/q2", "ns/new"]) h.deployments.set(k, deployment({ label: "r1" }));
     expect(h.pacer.decide("ns/new", "r2", true)).toMatchObject({ release: false, position: 3, inUse: 2 });
     expect(h.pacer.decide("ns/q1", "r2", true)).toMatchObject({ release: false, position: 1 });
