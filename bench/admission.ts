@@ -1,6 +1,7 @@
 // The cost of Enforce at admission: the latency of a Deployment write (a label patch) with
-// `--records` governed Deployments in its namespace, each with a HealthTarget record holding a
-// released decision and an entry in the namespace's HealthRelease (the index admission reads).
+// `--records` governed Deployments in its namespace, each with a HealthTarget record (holding its
+// decision as the stable one, as once its rollout completed) and an entry in the namespace's
+// HealthRelease (the index admission reads, where the released decision is kept).
 // The enforce MutatingAdmissionPolicy's binding names that one HealthRelease, so the API server
 // hands each write one parameter however many records the namespace holds; an object selector
 // spares Deployments without healthgate's release label. Every entry has its own decision (the
@@ -100,13 +101,17 @@ try {
   };
   const writeRecord = async (name: string, released: Decision) => {
     await apply(record(name) as KubeObject);
-    await apply({ ...record(name), status: { released } } as KubeObject, "healthgate-status", "status");
+    await apply(
+      { ...record(name), status: { stable: released } } as KubeObject,
+      "healthgate-status",
+      "status",
+    );
   };
   const others = Array.from({ length: records }, (_, i): [string, Decision] => [
     `other-${i}`,
     { ...decision, revision: `other-${i}` },
   ]);
-  say(`creating ${records} records with a released decision in ${ns}`);
+  say(`creating ${records} records (each with a stable decision) in ${ns}`);
   await inParallel(others, 8, ([name, released]) => writeRecord(name, released));
   say(`indexing them in the HealthReleases of their shards`);
   for (let i = 0; i < others.length; i += 100) await indexEntries(others.slice(i, i + 100));

@@ -6,7 +6,7 @@
 // etcd + kube-apiserver only (no controller manager, no admission policy bound): the cost of the
 // write itself. Kinds: a JSON patch of an annotation on a Deployment (policy-edit.ts's bare
 // patch); the release label by server-side apply (as healthgate-release writes it) and by JSON
-// patch; a HealthTarget record's status (a released decision, pacing and the Enforced condition)
+// patch; a HealthTarget record's status (a decision as `stable`, pacing and the Enforced condition)
 // by server-side apply (as healthgate-status writes it) and by merge patch. Each round writes a
 // new value, so every write changes the object.
 import { mkdtemp, writeFile } from "node:fs/promises";
@@ -70,7 +70,7 @@ try {
   const status = (round: number) => {
     const released = decision(round);
     return {
-      released,
+      stable: released,
       pacing: { state: "Released" },
       conditions: [
         {

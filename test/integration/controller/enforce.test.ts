@@ -13,7 +13,7 @@ import { holdsFor, waitFor } from "../../support/waitFor.ts";
 import type { Deployment } from "../../../src/api/k8s.ts";
 import { healthPolicy } from "../../../src/api/v1alpha1/index.ts";
 import { probesConcern } from "../../../src/policy/probes/concern.ts";
-import { probeOwners, readRecord, readReleased } from "./admission.ts";
+import { deleteReleaseIndexes, probeOwners, readRecord, readReleased } from "./admission.ts";
 import { chartIdentity, type ChartIdentity } from "./chartIdentity.ts";
 import { counter, refuseWrites, untilForbidden } from "./refusals.ts";
 import {
@@ -274,6 +274,51 @@ describe("Enforce", () => {
       { forMs: 3_000, intervalMs: 250, what: "the record to stay as it was" },
     );
     expect(released?.revision).toBeDefined();
+  });
+
+  it("brings back a deleted HealthRelease as it was (the one place a released decision is kept), without rolling the Deployment", async () => {
+    // Given an enforced Deployment whose rollout completed (default pacing)
+    await hg.apply(makeDeployment("web", withReplicas(2)));
+    await hg.createPolicy(enforcePolicy());
+    await hg.startOperator();
+    await waitForRolloutComplete(hg.namespace, "web");
+    await waitForLiveness(hg.namespace, (probe) => expect(probe?.httpGet?.path).toBe("/healthz"));
+    await waitUntilIdle(hg.operator, 1);
+    const released = await readReleased(hg.namespace, "web");
+    expect(released?.revision).toBeDefined();
+    const generation = (await readDeployment(hg.namespace, "web")).metadata?.generation;
+
+    // When someone deletes the namespace's HealthReleases while healthgate runs
+    await deleteReleaseIndexes(hg.namespace);
+
+    // Then the index names the same decision again
+    await waitFor(async () => expect(await readReleased(hg.namespace, "web")).toEqual(released), {
+      what: "healthgate to write the released decision into the index again",
+    });
+    // (admission reads the index from its own cache: a server-side dry run that drops the
+    // liveness probe gets it back once that cache has the entry again)
+    await waitFor(
+      async () => {
+        const dryRun = await kubectl([
+          ...["patch", "deployment", "web", "-n", hg.namespace, "--dry-run=server", "-o", "json"],
+          ...[
+            "--type=json",
+            "-p",
+            '[{"op":"remove","path":"/spec/template/spec/containers/0/livenessProbe"}]',
+          ],
+        ]);
+        expect(container(JSON.parse(dryRun) as V1Deployment).livenessProbe?.httpGet?.path).toBe("/healthz");
+        return true;
+      },
+      { what: "admission to apply the released decision from the restored index" },
+    );
+    // and the user's own re-apply of their manifest (no probes) still gets it at admission, with
+    // no new template: the Deployment is not rolled
+    await hg.apply(makeDeployment("web", withReplicas(2)));
+    const d = await readDeployment(hg.namespace, "web");
+    expect(container(d).livenessProbe?.httpGet?.path).toBe("/healthz");
+    expect(container(d).lifecycle?.preStop?.sleep?.seconds).toBe(5);
+    expect(d.metadata?.generation).toBe(generation);
   });
 
   it("admits a GitOps controller re-applying the old deep-liveness manifest, which still carries the decision", async () => {
