@@ -462,8 +462,11 @@ try {
   const cpuBefore = await cpuByProcess(cpuPids);
   let cpuAtEdit = new Map<string, number>();
   say(ENFORCE ? "editing the policy: shutdown.drainSeconds 5 -> 8" : "editing the policy: /healthz is deep");
-  const apiServerProfile = args["apiserver-profile"]
-    ? apiServerCpuProfile(Number(args["apiserver-profile-seconds"]))
+  const profiling = args["apiserver-profile"]
+    ? {
+        file: args["apiserver-profile"],
+        profile: apiServerCpuProfile(Number(args["apiserver-profile-seconds"])),
+      }
     : undefined;
   const editStart = performance.now();
   const editStartedAt = Date.now();
@@ -481,9 +484,9 @@ try {
     IDLE_SAMPLES > 0 ? sampler.run(() => editDone) : Promise.resolve([]),
   ]);
   const editSeconds = (performance.now() - editStart) / 1000;
-  if (apiServerProfile && args["apiserver-profile"]) {
-    await writeFile(args["apiserver-profile"], await apiServerProfile);
-    say(`kube-apiserver's CPU profile of the edit: ${args["apiserver-profile"]}`);
+  if (profiling) {
+    await writeFile(profiling.file, await profiling.profile);
+    say(`kube-apiserver's CPU profile of the edit: ${profiling.file}`);
   }
   // Events leave the reconcile (src/kube/eventSink.ts): they trail the conditions.
   while ((await scrape(operator.port, "healthgate_events_pending")) > 0) await delay(100);

@@ -54,32 +54,16 @@ export class ReleaseIndex {
     return this.o.world.releaseIndexes.get(`${namespace}/${index}`);
   }
 
-  /** Whether the namespace's index names `decision` for Deployment `name` (in the cache, or as this process just wrote it). */
+  /** Whether the namespace's index names `decision` for Deployment `name` (see released()). */
   carries(namespace: string, name: string, decision: Decision): boolean {
-    const status = this.cached(namespace, indexNameOf(name))?.status;
-    const key = `${namespace}/${name}`;
-    if (
-      status?.deployments?.[name] === decision.revision &&
-      status.decisions?.[decision.revision] !== undefined
-    ) {
-      this.written.delete(key);
-      return true;
-    }
-    const written = this.written.get(key);
-    if (
-      written?.decision?.revision === decision.revision &&
-      this.o.clock.now() - written.atMs < WRITE_ECHO_MS
-    )
-      return true;
-    this.written.delete(key);
-    return false;
+    return this.released(namespace, name)?.revision === decision.revision;
   }
 
   /**
-   * The decision released for Deployment `name`: the one this process wrote while the cache does
-   * not show that write yet, else the one the cached index names. The index is where a released
-   * decision is kept (the record holds none): admission applies it, and the reconciler reads
-   * what it released before (pacing, holds, a policy edit) from it.
+   * The decision released for Deployment `name`: the one this process wrote (or withdrew) while
+   * the cache does not show that write yet, else the one the cached index names. The index is
+   * where a released decision is kept (the record holds none): admission applies it, and the
+   * reconciler reads what it released before (pacing, holds, a policy edit) from it.
    */
   released(namespace: string, name: string): Decision | undefined {
     const key = `${namespace}/${name}`;
@@ -88,8 +72,9 @@ export class ReleaseIndex {
     const cached =
       revision !== undefined ? (status?.decisions?.[revision] as Decision | undefined) : undefined;
     const written = this.written.get(key);
-    if (written && written.decision?.revision !== cached?.revision) {
-      if (this.o.clock.now() - written.atMs < WRITE_ECHO_MS) return written.decision;
+    if (written) {
+      const shown = written.decision?.revision === cached?.revision;
+      if (!shown && this.o.clock.now() - written.atMs < WRITE_ECHO_MS) return written.decision;
       this.written.delete(key);
     }
     return cached;
